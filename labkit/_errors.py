@@ -1,0 +1,44 @@
+"""One error family for everything labkit refuses, and one warning class.
+
+Every message says what was found and what to do about it.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConfigError",
+    "DataError",
+    "InputError",
+    "LabkitError",
+    "LabkitWarning",
+    "ModelLoadError",
+    "TrainingError",
+]
+
+
+class LabkitError(Exception):
+    """Base class of every error labkit raises on purpose."""
+
+
+class ModelLoadError(LabkitError):
+    """A model or tokenizer could not be loaded (missing path, hub unreachable, unsafe weights)."""
+
+
+class DataError(LabkitError, ValueError):
+    """A dataset is missing a column, holds unknown labels, or cannot be read."""
+
+
+class InputError(LabkitError, ValueError):
+    """An argument of a call is unusable: empty list of texts, a non-string text, unknown label."""
+
+
+class ConfigError(LabkitError, ValueError):
+    """A configuration value is invalid; the message names the field."""
+
+
+class TrainingError(LabkitError, RuntimeError):
+    """A training run could not start or ended in a way the caller must handle."""
+
+
+class LabkitWarning(UserWarning):
+    """Something was adjusted for the caller (e.g. texts truncated to the model's limit)."""

@@ -1,0 +1,293 @@
+"""``load_data`` and ``TextData``: labelled text from anywhere, validated at the door."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._errors import DataError, InputError
+from ._text import clean_text
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from datasets import Dataset, DatasetDict
+
+__all__ = ["TextData", "load_data"]
+
+_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
+                  ".parquet": "parquet"}
+_SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
+                  "valid": "validation", "val": "validation", "dev": "validation",
+                  "test": "test", "testing": "test"}
+
+
+@dataclass(eq=False)
+class TextData:
+    """Labelled text in splits: each split has a ``text`` (str) and a ``label`` (ClassLabel id)
+    column; ``labels`` are the class names in id order.
+
+    ``train`` and ``validation`` always exist; ``test`` is None when the source had no test split.
+    """
+
+    splits: DatasetDict
+    labels: tuple[str, ...]
+    source: str = ""
+
+    @property
+    def train(self) -> Dataset:
+        return self.splits["train"]
+
+    @property
+    def validation(self) -> Dataset:
+        return self.splits["validation"]
+
+    @property
+    def test(self) -> Dataset | None:
+        return self.splits["test"] if "test" in self.splits else None
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.splits.items())
+        return f"TextData({self.source!r}, labels={list(self.labels)}, {sizes})"
+
+    def _repr_html_(self) -> str:
+        import html
+
+        e = html.escape
+        rows = "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td>{len(v):,}</td></tr>"
+                       for k, v in self.splits.items())
+        return (f"<div class='labkit-data'><b>{e(self.source or 'TextData')}</b> — labels: "
+                f"{e(', '.join(self.labels))}<table>{rows}</table></div>")
+
+
+def load_data(source: Any, *, text: str = "text", label: str = "label",
+              labels: Sequence[str] | None = None, config: str | None = None,
+              validation_size: float = 0.1, test_size: float | None = None, seed: int = 0,
+              label_map: Mapping[Any, str] | None = None) -> TextData:
+    """Load labelled text and check it.
+
+    ``source`` is a hub dataset name (``"rotten_tomatoes"``), a local ``.csv``/``.tsv``/``.json``/
+    ``.jsonl``/``.parquet`` file, a pandas DataFrame, a list of dicts, a ``datasets.Dataset`` or
+    ``DatasetDict``. ``text`` and ``label`` name the columns to use. ``labels`` fixes the class
+    names and their order; otherwise they come from the data (a ClassLabel's names, or the
+    sorted distinct values). ``label_map`` renames raw label values (``{"fresh": "positive"}``);
+    rows whose raw label maps to ``None`` are dropped. A ``validation`` split of
+    ``validation_size`` is carved from ``train`` (stratified, ``seed``) when none exists; with
+    ``test_size`` a test split is carved too when there is none.
+    """
+    from datasets import Dataset, DatasetDict
+
+    for name, frac in (("validation_size", validation_size), ("test_size", test_size)):
+        if frac is not None and not 0 < frac < 1:
+            raise InputError(f"{name} must be a fraction between 0 and 1, got {frac}.")
+    raw, name = _read(source, config)
+    dd = raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
+    dd = DatasetDict({_SPLIT_ALIASES.get(k.lower(), k): v for k, v in dd.items()})
+    if "train" not in dd:
+        first = next(iter(dd))
+        dd = DatasetDict({"train" if k == first else k: v for k, v in dd.items()})
+
+    first_split = dd["train"]
+    for col, role in ((text, "text"), (label, "label")):
+        if col not in first_split.column_names:
+            raise DataError(f"the data has no {role} column {col!r}; columns found: "
+                            f"{first_split.column_names}. Pass {role}='<column>' to load_data.")
+
+    raw_names = _classlabel_names(first_split, label)
+    frames = {k: _clean_split(v, text, label, k) for k, v in dd.items()}
+    names = _label_names(frames, raw_names, labels, label_map)
+    out: dict[str, Dataset] = {}
+    from datasets import ClassLabel, Features, Value
+
+    features = Features({"text": Value("string"), "label": ClassLabel(names=list(names))})
+    index = {n: i for i, n in enumerate(names)}
+    for split, (texts, values) in frames.items():
+        ids = []
+        kept_texts = []
+        for row, (t, v) in enumerate(zip(texts, values)):
+            label_name = _label_name(v, raw_names, label_map)
+            if label_name is None:
+                continue
+            if label_name not in index:
+                raise DataError(f"split {split!r} row {row} has label {label_name!r}, which is not "
+                                f"among labels={list(names)}. Fix the data or pass labels= with "
+                                "every label name.")
+            ids.append(index[label_name])
+            kept_texts.append(t)
+        if not kept_texts:
+            raise DataError(f"split {split!r} has no rows left after dropping unlabelled ones.")
+        out[split] = Dataset.from_dict({"text": kept_texts, "label": ids}, features=features)
+
+    if len({int(i) for i in out["train"]["label"]}) < 2 and labels is None:
+        raise DataError(f"the training data holds a single class ({names[0]!r}); a classifier "
+                        "needs at least two. Check the label column, or pass labels= to load it "
+                        "anyway.")
+    dd_out = DatasetDict(out)
+    if test_size is not None and "test" not in dd_out:
+        dd_out = _carve(dd_out, "test", test_size, seed)
+    if "validation" not in dd_out:
+        dd_out = _carve(dd_out, "validation", validation_size, seed)
+    order = [k for k in ("train", "validation", "test") if k in dd_out]
+    order += [k for k in dd_out if k not in order]
+    return TextData(splits=DatasetDict({k: dd_out[k] for k in order}), labels=tuple(names),
+                    source=name)
+
+
+def _read(source: Any, config: str | None) -> tuple[Any, str]:
+    """The source as a Dataset or DatasetDict, and a short name for it."""
+    from datasets import Dataset, DatasetDict
+
+    if isinstance(source, Dataset | DatasetDict):
+        return source, "dataset"
+    try:
+        import pandas as pd
+    except ImportError:  # pragma: no cover - pandas is a dependency
+        pd = None
+    if pd is not None and isinstance(source, pd.DataFrame):
+        return Dataset.from_pandas(source.reset_index(drop=True), preserve_index=False), "DataFrame"
+    if isinstance(source, list | tuple):
+        if not source:
+            raise DataError("the list of rows is empty; give at least a few labelled examples.")
+        if not all(isinstance(r, Mapping) for r in source):
+            bad = next(type(r).__name__ for r in source if not isinstance(r, Mapping))
+            raise DataError(f"a list source must hold dicts like {{'text': ..., 'label': ...}}; "
+                            f"found a {bad}.")
+        return _from_rows(source), "rows"
+    if isinstance(source, str | os.PathLike):
+        return _read_path_or_hub(os.fspath(source), config)
+    raise DataError(f"cannot read data from a {type(source).__name__}; give a hub name, a file "
+                    "path, a DataFrame, a list of dicts or a datasets.Dataset.")
+
+
+def _from_rows(rows: Sequence[Mapping[str, Any]]) -> Dataset:
+    from datasets import Dataset
+
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    # Columns as Python objects, so mixed or missing values reach our checks, not Arrow's.
+    return Dataset.from_dict({k: [_plain(r.get(k)) for r in rows] for k in keys})
+
+
+def _plain(v: Any) -> Any:
+    return v if v is None or isinstance(v, str | int | float | bool) else str(v)
+
+
+def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
+    import datasets
+
+    path = Path(os.path.expanduser(source))
+    suffix = "".join(path.suffixes[-2:]) if path.suffix in {".gz", ".bz2", ".xz"} else path.suffix
+    builder = _FILE_BUILDERS.get(suffix.split(".gz")[0].split(".bz2")[0].lower() or "")
+    if path.exists() or builder or source.startswith((".", "/", "~")):
+        if not path.exists():
+            raise DataError(f"no data file at {source!r}. Check the path.")
+        if path.is_dir():
+            raise DataError(f"{source!r} is a folder; pass a .csv, .json, .jsonl or .parquet file.")
+        if builder is None:
+            raise DataError(f"{source!r} has an unsupported extension {path.suffix!r}; use .csv, "
+                            ".tsv, .json, .jsonl or .parquet.")
+        kwargs: dict[str, Any] = {"delimiter": "\t"} if suffix.startswith(".tsv") else {}
+        try:
+            return datasets.load_dataset(builder, data_files=str(path), split="train",
+                                         **kwargs), path.name
+        except Exception as exc:  # noqa: BLE001 - datasets raises many kinds on bad files
+            raise DataError(f"could not read {source!r} as {builder}: "
+                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+    try:
+        return datasets.load_dataset(source, config), source
+    except Exception as exc:  # noqa: BLE001
+        from .model import _hub_unreachable
+
+        if _hub_unreachable(exc):
+            raise DataError(f"could not load dataset {source!r}: the Hugging Face hub is "
+                            "unreachable from here and the dataset is not cached. Use a local "
+                            "file, a DataFrame, or labkit.demo.data() for the offline "
+                            "default.") from exc
+        raise DataError(f"could not load dataset {source!r} from the hub: "
+                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+
+
+def _classlabel_names(ds: Dataset, label: str) -> list[str] | None:
+    feature = ds.features[label]
+    return list(feature.names) if hasattr(feature, "names") else None
+
+
+def _is_missing(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _clean_split(ds: Dataset, text: str, label: str, split: str) -> tuple[list[str], list[Any]]:
+    texts = ds[text]
+    values = ds[label]
+    bad_text = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+    if bad_text:
+        i = bad_text[0]
+        raise DataError(f"split {split!r}: {len(bad_text)} row(s) have a {text!r} value that is not "
+                        f"text (row {i}: {texts[i]!r:.40}). Drop or fill them before loading.")
+    missing = [i for i, v in enumerate(values) if _is_missing(v)]
+    if missing:
+        raise DataError(f"split {split!r}: {len(missing)} row(s) have no label (None/NaN), first at "
+                        f"row {missing[0]}. Drop them or fill the {label!r} column.")
+    return [clean_text(t) for t in texts], list(values)
+
+
+def _label_name(v: Any, classlabel: list[str] | None, label_map: Mapping[Any, str] | None) -> str | None:
+    if classlabel is not None and isinstance(v, int) and not isinstance(v, bool):
+        v = classlabel[v] if 0 <= v < len(classlabel) else v
+    if label_map is not None:
+        if v in label_map:
+            return None if label_map[v] is None else str(label_map[v])
+        if str(v) in label_map:
+            mapped = label_map[str(v)]
+            return None if mapped is None else str(mapped)
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    return str(v)
+
+
+def _label_names(frames: dict[str, tuple[list[str], list[Any]]], classlabel: list[str] | None,
+                 labels: Sequence[str] | None, label_map: Mapping[Any, str] | None) -> tuple[str, ...]:
+    if labels is not None:
+        names = [str(x) for x in labels]
+        if len(set(names)) != len(names) or not names:
+            raise InputError(f"labels must be distinct names, got {list(labels)}.")
+        return tuple(names)
+    if classlabel is not None and label_map is None:
+        return tuple(classlabel)
+    seen = {_label_name(v, classlabel, label_map) for _, values in frames.values() for v in values}
+    seen.discard(None)
+    raw = sorted(seen, key=lambda s: (not s.lstrip("-").isdigit(), int(s) if s.lstrip("-").isdigit() else 0, s))
+    return tuple(str(s) for s in raw)
+
+
+def _carve(dd: DatasetDict, split: str, size: float, seed: int) -> DatasetDict:
+    """Split ``size`` of train off as ``split``, stratified when every class has 2+ rows."""
+    from collections import Counter
+
+    from datasets import DatasetDict
+
+    train = dd["train"]
+    if len(train) < 4:
+        raise DataError(f"the training data has {len(train)} row(s); at least 4 are needed to "
+                        f"carve a {split} split. Add rows or pass a {split} split.")
+    counts = Counter(train["label"])
+    stratify = "label" if min(counts.values()) >= 2 and len(counts) > 1 else None
+    n_small = max(1, round(len(train) * size))
+    if stratify and n_small < len(counts):
+        stratify = None
+    parts = train.train_test_split(test_size=n_small, seed=seed, stratify_by_column=stratify)
+    out = dict(dd)
+    out["train"] = parts["train"]
+    out[split] = parts["test"]
+    return DatasetDict(out)
+
+
+def to_frame(data: TextData, split: str = "train") -> pd.DataFrame:
+    """One split as a DataFrame with the label names spelled out (for previews)."""
+    df = data.splits[split].to_pandas()
+    df["label_name"] = [data.labels[i] for i in df["label"]]
+    return df

@@ -1,0 +1,142 @@
+"""Typed training events, the ``Callback`` protocol and the ``Control`` handed to callbacks.
+
+Callbacks receive an event and a :class:`Control`; they never receive the trainer. Events are
+frozen dataclasses of plain Python values, so they can be recorded, sent to a browser or
+written to disk as they are.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "Callback",
+    "Control",
+    "EvalEnd",
+    "Event",
+    "Saved",
+    "Status",
+    "StepEnd",
+    "TrainEnd",
+]
+
+Status = Literal["pending", "running", "paused", "stopped", "finished", "diverged",
+                 "out_of_memory", "failed"]
+
+
+@dataclass(frozen=True)
+class StepEnd:
+    """One optimizer step finished.
+
+    ``loss`` is the training loss of that step (mean over its batch, nats); ``lr`` the learning
+    rate used; ``grad_norm`` the global L2 norm before clipping (None when not computed);
+    ``samples_per_s`` the training throughput measured over recent steps.
+    """
+
+    step: int
+    epoch: float
+    loss: float
+    lr: float
+    grad_norm: float | None = None
+    samples_per_s: float | None = None
+    total_steps: int | None = None
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class EvalEnd:
+    """An evaluation on the validation split finished; ``metrics`` maps names to floats
+    (``loss``, ``accuracy``, ``precision``, ``recall``, ``f1``)."""
+
+    step: int
+    metrics: dict[str, float] = field(default_factory=dict)
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A complete checkpoint was written (atomically) to ``path``."""
+
+    step: int
+    path: str
+    time: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainEnd:
+    """The run ended with ``status``; ``error`` is a readable message when it did not finish."""
+
+    status: Status
+    error: str | None = None
+    step: int = 0
+    time: float = 0.0
+
+
+Event = StepEnd | EvalEnd | Saved | TrainEnd
+
+
+@runtime_checkable
+class Callback(Protocol):
+    """Anything with ``on_event(event, control)``; exceptions it raises end the run as failed."""
+
+    def on_event(self, event: Event, control: Control) -> None: ...
+
+
+class Control:
+    """Requests to a running training, safe to call from any thread.
+
+    ``stop()`` ends the run at the next step boundary after saving a checkpoint; ``pause()`` holds
+    training at the next step boundary until ``resume()``; ``save()`` writes a checkpoint at the
+    next step boundary. Each call is idempotent.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._save = threading.Event()
+        self._running = threading.Event()  # set = not paused
+        self._running.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._running.set()  # a paused run must wake up to stop
+
+    def pause(self) -> None:
+        if not self._stop.is_set():
+            self._running.clear()
+
+    def resume(self) -> None:
+        self._running.set()
+
+    def save(self) -> None:
+        self._save.set()
+
+    @property
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    @property
+    def paused(self) -> bool:
+        return not self._running.is_set()
+
+    def take_save_request(self) -> bool:
+        """True once per ``save()`` call batch; clears the request."""
+        with self._lock:
+            wanted = self._save.is_set()
+            self._save.clear()
+            return wanted
+
+    def wait_while_paused(self, timeout: float | None = None) -> bool:
+        """Block while paused; True when running (or stopping), False on timeout."""
+        return self._running.wait(timeout)
+
+
+def event_to_dict(event: Event) -> dict[str, Any]:
+    """A JSON-ready dict with a ``kind`` field naming the event class."""
+    from dataclasses import asdict
+
+    out = asdict(event)
+    out["kind"] = type(event).__name__
+    return out

@@ -1,0 +1,130 @@
+"""``MetricHistory``: records every training event as plain columns, for views to read.
+
+Record, then render: the live chart, the console bar and the HTML report all read from here.
+Step records are stored column-wise (lists of floats), so a view can ask for "everything after
+index i" and the cost of that read depends on how much is new, not on the length of the run.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .events import Control, EvalEnd, Event, Saved, StepEnd, TrainEnd
+
+__all__ = ["MetricHistory"]
+
+_STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "time")
+
+
+def _num(x: float | None) -> float | None:
+    """None for missing or non-finite values, so the record stays JSON-safe."""
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+class MetricHistory:
+    """Thread-safe record of one run's events (it is itself a ``Callback``).
+
+    ``steps`` holds one row per optimizer step in columns (``history.column("loss")``);
+    ``evals`` the validation evaluations as ``EvalEnd``; ``saves`` the checkpoints as ``Saved``;
+    ``end`` the final ``TrainEnd`` (None while the run goes on). Non-finite losses are recorded
+    as ``None`` (JSON has no NaN) and flagged by the run's status, not hidden.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._cols: dict[str, list[Any]] = {name: [] for name in _STEP_COLUMNS}
+        self.evals: list[EvalEnd] = []
+        self.saves: list[Saved] = []
+        self.end: TrainEnd | None = None
+        self.total_steps: int | None = None
+        self._listeners: list[Callable[[Event], None]] = []
+
+    # -- recording -------------------------------------------------------------------------
+    def on_event(self, event: Event, control: Control | None = None) -> None:
+        self.record(event)
+
+    def record(self, event: Event) -> None:
+        with self._lock:
+            if isinstance(event, StepEnd):
+                c = self._cols
+                c["step"].append(int(event.step))
+                c["epoch"].append(float(event.epoch))
+                c["loss"].append(_num(event.loss))
+                c["lr"].append(_num(event.lr))
+                c["grad_norm"].append(_num(event.grad_norm))
+                c["samples_per_s"].append(_num(event.samples_per_s))
+                c["time"].append(float(event.time))
+                if event.total_steps:
+                    self.total_steps = int(event.total_steps)
+            elif isinstance(event, EvalEnd):
+                self.evals.append(event)
+            elif isinstance(event, Saved):
+                self.saves.append(event)
+            elif isinstance(event, TrainEnd):
+                self.end = event
+            listeners = list(self._listeners)
+        for fn in listeners:
+            fn(event)
+
+    def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
+        """Call ``fn(event)`` after each recorded event; returns a function that unsubscribes."""
+        with self._lock:
+            self._listeners.append(fn)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if fn in self._listeners:
+                    self._listeners.remove(fn)
+
+        return unsubscribe
+
+    # -- reading ---------------------------------------------------------------------------
+    def __len__(self) -> int:
+        return len(self._cols["step"])
+
+    def column(self, name: str) -> list[Any]:
+        """A copy of one step column: step, epoch, loss, lr, grad_norm, samples_per_s, time."""
+        if name not in self._cols:
+            raise KeyError(f"no column {name!r}; columns are {', '.join(_STEP_COLUMNS)}")
+        with self._lock:
+            return list(self._cols[name])
+
+    def steps_since(self, start: int, stop: int | None = None) -> dict[str, list[Any]]:
+        """Step rows ``start:stop`` as columns (cost proportional to the rows returned)."""
+        with self._lock:
+            return {name: col[start:stop] for name, col in self._cols.items()}
+
+    @property
+    def last_step(self) -> dict[str, Any] | None:
+        with self._lock:
+            if not self._cols["step"]:
+                return None
+            return {name: col[-1] for name, col in self._cols.items()}
+
+    @property
+    def last_eval(self) -> EvalEnd | None:
+        with self._lock:
+            return self.evals[-1] if self.evals else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole history as JSON-ready data."""
+        from .events import event_to_dict
+
+        with self._lock:
+            return {
+                "steps": {name: list(col) for name, col in self._cols.items()},
+                "evals": [event_to_dict(e) for e in self.evals],
+                "saves": [event_to_dict(s) for s in self.saves],
+                "end": event_to_dict(self.end) if self.end else None,
+                "total_steps": self.total_steps,
+            }
+
+    def __repr__(self) -> str:
+        end = self.end.status if self.end else "running"
+        return f"MetricHistory({len(self)} steps, {len(self.evals)} evals, {end})"

@@ -1,0 +1,387 @@
+"""``load_model`` and ``Model``: a sequence classifier, its tokenizer, label names and device."""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._device import pick_device, pick_dtype
+from ._errors import ConfigError, DataError, InputError, ModelLoadError
+from ._text import as_texts, encode, model_max_length
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+    from .data import TextData
+    from .metrics import Metrics
+
+__all__ = ["Model", "Prediction", "load_model"]
+
+_PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
+_HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """The model's answer for one text: the top ``label`` and ``probs`` (label -> probability)."""
+
+    text: str
+    label: str
+    probs: dict[str, float]
+
+    @property
+    def score(self) -> float:
+        """Probability of the predicted label."""
+        return self.probs[self.label]
+
+
+@dataclass(eq=False)
+class Model:
+    """A Hugging Face sequence classifier with what labkit needs around it.
+
+    ``hf`` is the ``transformers`` model (a ``peft.PeftModel`` when a LoRA adapter is attached),
+    ``tokenizer`` its tokenizer, ``labels`` the class names in id order, ``device`` where the
+    weights live, ``name`` where it came from. Build one with :func:`load_model`, or wrap a
+    model you already have with ``Model.wrap(hf_model, tokenizer)``.
+    """
+
+    hf: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    labels: tuple[str, ...]
+    device: torch.device
+    name: str
+    max_length: int = 512
+    _training: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @classmethod
+    def wrap(cls, hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
+             labels: Sequence[str] | None = None, name: str | None = None) -> Model:
+        """Wrap an already loaded HF classifier (weights stay on the device they are on)."""
+        config = hf.config
+        if labels is None:
+            labels = [config.id2label[i] for i in range(config.num_labels)]
+        elif len(labels) != config.num_labels:
+            raise ConfigError(f"labels has {len(labels)} names but the model has "
+                              f"{config.num_labels} outputs.")
+        _ensure_pad_token(hf, tokenizer)
+        device = next(hf.parameters()).device
+        return cls(hf=hf, tokenizer=tokenizer, labels=tuple(str(x) for x in labels),
+                   device=device, name=name or getattr(config, "_name_or_path", "") or "model",
+                   max_length=model_max_length(tokenizer, config))
+
+    # -- facts ---------------------------------------------------------------------------------
+    @property
+    def lora(self) -> bool:
+        """Whether a peft adapter (LoRA or similar) is attached."""
+        return hasattr(self.hf, "peft_config")
+
+    @property
+    def base(self) -> PreTrainedModel:
+        """The underlying transformers model (inside the peft wrapper when there is one)."""
+        hf = self.hf
+        if self.lora:
+            hf = hf.get_base_model()
+        return hf
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.hf.parameters())
+
+    @property
+    def trainable_parameters(self) -> int:
+        return sum(p.numel() for p in self.hf.parameters() if p.requires_grad)
+
+    @property
+    def is_training(self) -> bool:
+        """True while a :class:`labkit.Run` trains this model."""
+        return self._training.locked()
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.hf.parameters()).dtype
+
+    # -- inference -----------------------------------------------------------------------------
+    def encode(self, texts: Sequence[str], *, pairs: Sequence[str] | None = None,
+               stacklevel: int = 4) -> dict[str, torch.Tensor]:
+        """Tokenize ``texts`` (truncated to ``max_length``, one warning) onto the model's device."""
+        enc = encode(self.tokenizer, texts, pairs=pairs, max_length=self.max_length,
+                     stacklevel=stacklevel)
+        return {k: v.to(self.device) for k, v in enc.items()}
+
+    def logits(self, texts: str | Iterable[str], *, batch_size: int = 32) -> torch.Tensor:
+        """Raw scores, float32 [N, num_labels], in input order (batched by length)."""
+        import torch
+
+        items = as_texts(texts)
+        if batch_size < 1:
+            raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
+        # Sorting by length keeps padding (wasted compute) small inside each batch.
+        lengths = [len(t) for t in items]
+        order = sorted(range(len(items)), key=lambda i: lengths[i])
+        out = torch.empty(len(items), len(self.labels), dtype=torch.float32)
+        was_training = self.hf.training
+        self.hf.eval()
+        try:
+            with torch.inference_mode():
+                for start in range(0, len(order), batch_size):
+                    idx = order[start:start + batch_size]
+                    enc = self.encode([items[i] for i in idx], stacklevel=5)
+                    logits = self.hf(**enc).logits
+                    out[idx] = logits.float().cpu()
+        finally:
+            self.hf.train(was_training)
+        return out
+
+    def predict(self, texts: str | Iterable[str], *, batch_size: int = 32) -> list[Prediction]:
+        """One :class:`Prediction` per text, in input order.
+
+        ``texts`` is a list of strings (a single string counts as a list of one). Texts longer
+        than ``max_length`` tokens are truncated, with one warning per call.
+        """
+        items = as_texts(texts)
+        probs = self.logits(items, batch_size=batch_size).softmax(-1).tolist()
+        out = []
+        for text, row in zip(items, probs):
+            best = max(range(len(row)), key=row.__getitem__)
+            out.append(Prediction(text=text, label=self.labels[best],
+                                  probs={name: float(p) for name, p in zip(self.labels, row)}))
+        return out
+
+    def evaluate(self, data: TextData | Any, *, split: str | None = None,
+                 batch_size: int = 64) -> Metrics:
+        """Accuracy, macro precision/recall/F1, confusion matrix and report on labelled data.
+
+        ``data`` is a :class:`labkit.TextData` (its ``test`` split, else ``validation``; or
+        ``split=``) or a ``datasets.Dataset`` with ``text`` and ``label`` columns.
+        """
+        import torch
+
+        from .metrics import compute_metrics
+
+        dataset, names = _labelled_split(data, split)
+        ids = _label_ids_for(self.labels, names, dataset["label"])
+        logits = self.logits(dataset["text"], batch_size=batch_size)
+        target = torch.tensor(ids, dtype=torch.long)
+        loss = torch.nn.functional.cross_entropy(logits, target).item()
+        return compute_metrics(ids, logits.argmax(-1).tolist(), self.labels, loss=loss)
+
+    # -- display -------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        lora = ", LoRA" if self.lora else ""
+        return (f"Model({self.name!r}, labels={list(self.labels)}, device={self.device}, "
+                f"{self.num_parameters / 1e6:.1f}M params{lora})")
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        rows = [("model", self.name), ("labels", ", ".join(self.labels)),
+                ("device", str(self.device)), ("dtype", str(self.dtype).replace("torch.", "")),
+                ("parameters", f"{self.num_parameters:,} ({self.trainable_parameters:,} trainable)"),
+                ("LoRA", "yes" if self.lora else "no"), ("max tokens", str(self.max_length))]
+        body = "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>"
+                       for k, v in rows)
+        return f"<table class='labkit-model'>{body}</table>"
+
+
+def _labelled_split(data: Any, split: str | None) -> tuple[Any, tuple[str, ...] | None]:
+    """(dataset with text/label, label names or None) from TextData or a datasets.Dataset."""
+    from .data import TextData
+
+    if isinstance(data, TextData):
+        if split is None:
+            split = "test" if data.test is not None else "validation"
+        ds = data.splits.get(split) if split in data.splits else None
+        if ds is None:
+            raise DataError(f"this TextData has no split {split!r}; it has "
+                            f"{', '.join(data.splits)}.")
+        return ds, data.labels
+    cols = getattr(data, "column_names", None)
+    if cols is None or "text" not in cols or "label" not in cols:
+        raise DataError(f"evaluate needs a TextData or a datasets.Dataset with 'text' and 'label' "
+                        f"columns; got {type(data).__name__} with columns {cols}. "
+                        "Use labkit.load_data(...) first.")
+    feature = data.features["label"]
+    names = tuple(feature.names) if hasattr(feature, "names") else None
+    return data, names
+
+
+def _label_ids_for(model_labels: Sequence[str], data_labels: Sequence[str] | None,
+                   values: Sequence[Any]) -> list[int]:
+    """Map a split's labels onto the model's label ids, by name where names are known."""
+    if data_labels is None:
+        ids = [int(v) for v in values]
+        bad = sorted({i for i in ids if not 0 <= i < len(model_labels)})
+        if bad:
+            raise DataError(f"label ids {bad[:5]} are outside the model's {len(model_labels)} "
+                            f"labels {list(model_labels)}.")
+        return ids
+    index = {name: i for i, name in enumerate(model_labels)}
+    missing = [n for n in data_labels if n not in index]
+    if missing:
+        raise DataError(f"the data has labels {missing} that the model does not know; the model's "
+                        f"labels are {list(model_labels)}. Load the model with labels= matching "
+                        "the data.")
+    return [index[data_labels[int(v)]] for v in values]
+
+
+def _ensure_pad_token(hf: Any, tokenizer: Any) -> None:
+    """Decoder tokenizers (GPT-2, Llama) often lack a pad token; batching needs one."""
+    if tokenizer.pad_token is None:
+        if tokenizer.eos_token is not None:
+            tokenizer.pad_token = tokenizer.eos_token
+        else:
+            tokenizer.add_special_tokens({"pad_token": "[PAD]"})
+    if getattr(hf.config, "pad_token_id", None) is None:
+        hf.config.pad_token_id = tokenizer.pad_token_id
+
+
+def _looks_like_path(name: str) -> bool:
+    return (name.startswith((".", "/", "~", "\\")) or os.sep in name.strip("/").replace("/", "", 1)
+            or not _HUB_NAME.match(name) or Path(name).suffix in {".json", ".safetensors", ".bin"})
+
+
+def _check_local_weights(folder: Path, allow_pickle: bool) -> None:
+    files = {p.name for p in folder.iterdir()}
+    if any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files):
+        return
+    pickles = sorted(f for f in files if f in _PICKLE_WEIGHTS or f.endswith((".bin", ".pt", ".pth")))
+    if pickles and not allow_pickle:
+        raise ModelLoadError(
+            f"{folder} holds only pickle weights ({', '.join(pickles)}), which can run code when "
+            "loaded. Convert them to safetensors, or pass allow_pickle=True if you trust the source.")
+    if not pickles and "config.json" not in files:
+        raise ModelLoadError(f"{folder} is not a model folder: no config.json and no weights "
+                             f"(found: {', '.join(sorted(files)[:8]) or 'nothing'}).")
+
+
+def _hub_unreachable(exc: BaseException) -> bool:
+    """Whether an exception chain says the hub could not be reached (vs. the name not existing)."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return True
+    seen: BaseException | None = exc
+    while seen is not None:
+        name = type(seen).__name__
+        text = str(seen).lower()
+        if name in {"ConnectionError", "ConnectError", "ConnectTimeout", "OfflineModeIsEnabled",
+                    "LocalEntryNotFoundError", "Timeout", "ReadTimeout", "ProxyError"}:
+            return True
+        if "couldn't connect" in text or "offline mode" in text or "connection" in text:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
+def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | None = None,
+               device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
+               trust_remote_code: bool = False, allow_pickle: bool = False,
+               revision: str | None = None) -> Model:
+    """Load a sequence classifier and its tokenizer onto the best device.
+
+    ``name_or_path`` is a hub name (``"distilbert-base-uncased"``) or a local folder. ``labels``
+    names the classes (a new classification head is made when the checkpoint has another number
+    of outputs); by default the checkpoint's own labels are used. ``device="auto"`` picks cuda,
+    then mps, then cpu; ``dtype="auto"`` is bf16 on GPUs that support it, else float32.
+    Only safetensors weights load unless ``allow_pickle=True``; custom model code from the hub
+    runs only with ``trust_remote_code=True``.
+    """
+    if not isinstance(name_or_path, str | os.PathLike) or not str(name_or_path).strip():
+        raise InputError(f"name_or_path must be a hub name or a folder, got {name_or_path!r}.")
+    if labels is not None:
+        labels = as_texts(labels, what="labels")
+        if len(set(labels)) != len(labels):
+            raise ConfigError(f"labels has duplicates: {labels}.")
+    source = os.path.expanduser(os.fspath(name_or_path))
+    local = Path(source)
+    if local.is_dir():
+        _check_local_weights(local, allow_pickle)
+        if (local / "adapter_config.json").exists():
+            return _load_adapter(local, labels=labels, device=device, dtype=dtype,
+                                 trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    elif local.exists():
+        raise ModelLoadError(f"{source} is a file; pass the folder that holds config.json and the "
+                             "weights.")
+    elif _looks_like_path(source):
+        raise ModelLoadError(f"no model folder at {source!r} (it does not exist). Check the path, "
+                             "or give a hub name such as 'distilbert-base-uncased'.")
+
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    dev = pick_device(device)
+    torch_dtype = pick_dtype(dtype, dev)
+    common: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
+    try:
+        config = AutoConfig.from_pretrained(source, **common)
+        tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        kwargs: dict[str, Any] = {}
+        if labels is not None:
+            kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
+                      "label2id": {n: i for i, n in enumerate(labels)}}
+            config.update(kwargs)
+        # A new head for the given labels is expected; HF's "newly initialized" notice is noise.
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            hf = AutoModelForSequenceClassification.from_pretrained(
+                source, config=config, dtype=torch_dtype,
+                use_safetensors=None if allow_pickle else True,
+                ignore_mismatched_sizes=labels is not None, **common)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+    except (OSError, ValueError, KeyError) as exc:
+        raise _load_error(source, exc, local.is_dir(), allow_pickle) from exc
+    hf.to(dev)
+    hf.eval()
+    return Model.wrap(hf, tokenizer, labels=labels, name=source)
+
+
+def _load_error(source: str, exc: BaseException, is_local: bool,
+                allow_pickle: bool) -> ModelLoadError:
+    text = str(exc)
+    if "trust_remote_code" in text:
+        return ModelLoadError(f"{source!r} needs custom code from its repository to load. Pass "
+                              "trust_remote_code=True only if you trust that code.")
+    if "safetensors" in text.lower() and not allow_pickle:
+        return ModelLoadError(f"{source!r} has no safetensors weights, only pickle ones that can "
+                              "run code when loaded. Pass allow_pickle=True if you trust the source.")
+    if "Unrecognized model" in text or "does not appear to have" in text and is_local:
+        return ModelLoadError(f"could not load {source!r}: {text.splitlines()[0]}")
+    if not is_local and _hub_unreachable(exc):
+        return ModelLoadError(
+            f"could not load {source!r}: the Hugging Face hub is unreachable from here (offline "
+            "or blocked), and the model is not in the local cache. Use a local folder, or "
+            "labkit.demo.model() for the offline default.")
+    if not is_local:
+        return ModelLoadError(f"could not load {source!r} from the Hugging Face hub: "
+                              f"{text.splitlines()[0] if text else type(exc).__name__}. Check the "
+                              "name (e.g. 'distilbert-base-uncased') or pass a local folder.")
+    return ModelLoadError(f"could not load the model in {source!r}: {text.splitlines()[0]}")
+
+
+def _load_adapter(folder: Path, *, labels: Sequence[str] | None, device: str | torch.device,
+                  dtype: str | torch.dtype, trust_remote_code: bool, allow_pickle: bool) -> Model:
+    """A saved peft adapter folder: load its base model, then attach the adapter."""
+    import json
+
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    cfg = json.loads((folder / "adapter_config.json").read_text())
+    base_name = cfg.get("base_model_name_or_path")
+    if not base_name:
+        raise ModelLoadError(f"{folder}/adapter_config.json names no base model "
+                             "(base_model_name_or_path); load the base and attach it with peft.")
+    base = load_model(base_name, labels=labels, device=device, dtype=dtype,
+                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+    hf = PeftModel.from_pretrained(base.hf, str(folder))
+    tokenizer = AutoTokenizer.from_pretrained(str(folder)) if (
+        folder / "tokenizer_config.json").exists() else base.tokenizer
+    return Model.wrap(hf.to(base.device), tokenizer, labels=base.labels, name=str(folder))

@@ -1,0 +1,58 @@
+"""Shared fixtures: tiny config-built models (fast, offline) and the real offline default."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+# Hub access fails on CI machines; fail fast instead of retrying the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests import _tiny  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Folder of a tiny saved classifier per architecture (bert, distilbert, roberta, gpt2, llama)."""
+    root = tmp_path_factory.mktemp("tiny")
+    return {arch: _tiny.build(arch, root / arch) for arch in _tiny.ARCHES}
+
+
+@pytest.fixture(params=_tiny.ARCHES)
+def tiny_arch_dir(request: pytest.FixtureRequest, tiny_dirs: dict[str, Path]) -> Path:
+    return tiny_dirs[request.param]
+
+
+@pytest.fixture
+def tiny_model(tiny_dirs: dict[str, Path]):
+    """A fresh tiny BERT classifier with labels negative/positive, on the CPU."""
+    import labkit
+
+    return labkit.load_model(tiny_dirs["bert"], labels=["negative", "positive"], device="cpu")
+
+
+@pytest.fixture(scope="session")
+def toy_data():
+    """Small learnable sentiment data as TextData (train/validation)."""
+    import labkit
+
+    return labkit.load_data(_tiny.toy_rows(32), labels=["negative", "positive"])
+
+
+@pytest.fixture(scope="session")
+def demo_model_session():
+    """The real offline default (all-MiniLM-L6-v2, new head), shared read-only across tests."""
+    import labkit
+
+    return labkit.demo.model(device="cpu")
+
+
+@pytest.fixture(scope="session")
+def demo_data():
+    import labkit
+
+    return labkit.demo.data()
