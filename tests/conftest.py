@@ -56,3 +56,40 @@ def demo_data():
     import labkit
 
     return labkit.demo.data()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """A headless Debian Chromium (Playwright). Skips loudly when missing; under
+    LABKIT_REQUIRE_BROWSER=1 (set by .ci/run) a missing browser fails the test instead."""
+    from tests._browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
+
+    reason = browser_missing()
+    if reason:
+        message = f"BROWSER TEST NOT RUN: {reason}"
+        if os.environ.get("LABKIT_REQUIRE_BROWSER") == "1":
+            pytest.fail(message)
+        pytest.skip(message)
+    import tempfile
+
+    from playwright.sync_api import sync_playwright
+
+    home = tempfile.mkdtemp(prefix="labkit-chromium-")
+    os.environ.setdefault("XDG_CONFIG_HOME", os.path.join(home, "config"))
+    os.environ.setdefault("XDG_CACHE_HOME", os.path.join(home, "cache"))
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    """A fresh page; console errors are collected in ``page.console_errors``."""
+    context = chromium.new_context(viewport={"width": 1200, "height": 900})
+    pg = context.new_page()
+    pg.console_errors = []
+    pg.on("console", lambda m: m.type == "error" and pg.console_errors.append(m.text))
+    pg.on("pageerror", lambda e: pg.console_errors.append(str(e)))
+    yield pg
+    context.close()
