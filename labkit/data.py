@@ -147,7 +147,8 @@ def _read(source: Any, config: str | None) -> tuple[Any, str]:
     except ImportError:  # pragma: no cover - pandas is a dependency
         pd = None
     if pd is not None and isinstance(source, pd.DataFrame):
-        return Dataset.from_pandas(source.reset_index(drop=True), preserve_index=False), "DataFrame"
+        frame = _clean_frame(source.reset_index(drop=True))
+        return Dataset.from_pandas(frame, preserve_index=False), "DataFrame"
     if isinstance(source, list | tuple):
         if not source:
             raise DataError("the list of rows is empty; give at least a few labelled examples.")
@@ -173,7 +174,24 @@ def _from_rows(rows: Sequence[Mapping[str, Any]]) -> Dataset:
 
 
 def _plain(v: Any) -> Any:
-    return v if v is None or isinstance(v, str | int | float | bool) else str(v)
+    if isinstance(v, str):
+        return clean_text(v)  # Arrow cannot store lone surrogates
+    return v if v is None or isinstance(v, int | float | bool) else str(v)
+
+
+def _clean_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Replace lone surrogates in string cells (Arrow refuses them) without copying otherwise."""
+    import pandas as pd
+
+    out = frame
+    for col in frame.columns:
+        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
+            values = frame[col]
+            if values.map(lambda v: isinstance(v, str) and clean_text(v) != v).any():
+                if out is frame:
+                    out = frame.copy()
+                out[col] = values.map(lambda v: clean_text(v) if isinstance(v, str) else v)
+    return out
 
 
 def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:

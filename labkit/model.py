@@ -6,7 +6,8 @@ import html
 import os
 import re
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -282,7 +283,7 @@ def _hub_unreachable(exc: BaseException) -> bool:
 def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | None = None,
                device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
                trust_remote_code: bool = False, allow_pickle: bool = False,
-               revision: str | None = None) -> Model:
+               revision: str | None = None, seed: int | None = None) -> Model:
     """Load a sequence classifier and its tokenizer onto the best device.
 
     ``name_or_path`` is a hub name (``"distilbert-base-uncased"``) or a local folder. ``labels``
@@ -290,7 +291,8 @@ def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | 
     of outputs); by default the checkpoint's own labels are used. ``device="auto"`` picks cuda,
     then mps, then cpu; ``dtype="auto"`` is bf16 on GPUs that support it, else float32.
     Only safetensors weights load unless ``allow_pickle=True``; custom model code from the hub
-    runs only with ``trust_remote_code=True``.
+    runs only with ``trust_remote_code=True``. ``seed`` makes a newly made head reproducible
+    (without touching the global random state).
     """
     if not isinstance(name_or_path, str | os.PathLike) or not str(name_or_path).strip():
         raise InputError(f"name_or_path must be a hub name or a folder, got {name_or_path!r}.")
@@ -326,21 +328,40 @@ def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | 
             kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
                       "label2id": {n: i for i, n in enumerate(labels)}}
             config.update(kwargs)
-        # A new head for the given labels is expected; HF's "newly initialized" notice is noise.
+        # A new head for the given labels is expected: HF's "newly initialized" notice and its
+        # per-tensor loading bar are noise in a notebook or a terminal.
         verbosity = hf_logging.get_verbosity()
+        bars = hf_logging.is_progress_bar_enabled()
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
         try:
-            hf = AutoModelForSequenceClassification.from_pretrained(
-                source, config=config, dtype=torch_dtype,
-                use_safetensors=None if allow_pickle else True,
-                ignore_mismatched_sizes=labels is not None, **common)
+            with _seeded(seed):
+                hf = AutoModelForSequenceClassification.from_pretrained(
+                    source, config=config, dtype=torch_dtype,
+                    use_safetensors=None if allow_pickle else True,
+                    ignore_mismatched_sizes=labels is not None, **common)
         finally:
             hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
     except (OSError, ValueError, KeyError) as exc:
         raise _load_error(source, exc, local.is_dir(), allow_pickle) from exc
     hf.to(dev)
     hf.eval()
     return Model.wrap(hf, tokenizer, labels=labels, name=source)
+
+
+@contextmanager
+def _seeded(seed: int | None) -> Iterator[None]:
+    """Run the block with torch's RNG seeded, restoring the caller's RNG state afterwards."""
+    if seed is None:
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
 
 
 def _load_error(source: str, exc: BaseException, is_local: bool,
@@ -352,7 +373,7 @@ def _load_error(source: str, exc: BaseException, is_local: bool,
     if "safetensors" in text.lower() and not allow_pickle:
         return ModelLoadError(f"{source!r} has no safetensors weights, only pickle ones that can "
                               "run code when loaded. Pass allow_pickle=True if you trust the source.")
-    if "Unrecognized model" in text or "does not appear to have" in text and is_local:
+    if is_local and ("Unrecognized model" in text or "does not appear to have" in text):
         return ModelLoadError(f"could not load {source!r}: {text.splitlines()[0]}")
     if not is_local and _hub_unreachable(exc):
         return ModelLoadError(
@@ -380,7 +401,7 @@ def _load_adapter(folder: Path, *, labels: Sequence[str] | None, device: str | t
         raise ModelLoadError(f"{folder}/adapter_config.json names no base model "
                              "(base_model_name_or_path); load the base and attach it with peft.")
     base = load_model(base_name, labels=labels, device=device, dtype=dtype,
-                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, seed=0)
     hf = PeftModel.from_pretrained(base.hf, str(folder))
     tokenizer = AutoTokenizer.from_pretrained(str(folder)) if (
         folder / "tokenizer_config.json").exists() else base.tokenizer

@@ -1,0 +1,45 @@
+# Two commands for a new machine: `make demo` and `make test` (see README).
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# A CPU wheel of this version is what these machines install; an unpinned torch with none
+# installed would pull a multi-GB CUDA build. Override with `make TORCH=torch==X.Y.Z ...`.
+TORCH  ?= torch==2.13.0
+
+.PHONY: demo test install install-dev browser lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# torch first, and only when missing, so the package's torch>= range is already satisfied
+install: $(BIN)/python
+	@$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e ".[demo]"
+
+install-dev: install
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+# Debian's Chromium for the real-browser tests (Playwright drives it; nothing is downloaded).
+browser:
+	@if command -v chromium >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	else echo "WARNING: chromium is missing and cannot be installed here (need root + apt): browser tests will not run"; fi
+
+demo: install
+	$(BIN)/labkit demo
+
+test: install-dev browser
+	$(BIN)/ruff check labkit tests benchmarks
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install-dev
+	$(BIN)/ruff check labkit tests benchmarks
+	$(BIN)/ruff format --check labkit tests benchmarks
+
+bench: install-dev
+	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) dist build artifacts .pytest_cache .ruff_cache

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from labkit import __version__
+from labkit.cli import main
+
+
+def test_version_from_a_real_process():
+    out = subprocess.run([sys.executable, "-m", "labkit", "--version"], capture_output=True,
+                         text=True, check=True).stdout
+    assert out.strip() == f"labkit {__version__}"
+
+
+def test_predict_with_a_local_model(tiny_dirs, capsys):
+    code = main(["predict", "--model", str(tiny_dirs["bert"]), "--labels", "neg,pos", "--json",
+                 "a fine film", "a bad one"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 2 and '"text": "a fine film"' in lines[0]
+
+
+def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
+    assert main(["predict", "--model", str(tmp_path / "missing"), "x"]) == 1
+    err = capsys.readouterr().err
+    assert "error:" in err and "Traceback" not in err
+
+
+def test_no_command_prints_help(capsys):
+    assert main([]) == 2
+    assert "demo" in capsys.readouterr().out

@@ -1,0 +1,77 @@
+"""`import labkit` is cheap and clean, yet the whole public API is reachable right away."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ("torch", "transformers", "datasets", "captum", "bertviz", "peft", "accelerate",
+         "ipywidgets", "anywidget", "IPython", "matplotlib", "pandas")
+
+
+def _fresh(code: str) -> str:
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          check=True).stdout
+
+
+def test_import_loads_no_heavy_or_ui_module():
+    out = _fresh("import sys, json, labkit; "
+                 f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))")
+    assert json.loads(out) == []
+
+
+def test_public_names_are_attributes_after_import():
+    out = _fresh("import labkit, json; "
+                 "print(json.dumps({n: type(getattr(labkit, n)).__name__ "
+                 "for n in ['load_model', 'load_data', 'demo', 'LabkitError', 'Model', "
+                 "'TextData', 'MetricHistory', 'StepEnd', 'Control']}))")
+    kinds = json.loads(out)
+    assert kinds["load_model"] == "function"
+    assert kinds["demo"] == "module"
+    assert kinds["LabkitError"] == "type"
+    assert kinds["Model"] == "type"
+
+
+def test_every_declared_public_name_resolves():
+    import labkit
+
+    missing = []
+    for name in labkit.__all__:
+        try:
+            getattr(labkit, name)
+        except (AttributeError, ImportError) as exc:
+            missing.append(f"{name}: {exc}")
+    assert missing == []
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    import labkit
+
+    try:
+        labkit.no_such_thing  # noqa: B018
+    except AttributeError as exc:
+        assert "no_such_thing" in str(exc)
+    else:
+        raise AssertionError("expected AttributeError")
+
+
+def test_core_modules_never_import_ui_libraries():
+    """Layering: only labkit/ui may import widget or plotting libraries."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "labkit"
+    banned = {"ipywidgets", "anywidget", "IPython", "matplotlib"}
+    offenders = []
+    for path in root.rglob("*.py"):
+        if "ui" in path.relative_to(root).parts[:1]:
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module]
+            offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in banned]
+    assert offenders == []
