@@ -26,8 +26,10 @@ def _fmt(v: object) -> str:
 def print_table(rows: list[dict]) -> None:
     cols = ["benchmark", "figure", "value", "unit", "baseline", "ratio", "goal"]
     cells = [[_fmt(r.get(c)) for c in cols] for r in rows]
-    widths = [max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
-              for i, c in enumerate(cols)]
+    widths = [
+        max(len(c), *(len(row[i]) for row in cells)) if cells else len(c)
+        for i, c in enumerate(cols)
+    ]
     print("  ".join(c.ljust(w) for c, w in zip(cols, widths)))
     print("  ".join("-" * w for w in widths))
     for row in cells:
@@ -50,7 +52,9 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             spec.loader.exec_module(module)
-            kwargs = {"quick": args.quick} if "quick" in inspect.signature(module.run).parameters else {}
+            kwargs = (
+                {"quick": args.quick} if "quick" in inspect.signature(module.run).parameters else {}
+            )
             rows += module.run(**kwargs)
         except Exception:
             failed.append(path.name)

@@ -88,7 +88,13 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from . import cli, demo, report, ui
     from ._device import pick_device
-    from .attention import AttentionDiff, AttentionResult, attention, attention_diff, head_importance
+    from .attention import (
+        AttentionDiff,
+        AttentionResult,
+        attention,
+        attention_diff,
+        head_importance,
+    )
     from .data import TextData, load_data
     from .events import Callback, Control, EvalEnd, Saved, StepEnd, TrainEnd
     from .explain import AttributionResult, explain, explain_dataset

@@ -10,8 +10,12 @@ HELP = "classify texts with a model (the offline default unless --model is given
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to classify; '-' reads lines from stdin")
-    p.add_argument("--model", default=None, help="hub name or local folder (default: offline MiniLM)")
+    p.add_argument(
+        "texts", nargs="*", metavar="TEXT", help="texts to classify; '-' reads lines from stdin"
+    )
+    p.add_argument(
+        "--model", default=None, help="hub name or local folder (default: offline MiniLM)"
+    )
     p.add_argument("--labels", default=None, help="comma-separated label names for a new head")
     p.add_argument("--device", default="auto", help="auto (cuda > mps > cpu), cpu, cuda, mps")
     p.add_argument("--json", action="store_true", help="print one JSON object per text")

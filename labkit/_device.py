@@ -11,8 +11,14 @@ if TYPE_CHECKING:
 
 __all__ = ["pick_device", "pick_dtype"]
 
-_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-           "float16": "float16", "fp16": "float16"}
+_DTYPES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -30,8 +36,10 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
                 "'cuda:0' or 'mps'."
             ) from exc
         if chosen.type == "cuda" and not torch.cuda.is_available():
-            raise ConfigError(f"device={device!r} was asked for but torch sees no CUDA GPU here; "
-                              "use device='auto' to fall back to the CPU.")
+            raise ConfigError(
+                f"device={device!r} was asked for but torch sees no CUDA GPU here; "
+                "use device='auto' to fall back to the CPU."
+            )
         return chosen
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -53,6 +61,7 @@ def pick_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
         return torch.float32
     name = _DTYPES.get(str(dtype).lower())
     if name is None:
-        raise ConfigError(f"dtype={dtype!r} is not supported; use 'auto', 'float32', "
-                          "'bfloat16' or 'float16'.")
+        raise ConfigError(
+            f"dtype={dtype!r} is not supported; use 'auto', 'float32', 'bfloat16' or 'float16'."
+        )
     return getattr(torch, name)

@@ -12,7 +12,7 @@ from ._errors import InputError, LabkitWarning
 if TYPE_CHECKING:
     from transformers import BatchEncoding, PreTrainedTokenizerBase
 
-__all__ = ["as_texts", "clean_text", "encode", "model_max_length"]
+__all__ = ["as_texts", "clean_text", "encode", "model_max_length", "pad_batch"]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -30,7 +30,9 @@ def as_texts(texts: str | Iterable[Any], *, what: str = "texts") -> list[str]:
     if isinstance(texts, str):
         return [clean_text(texts)]
     if texts is None or isinstance(texts, bytes | bytearray):
-        raise InputError(f"{what} must be a string or a list of strings, got {type(texts).__name__}.")
+        raise InputError(
+            f"{what} must be a string or a list of strings, got {type(texts).__name__}."
+        )
     try:
         items = list(texts)
     except TypeError:
@@ -42,8 +44,10 @@ def as_texts(texts: str | Iterable[Any], *, what: str = "texts") -> list[str]:
     out = []
     for i, t in enumerate(items):
         if not isinstance(t, str):
-            raise InputError(f"{what}[{i}] is {type(t).__name__} ({t!r:.60}), not a string; "
-                             "convert it with str() or drop it.")
+            raise InputError(
+                f"{what}[{i}] is {type(t).__name__} ({t!r:.60}), not a string; "
+                "convert it with str() or drop it."
+            )
         out.append(clean_text(t))
     return out
 
@@ -58,8 +62,11 @@ def model_max_length(tokenizer: PreTrainedTokenizerBase, config: Any) -> int:
         value = getattr(config, attr, None)
         if isinstance(value, int) and value > 0:
             # RoBERTa-style position ids start after the padding index
-            offset = (getattr(config, "pad_token_id", 0) or 0) + 1 \
-                if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"} else 0
+            offset = (
+                (getattr(config, "pad_token_id", 0) or 0) + 1
+                if getattr(config, "model_type", "") in {"roberta", "xlm-roberta", "camembert"}
+                else 0
+            )
             limits.append(value - offset)
             break
     return min(limits) if limits else 512
@@ -98,17 +105,37 @@ def _no_empty_rows(tokenizer: PreTrainedTokenizerBase, enc: BatchEncoding) -> Ba
     return enc
 
 
-def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_length: int,
-           pairs: Sequence[str] | None = None, padding: bool | str = True,
-           return_tensors: str | None = "pt", stacklevel: int = 3) -> BatchEncoding:
+def pad_batch(tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]]) -> BatchEncoding:
+    """Pad already tokenized rows (lists of ids) into tensors; no row ends up empty."""
+    return _no_empty_rows(tokenizer, tokenizer.pad(list(rows), return_tensors="pt"))
+
+
+def encode(
+    tokenizer: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    *,
+    max_length: int,
+    pairs: Sequence[str] | None = None,
+    padding: bool | str = True,
+    return_tensors: str | None = "pt",
+    stacklevel: int = 3,
+) -> BatchEncoding:
     """Tokenize with truncation to ``max_length``; warn once when any text was cut."""
     args: tuple[Any, ...] = (list(texts),) if pairs is None else (list(texts), list(pairs))
-    enc = tokenizer(*args, truncation=True, max_length=max_length, padding=padding,
-                    return_tensors=return_tensors)
+    enc = tokenizer(
+        *args,
+        truncation=True,
+        max_length=max_length,
+        padding=padding,
+        return_tensors=return_tensors,
+    )
     if return_tensors == "pt":
         enc = _no_empty_rows(tokenizer, enc)
-    lengths = enc["attention_mask"].sum(-1).tolist() if return_tensors == "pt" else \
-        [len(ids) for ids in enc["input_ids"]]
+    lengths = (
+        enc["attention_mask"].sum(-1).tolist()
+        if return_tensors == "pt"
+        else [len(ids) for ids in enc["input_ids"]]
+    )
     at_limit = [i for i, n in enumerate(lengths) if n >= max_length]
     if at_limit:
         # Only texts that hit the limit can have been cut; check those without truncation.
@@ -121,5 +148,7 @@ def encode(tokenizer: PreTrainedTokenizerBase, texts: Sequence[str], *, max_leng
             warnings.warn(
                 f"{cut} of {len(texts)} text(s) were longer than the model's limit of {max_length} "
                 f"tokens and were truncated to it.",
-                LabkitWarning, stacklevel=stacklevel)
+                LabkitWarning,
+                stacklevel=stacklevel,
+            )
     return enc

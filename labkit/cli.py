@@ -22,7 +22,8 @@ _COMMANDS = ("demo", "predict", "train", "explain", "lab")
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:
     parser = argparse.ArgumentParser(
-        prog="labkit", description="An interactive lab for transformer models, headless.")
+        prog="labkit", description="An interactive lab for transformer models, headless."
+    )
     parser.add_argument("--version", action="version", version=f"labkit {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules: dict[str, object] = {}

@@ -18,11 +18,23 @@ if TYPE_CHECKING:
 
 __all__ = ["TextData", "load_data"]
 
-_FILE_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json",
-                  ".parquet": "parquet"}
-_SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "validation",
-                  "valid": "validation", "val": "validation", "dev": "validation",
-                  "test": "test", "testing": "test"}
+_FILE_BUILDERS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".json": "json",
+    ".jsonl": "json",
+    ".parquet": "parquet",
+}
+_SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+    "testing": "test",
+}
 
 
 @dataclass(eq=False)
@@ -47,7 +59,7 @@ class TextData:
 
     @property
     def test(self) -> Dataset | None:
-        return self.splits["test"] if "test" in self.splits else None
+        return self.splits.get("test")
 
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.splits.items())
@@ -57,16 +69,28 @@ class TextData:
         import html
 
         e = html.escape
-        rows = "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td>{len(v):,}</td></tr>"
-                       for k, v in self.splits.items())
-        return (f"<div class='labkit-data'><b>{e(self.source or 'TextData')}</b> — labels: "
-                f"{e(', '.join(self.labels))}<table>{rows}</table></div>")
+        rows = "".join(
+            f"<tr><th style='text-align:left'>{e(k)}</th><td>{len(v):,}</td></tr>"
+            for k, v in self.splits.items()
+        )
+        return (
+            f"<div class='labkit-data'><b>{e(self.source or 'TextData')}</b> — labels: "
+            f"{e(', '.join(self.labels))}<table>{rows}</table></div>"
+        )
 
 
-def load_data(source: Any, *, text: str = "text", label: str = "label",
-              labels: Sequence[str] | None = None, config: str | None = None,
-              validation_size: float = 0.1, test_size: float | None = None, seed: int = 0,
-              label_map: Mapping[Any, str] | None = None) -> TextData:
+def load_data(
+    source: Any,
+    *,
+    text: str = "text",
+    label: str = "label",
+    labels: Sequence[str] | None = None,
+    config: str | None = None,
+    validation_size: float = 0.1,
+    test_size: float | None = None,
+    seed: int = 0,
+    label_map: Mapping[Any, str] | None = None,
+) -> TextData:
     """Load labelled text and check it.
 
     ``source`` is a hub dataset name (``"rotten_tomatoes"``), a local ``.csv``/``.tsv``/``.json``/
@@ -78,32 +102,20 @@ def load_data(source: Any, *, text: str = "text", label: str = "label",
     ``validation_size`` is carved from ``train`` (stratified, ``seed``) when none exists; with
     ``test_size`` a test split is carved too when there is none.
     """
-    from datasets import Dataset, DatasetDict
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
     for name, frac in (("validation_size", validation_size), ("test_size", test_size)):
         if frac is not None and not 0 < frac < 1:
             raise InputError(f"{name} must be a fraction between 0 and 1, got {frac}.")
     raw, name = _read(source, config)
-    dd = raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
-    dd = DatasetDict({_SPLIT_ALIASES.get(k.lower(), k): v for k, v in dd.items()})
-    if "train" not in dd:
-        first = next(iter(dd))
-        dd = DatasetDict({"train" if k == first else k: v for k, v in dd.items()})
-
-    first_split = dd["train"]
-    for col, role in ((text, "text"), (label, "label")):
-        if col not in first_split.column_names:
-            raise DataError(f"the data has no {role} column {col!r}; columns found: "
-                            f"{first_split.column_names}. Pass {role}='<column>' to load_data.")
-
-    raw_names = _classlabel_names(first_split, label)
-    frames = {k: _clean_split(v, text, label, k) for k, v in dd.items()}
+    splits = _columns(raw, text, label)
+    raw_names = splits.pop("__classlabel__", None)
+    frames = {k: _clean_split(v[0], v[1], text, label, k) for k, v in splits.items()}
     names = _label_names(frames, raw_names, labels, label_map)
-    out: dict[str, Dataset] = {}
-    from datasets import ClassLabel, Features, Value
 
     features = Features({"text": Value("string"), "label": ClassLabel(names=list(names))})
     index = {n: i for i, n in enumerate(names)}
+    out: dict[str, Dataset] = {}
     for split, (texts, values) in frames.items():
         ids = []
         kept_texts = []
@@ -112,9 +124,11 @@ def load_data(source: Any, *, text: str = "text", label: str = "label",
             if label_name is None:
                 continue
             if label_name not in index:
-                raise DataError(f"split {split!r} row {row} has label {label_name!r}, which is not "
-                                f"among labels={list(names)}. Fix the data or pass labels= with "
-                                "every label name.")
+                raise DataError(
+                    f"split {split!r} row {row} has label {label_name!r}, which is not "
+                    f"among labels={list(names)}. Fix the data or pass labels= with "
+                    "every label name."
+                )
             ids.append(index[label_name])
             kept_texts.append(t)
         if not kept_texts:
@@ -122,9 +136,11 @@ def load_data(source: Any, *, text: str = "text", label: str = "label",
         out[split] = Dataset.from_dict({"text": kept_texts, "label": ids}, features=features)
 
     if len({int(i) for i in out["train"]["label"]}) < 2 and labels is None:
-        raise DataError(f"the training data holds a single class ({names[0]!r}); a classifier "
-                        "needs at least two. Check the label column, or pass labels= to load it "
-                        "anyway.")
+        raise DataError(
+            f"the training data holds a single class ({names[0]!r}); a classifier "
+            "needs at least two. Check the label column, or pass labels= to load it "
+            "anyway."
+        )
     dd_out = DatasetDict(out)
     if test_size is not None and "test" not in dd_out:
         dd_out = _carve(dd_out, "test", test_size, seed)
@@ -132,66 +148,46 @@ def load_data(source: Any, *, text: str = "text", label: str = "label",
         dd_out = _carve(dd_out, "validation", validation_size, seed)
     order = [k for k in ("train", "validation", "test") if k in dd_out]
     order += [k for k in dd_out if k not in order]
-    return TextData(splits=DatasetDict({k: dd_out[k] for k in order}), labels=tuple(names),
-                    source=name)
+    return TextData(
+        splits=DatasetDict({k: dd_out[k] for k in order}), labels=tuple(names), source=name
+    )
+
+
+_Columns = dict[str, list[Any]]
 
 
 def _read(source: Any, config: str | None) -> tuple[Any, str]:
-    """The source as a Dataset or DatasetDict, and a short name for it."""
+    """The source as a Dataset, a DatasetDict, or plain columns ({name: list}); and a name.
+
+    Row and DataFrame sources stay plain Python until they are validated: Arrow would reject
+    mixed types (a NaN among strings) with an error that names neither row nor column.
+    """
     from datasets import Dataset, DatasetDict
 
     if isinstance(source, Dataset | DatasetDict):
         return source, "dataset"
-    try:
-        import pandas as pd
-    except ImportError:  # pragma: no cover - pandas is a dependency
-        pd = None
-    if pd is not None and isinstance(source, pd.DataFrame):
-        frame = _clean_frame(source.reset_index(drop=True))
-        return Dataset.from_pandas(frame, preserve_index=False), "DataFrame"
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return {str(c): source[c].tolist() for c in source.columns}, "DataFrame"
     if isinstance(source, list | tuple):
         if not source:
             raise DataError("the list of rows is empty; give at least a few labelled examples.")
         if not all(isinstance(r, Mapping) for r in source):
             bad = next(type(r).__name__ for r in source if not isinstance(r, Mapping))
-            raise DataError(f"a list source must hold dicts like {{'text': ..., 'label': ...}}; "
-                            f"found a {bad}.")
-        return _from_rows(source), "rows"
+            raise DataError(
+                f"a list source must hold dicts like {{'text': ..., 'label': ...}}; found a {bad}."
+            )
+        keys: list[str] = []
+        for r in source:
+            keys += [str(k) for k in r if str(k) not in keys]
+        return {k: [r.get(k) for r in source] for k in keys}, "rows"
     if isinstance(source, str | os.PathLike):
         return _read_path_or_hub(os.fspath(source), config)
-    raise DataError(f"cannot read data from a {type(source).__name__}; give a hub name, a file "
-                    "path, a DataFrame, a list of dicts or a datasets.Dataset.")
-
-
-def _from_rows(rows: Sequence[Mapping[str, Any]]) -> Dataset:
-    from datasets import Dataset
-
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    # Columns as Python objects, so mixed or missing values reach our checks, not Arrow's.
-    return Dataset.from_dict({k: [_plain(r.get(k)) for r in rows] for k in keys})
-
-
-def _plain(v: Any) -> Any:
-    if isinstance(v, str):
-        return clean_text(v)  # Arrow cannot store lone surrogates
-    return v if v is None or isinstance(v, int | float | bool) else str(v)
-
-
-def _clean_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Replace lone surrogates in string cells (Arrow refuses them) without copying otherwise."""
-    import pandas as pd
-
-    out = frame
-    for col in frame.columns:
-        if frame[col].dtype == object or pd.api.types.is_string_dtype(frame[col]):
-            values = frame[col]
-            if values.map(lambda v: isinstance(v, str) and clean_text(v) != v).any():
-                if out is frame:
-                    out = frame.copy()
-                out[col] = values.map(lambda v: clean_text(v) if isinstance(v, str) else v)
-    return out
+    raise DataError(
+        f"cannot read data from a {type(source).__name__}; give a hub name, a file "
+        "path, a DataFrame, a list of dicts or a datasets.Dataset."
+    )
 
 
 def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
@@ -206,27 +202,72 @@ def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
         if path.is_dir():
             raise DataError(f"{source!r} is a folder; pass a .csv, .json, .jsonl or .parquet file.")
         if builder is None:
-            raise DataError(f"{source!r} has an unsupported extension {path.suffix!r}; use .csv, "
-                            ".tsv, .json, .jsonl or .parquet.")
+            raise DataError(
+                f"{source!r} has an unsupported extension {path.suffix!r}; use .csv, "
+                ".tsv, .json, .jsonl or .parquet."
+            )
         kwargs: dict[str, Any] = {"delimiter": "\t"} if suffix.startswith(".tsv") else {}
         try:
-            return datasets.load_dataset(builder, data_files=str(path), split="train",
-                                         **kwargs), path.name
-        except Exception as exc:  # noqa: BLE001 - datasets raises many kinds on bad files
-            raise DataError(f"could not read {source!r} as {builder}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            return datasets.load_dataset(
+                builder, data_files=str(path), split="train", **kwargs
+            ), path.name
+        except Exception as exc:
+            raise DataError(
+                f"could not read {source!r} as {builder}: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            ) from exc
     try:
         return datasets.load_dataset(source, config), source
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         from .model import _hub_unreachable
 
         if _hub_unreachable(exc):
-            raise DataError(f"could not load dataset {source!r}: the Hugging Face hub is "
-                            "unreachable from here and the dataset is not cached. Use a local "
-                            "file, a DataFrame, or labkit.demo.data() for the offline "
-                            "default.") from exc
-        raise DataError(f"could not load dataset {source!r} from the hub: "
-                        f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from exc
+            raise DataError(
+                f"could not load dataset {source!r}: the Hugging Face hub is "
+                "unreachable from here and the dataset is not cached. Use a local "
+                "file, a DataFrame, or labkit.demo.data() for the offline "
+                "default."
+            ) from exc
+        raise DataError(
+            f"could not load dataset {source!r} from the hub: "
+            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        ) from exc
+
+
+def _columns(raw: Any, text: str, label: str) -> dict[str, Any]:
+    """{split: (texts, labels)} with standard split names, plus ClassLabel names if any."""
+    from datasets import DatasetDict
+
+    if isinstance(raw, dict) and not isinstance(raw, DatasetDict):
+        parts: dict[str, Any] = {"train": raw}
+    else:
+        dd = raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
+        parts = {_SPLIT_ALIASES.get(k.lower(), k): v for k, v in dd.items()}
+        if "train" not in parts:
+            first = next(iter(parts))
+            parts = {"train" if k == first else k: v for k, v in parts.items()}
+    first_split = parts["train"]
+    found = list(first_split) if isinstance(first_split, dict) else first_split.column_names
+    for col, role in ((text, "text"), (label, "label")):
+        if col not in found:
+            raise DataError(
+                f"the data has no {role} column {col!r}; columns found: {found}. "
+                f"Pass {role}='<column>' to load_data."
+            )
+    out: dict[str, Any] = {}
+    for split, part in parts.items():
+        if isinstance(part, dict):
+            out[split] = (part[text], part[label])
+        else:
+            if text not in part.column_names or label not in part.column_names:
+                raise DataError(
+                    f"split {split!r} lacks the {text!r} or {label!r} column; it has "
+                    f"{part.column_names}."
+                )
+            out[split] = (part[text], part[label])
+    if not isinstance(first_split, dict):
+        out["__classlabel__"] = _classlabel_names(first_split, label)
+    return out
 
 
 def _classlabel_names(ds: Dataset, label: str) -> list[str] | None:
@@ -238,22 +279,28 @@ def _is_missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
-def _clean_split(ds: Dataset, text: str, label: str, split: str) -> tuple[list[str], list[Any]]:
-    texts = ds[text]
-    values = ds[label]
+def _clean_split(
+    texts: list[Any], values: list[Any], text: str, label: str, split: str
+) -> tuple[list[str], list[Any]]:
     bad_text = [i for i, t in enumerate(texts) if not isinstance(t, str)]
     if bad_text:
         i = bad_text[0]
-        raise DataError(f"split {split!r}: {len(bad_text)} row(s) have a {text!r} value that is not "
-                        f"text (row {i}: {texts[i]!r:.40}). Drop or fill them before loading.")
+        raise DataError(
+            f"split {split!r}: {len(bad_text)} row(s) have a {text!r} value that is not "
+            f"text (row {i}: {texts[i]!r:.40}). Drop or fill them before loading."
+        )
     missing = [i for i, v in enumerate(values) if _is_missing(v)]
     if missing:
-        raise DataError(f"split {split!r}: {len(missing)} row(s) have no label (None/NaN), first at "
-                        f"row {missing[0]}. Drop them or fill the {label!r} column.")
+        raise DataError(
+            f"split {split!r}: {len(missing)} row(s) have no label (None/NaN), first at "
+            f"row {missing[0]}. Drop them or fill the {label!r} column."
+        )
     return [clean_text(t) for t in texts], list(values)
 
 
-def _label_name(v: Any, classlabel: list[str] | None, label_map: Mapping[Any, str] | None) -> str | None:
+def _label_name(
+    v: Any, classlabel: list[str] | None, label_map: Mapping[Any, str] | None
+) -> str | None:
     if classlabel is not None and isinstance(v, int) and not isinstance(v, bool):
         v = classlabel[v] if 0 <= v < len(classlabel) else v
     if label_map is not None:
@@ -267,8 +314,12 @@ def _label_name(v: Any, classlabel: list[str] | None, label_map: Mapping[Any, st
     return str(v)
 
 
-def _label_names(frames: dict[str, tuple[list[str], list[Any]]], classlabel: list[str] | None,
-                 labels: Sequence[str] | None, label_map: Mapping[Any, str] | None) -> tuple[str, ...]:
+def _label_names(
+    frames: dict[str, tuple[list[str], list[Any]]],
+    classlabel: list[str] | None,
+    labels: Sequence[str] | None,
+    label_map: Mapping[Any, str] | None,
+) -> tuple[str, ...]:
     if labels is not None:
         names = [str(x) for x in labels]
         if len(set(names)) != len(names) or not names:
@@ -278,7 +329,10 @@ def _label_names(frames: dict[str, tuple[list[str], list[Any]]], classlabel: lis
         return tuple(classlabel)
     seen = {_label_name(v, classlabel, label_map) for _, values in frames.values() for v in values}
     seen.discard(None)
-    raw = sorted(seen, key=lambda s: (not s.lstrip("-").isdigit(), int(s) if s.lstrip("-").isdigit() else 0, s))
+    raw = sorted(
+        seen,
+        key=lambda s: (not s.lstrip("-").isdigit(), int(s) if s.lstrip("-").isdigit() else 0, s),
+    )
     return tuple(str(s) for s in raw)
 
 
@@ -290,8 +344,10 @@ def _carve(dd: DatasetDict, split: str, size: float, seed: int) -> DatasetDict:
 
     train = dd["train"]
     if len(train) < 4:
-        raise DataError(f"the training data has {len(train)} row(s); at least 4 are needed to "
-                        f"carve a {split} split. Add rows or pass a {split} split.")
+        raise DataError(
+            f"the training data has {len(train)} row(s); at least 4 are needed to "
+            f"carve a {split} split. Add rows or pass a {split} split."
+        )
     counts = Counter(train["label"])
     stratify = "label" if min(counts.values()) >= 2 and len(counts) > 1 else None
     n_small = max(1, round(len(train) * size))

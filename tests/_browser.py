@@ -17,9 +17,16 @@ from pathlib import Path
 from typing import Any
 
 CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync",
-                 "--disable-quic", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
 WIDGETS = Path(__file__).resolve().parents[1] / "widgets"
 ORIGIN = "http://labkit.test"
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -55,8 +62,11 @@ class FakeModel {
 
 
 def _page_html(module: str, state: dict[str, Any], buffers: dict[str, list[int]]) -> str:
-    css = f'<link rel="stylesheet" href="{ORIGIN}/{module}.css">' \
-        if (WIDGETS / f"{module}.css").exists() else ""
+    css = (
+        f'<link rel="stylesheet" href="{ORIGIN}/{module}.css">'
+        if (WIDGETS / f"{module}.css").exists()
+        else ""
+    )
     return f"""<!doctype html><html><head><meta charset="utf-8">{css}</head>
 <body><div id="root" style="width:960px"></div>
 <script type="module">
@@ -76,8 +86,14 @@ try {{
 </script></body></html>"""
 
 
-def widget_page(page: Any, module: str, state: dict[str, Any],
-                buffers: dict[str, bytes] | None = None, *, timeout: float = 10_000) -> Any:
+def widget_page(
+    page: Any,
+    module: str,
+    state: dict[str, Any],
+    buffers: dict[str, bytes] | None = None,
+    *,
+    timeout: float = 10_000,
+) -> Any:
     """Render ``widgets/<module>.js`` with ``state`` (binary traits in ``buffers``); wait for it."""
     blocked: list[str] = []
     page.blocked = blocked
@@ -87,8 +103,8 @@ def widget_page(page: Any, module: str, state: dict[str, Any],
         url = r.request.url
         if url == f"{ORIGIN}/" or url == f"{ORIGIN}/index.html":
             r.fulfill(status=200, content_type="text/html", body=html)
-        elif url.startswith(ORIGIN + "/") and (WIDGETS / url[len(ORIGIN) + 1:]).is_file():
-            name = url[len(ORIGIN) + 1:]
+        elif url.startswith(ORIGIN + "/") and (WIDGETS / url[len(ORIGIN) + 1 :]).is_file():
+            name = url[len(ORIGIN) + 1 :]
             kind = "text/javascript" if name.endswith(".js") else "text/css"
             r.fulfill(status=200, content_type=kind, body=(WIDGETS / name).read_text())
         else:
@@ -97,8 +113,9 @@ def widget_page(page: Any, module: str, state: dict[str, Any],
 
     page.route("**/*", route)
     page.goto(f"{ORIGIN}/")
-    page.wait_for_function("window.__rendered === true || window.__error !== undefined",
-                           timeout=timeout)
+    page.wait_for_function(
+        "window.__rendered === true || window.__error !== undefined", timeout=timeout
+    )
     error = page.evaluate("window.__error")
     if error:
         raise AssertionError(f"widget {module} failed to render: {error}")

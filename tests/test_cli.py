@@ -8,14 +8,25 @@ from labkit.cli import main
 
 
 def test_version_from_a_real_process():
-    out = subprocess.run([sys.executable, "-m", "labkit", "--version"], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-m", "labkit", "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert out.strip() == f"labkit {__version__}"
 
 
 def test_predict_with_a_local_model(tiny_dirs, capsys):
-    code = main(["predict", "--model", str(tiny_dirs["bert"]), "--labels", "neg,pos", "--json",
-                 "a fine film", "a bad one"])
+    code = main(
+        [
+            "predict",
+            "--model",
+            str(tiny_dirs["bert"]),
+            "--labels",
+            "neg,pos",
+            "--json",
+            "a fine film",
+            "a bad one",
+        ]
+    )
     assert code == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == 2 and '"text": "a fine film"' in lines[0]

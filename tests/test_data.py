@@ -59,8 +59,13 @@ def test_dataset_and_datasetdict_pass_through_with_splits_kept():
 
     ds = Dataset.from_list(ROWS)
     ds = ds.cast_column("label", ClassLabel(names=["negative", "positive"]))
-    dd = DatasetDict({"train": ds.select(range(30)), "dev": ds.select(range(30, 35)),
-                      "test": ds.select(range(35, 40))})
+    dd = DatasetDict(
+        {
+            "train": ds.select(range(30)),
+            "dev": ds.select(range(30, 35)),
+            "test": ds.select(range(35, 40)),
+        }
+    )
     data = labkit.load_data(dd)
     assert list(data.splits) == ["train", "validation", "test"]
     assert (len(data.train), len(data.validation), len(data.test)) == (30, 5, 5)
@@ -71,9 +76,11 @@ def test_given_labels_fix_the_order():
     data = labkit.load_data(ROWS, labels=["positive", "negative"])
     assert data.labels == ("positive", "negative")
     first = ROWS[0]
-    row = next(r for r in data.train if r["text"] == first["text"]) if any(
-        r["text"] == first["text"] for r in data.train) else next(
-        r for r in data.validation if r["text"] == first["text"])
+    row = (
+        next(r for r in data.train if r["text"] == first["text"])
+        if any(r["text"] == first["text"] for r in data.train)
+        else next(r for r in data.validation if r["text"] == first["text"])
+    )
     assert data.labels[row["label"]] == first["label"]
 
 
@@ -94,7 +101,7 @@ def test_missing_column_lists_the_columns_found():
 
 def test_label_not_in_given_labels_is_named():
     rows = [*ROWS, {"text": "meh", "label": "neutral"}]
-    with pytest.raises(DataError, match="'neutral'.*not among labels"):
+    with pytest.raises(DataError, match=r"'neutral'.*not among labels"):
         labkit.load_data(rows, labels=["negative", "positive"])
 
 
@@ -136,8 +143,12 @@ def test_hub_name_offline_says_unreachable(monkeypatch):
 
 
 def test_awkward_texts_survive(tmp_path):
-    rows = [*ROWS, {"text": "", "label": "positive"}, {"text": "😀 中文 עברית", "label": "negative"},
-            {"text": "bad \ud800 surrogate", "label": "negative"}]
+    rows = [
+        *ROWS,
+        {"text": "", "label": "positive"},
+        {"text": "😀 中文 עברית", "label": "negative"},
+        {"text": "bad \ud800 surrogate", "label": "negative"},
+    ]
     data = labkit.load_data(rows)
     texts = list(data.train["text"]) + list(data.validation["text"])
     assert "bad \ufffd surrogate" in texts and "" in texts

@@ -6,26 +6,43 @@ import json
 import subprocess
 import sys
 
-HEAVY = ("torch", "transformers", "datasets", "captum", "bertviz", "peft", "accelerate",
-         "ipywidgets", "anywidget", "IPython", "matplotlib", "pandas")
+HEAVY = (
+    "torch",
+    "transformers",
+    "datasets",
+    "captum",
+    "bertviz",
+    "peft",
+    "accelerate",
+    "ipywidgets",
+    "anywidget",
+    "IPython",
+    "matplotlib",
+    "pandas",
+)
 
 
 def _fresh(code: str) -> str:
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True).stdout
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
 
 
 def test_import_loads_no_heavy_or_ui_module():
-    out = _fresh("import sys, json, labkit; "
-                 f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))")
+    out = _fresh(
+        "import sys, json, labkit; "
+        f"print(json.dumps([m for m in {list(HEAVY)!r} if m in sys.modules]))"
+    )
     assert json.loads(out) == []
 
 
 def test_public_names_are_attributes_after_import():
-    out = _fresh("import labkit, json; "
-                 "print(json.dumps({n: type(getattr(labkit, n)).__name__ "
-                 "for n in ['load_model', 'load_data', 'demo', 'LabkitError', 'Model', "
-                 "'TextData', 'MetricHistory', 'StepEnd', 'Control']}))")
+    out = _fresh(
+        "import labkit, json; "
+        "print(json.dumps({n: type(getattr(labkit, n)).__name__ "
+        "for n in ['load_model', 'load_data', 'demo', 'LabkitError', 'Model', "
+        "'TextData', 'MetricHistory', 'StepEnd', 'Control']}))"
+    )
     kinds = json.loads(out)
     assert kinds["load_model"] == "function"
     assert kinds["demo"] == "module"

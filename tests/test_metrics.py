@@ -14,8 +14,9 @@ def test_metrics_match_scikit_learn():
     y_pred[y_pred == 2] = 1  # label 2 never predicted: precision 0 by convention
     m = compute_metrics(y_true, y_pred, ["a", "b", "c"])
     assert m.accuracy == pytest.approx(sk.accuracy_score(y_true, y_pred))
-    p, r, f, _ = sk.precision_recall_fscore_support(y_true, y_pred, average="macro",
-                                                    zero_division=0)
+    p, r, f, _ = sk.precision_recall_fscore_support(
+        y_true, y_pred, average="macro", zero_division=0
+    )
     assert (m.precision, m.recall, m.f1) == pytest.approx((p, r, f))
     assert m.confusion == sk.confusion_matrix(y_true, y_pred).tolist()
     assert m.per_label["c"]["precision"] == 0.0

@@ -57,8 +57,16 @@ def test_single_string_counts_as_one_text(tiny_model):
 @pytest.mark.parametrize("arch", ["bert", "gpt2", "llama"])
 def test_awkward_texts_predict_without_crashing(tiny_dirs, arch):
     model = labkit.load_model(tiny_dirs[arch], labels=["n", "p"], device="cpu")
-    texts = ["", "   ", "😀🎬🍿", "中文影评很好看", "עברית טקסט", "nul\x00byte", "lone \ud800 surrogate",
-             "<img src=x onerror=alert(1)>"]
+    texts = [
+        "",
+        "   ",
+        "😀🎬🍿",
+        "中文影评很好看",
+        "עברית טקסט",
+        "nul\x00byte",
+        "lone \ud800 surrogate",
+        "<img src=x onerror=alert(1)>",
+    ]
     preds = model.predict(texts)
     assert len(preds) == len(texts)
     assert all(abs(sum(p.probs.values()) - 1) < 1e-5 for p in preds)
@@ -81,13 +89,16 @@ def test_text_exactly_at_the_limit_is_not_reported_as_truncated(tiny_model):
         tiny_model.predict([exact])
 
 
-@pytest.mark.parametrize("bad, match", [
-    ([], "empty"),
-    ([1, 2], r"texts\[0\] is int"),
-    (["ok", None], r"texts\[1\] is NoneType"),
-    (None, "must be a string"),
-    (b"bytes", "must be a string"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        ([], "empty"),
+        ([1, 2], r"texts\[0\] is int"),
+        (["ok", None], r"texts\[1\] is NoneType"),
+        (None, "must be a string"),
+        (b"bytes", "must be a string"),
+    ],
+)
 def test_bad_texts_are_clear_errors(tiny_model, bad, match):
     with pytest.raises(InputError, match=match):
         tiny_model.predict(bad)
@@ -187,8 +198,9 @@ def test_saved_adapter_folder_loads_base_plus_adapter(tiny_dirs, tmp_path):
     from peft import LoraConfig, get_peft_model
 
     base = labkit.load_model(tiny_dirs["bert"], labels=["n", "p"], device="cpu", seed=0)
-    peft_model = get_peft_model(base.hf, LoraConfig(r=2, target_modules=["query", "value"],
-                                                    task_type="SEQ_CLS"))
+    peft_model = get_peft_model(
+        base.hf, LoraConfig(r=2, target_modules=["query", "value"], task_type="SEQ_CLS")
+    )
     with torch.no_grad():
         for name, p in peft_model.named_parameters():
             if "lora_B" in name:
@@ -198,8 +210,9 @@ def test_saved_adapter_folder_loads_base_plus_adapter(tiny_dirs, tmp_path):
     model = labkit.Model.wrap(peft_model, base.tokenizer, labels=["n", "p"])
     loaded = labkit.load_model(tmp_path / "adapter", labels=["n", "p"], device="cpu")
     assert loaded.lora
-    torch.testing.assert_close(loaded.logits(["a test"]), model.logits(["a test"]), atol=1e-5,
-                               rtol=1e-4)
+    torch.testing.assert_close(
+        loaded.logits(["a test"]), model.logits(["a test"]), atol=1e-5, rtol=1e-4
+    )
 
 
 def test_html_repr_escapes_the_name(tiny_model):

@@ -17,20 +17,41 @@ pytestmark = pytest.mark.slow
 
 def test_wheel_installs_and_finds_its_widgets(tmp_path):
     dist = tmp_path / "dist"
-    subprocess.run([sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir",
-                    str(dist), str(ROOT)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "build",
+            "--wheel",
+            "--no-isolation",
+            "--outdir",
+            str(dist),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+    )
     wheel = next(dist.glob("labkit-*.whl"))
 
     env_dir = tmp_path / "venv"
     venv.EnvBuilder(with_pip=True).create(env_dir)
     py = env_dir / "bin" / "python"
-    site = Path(subprocess.run([str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                               capture_output=True, text=True, check=True).stdout.strip())
+    site = Path(
+        subprocess.run(
+            [str(py), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    )
     # dependencies come from the test environment (a plain path entry: its editable-install
     # hooks are NOT activated, so `labkit` can only come from the wheel)
     (site / "_deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    subprocess.run([str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index",
-                    str(wheel)], check=True, capture_output=True)
+    subprocess.run(
+        [str(py), "-m", "pip", "install", "--quiet", "--no-deps", "--no-index", str(wheel)],
+        check=True,
+        capture_output=True,
+    )
 
     probe = (
         "import json, labkit, labkit.ui._base as b, pathlib; "
@@ -39,13 +60,17 @@ def test_wheel_installs_and_finds_its_widgets(tmp_path):
         "'names': sorted(p.name for p in d.iterdir()), 'typed': "
         "(pathlib.Path(labkit.__file__).parent / 'py.typed').exists()}))"
     )
-    out = json.loads(subprocess.run([str(py), "-c", probe], capture_output=True, text=True,
-                                    check=True, cwd=tmp_path).stdout)
+    out = json.loads(
+        subprocess.run(
+            [str(py), "-c", probe], capture_output=True, text=True, check=True, cwd=tmp_path
+        ).stdout
+    )
     assert out["file"].startswith(str(site)), out["file"]
     assert out["widgets"].startswith(str(site)) and out["widgets"].endswith("_widgets")
     repo_widgets = sorted(p.name for p in (ROOT / "widgets").iterdir() if p.is_file())
     assert repo_widgets and out["names"] == repo_widgets
     assert out["typed"]
-    version = subprocess.run([str(env_dir / "bin" / "labkit"), "--version"], capture_output=True,
-                             text=True, check=True).stdout
+    version = subprocess.run(
+        [str(env_dir / "bin" / "labkit"), "--version"], capture_output=True, text=True, check=True
+    ).stdout
     assert version.startswith("labkit ")

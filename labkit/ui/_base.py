@@ -26,8 +26,9 @@ def widgets_dir() -> Path:
     repo = Path(__file__).resolve().parents[2] / "widgets"
     if repo.is_dir():
         return repo
-    raise FileNotFoundError(f"labkit's front-end files are missing: looked in {packaged} and "
-                            f"{repo}. Reinstall labkit.")
+    raise FileNotFoundError(
+        f"labkit's front-end files are missing: looked in {packaged} and {repo}. Reinstall labkit."
+    )
 
 
 def asset(name: str) -> str:
@@ -40,5 +41,10 @@ class LabkitWidget(anywidget.AnyWidget):
 
     def widget_bundle(self) -> dict[str, Any]:
         """The Jupyter widget-view mime entry (works with ipywidgets 7 and 8)."""
-        return {"application/vnd.jupyter.widget-view+json": {
-            "version_major": 2, "version_minor": 0, "model_id": self.model_id}}
+        return {
+            "application/vnd.jupyter.widget-view+json": {
+                "version_major": 2,
+                "version_minor": 0,
+                "model_id": self.model_id,
+            }
+        }
