@@ -89,6 +89,19 @@ class Model:
             max_length=model_max_length(tokenizer, config),
         )
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> Model:
+        """An independent copy (weights and tokenizer copied; not training)."""
+        import copy
+
+        return Model(
+            hf=copy.deepcopy(self.hf, memo),
+            tokenizer=copy.deepcopy(self.tokenizer, memo),
+            labels=self.labels,
+            device=self.device,
+            name=self.name,
+            max_length=self.max_length,
+        )
+
     # -- facts ---------------------------------------------------------------------------------
     @property
     def lora(self) -> bool:
