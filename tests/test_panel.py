@@ -1,0 +1,371 @@
+"""The live panel without a browser: trait state, messages, replay, delta sizes, throttling,
+controls and faults. Runs against ipywidgets 8 and, with the 7.7.1 overlay, ipywidgets 7."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from array import array
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from labkit.events import EvalEnd, Saved, StepEnd, TrainEnd
+from labkit.history import MetricHistory
+from labkit.ui.panel import COLUMNS, ENDED, LossChart, RunPanel, view_for_run
+from tests._jupyter import WireTap
+
+WIDGETS = Path(__file__).resolve().parents[1] / "widgets"
+
+
+class Run:
+    """A stand-in with the interface of ``labkit.Run`` (same class name, so ``labkit.ui``
+    finds its view), driving a real ``MetricHistory``."""
+
+    def __init__(self, total: int = 100, device: str = "cpu", fail_on: str = "") -> None:
+        self.history = MetricHistory()
+        self.status = "pending"
+        self.step = 0
+        self.total_steps = total
+        self.error: str | None = None
+        self.output_dir = "/tmp/labkit-fake"
+        self.model = SimpleNamespace(name="tiny-bert", device=device)
+        self.config = SimpleNamespace(metric="f1")
+        self.calls: list[str] = []
+        self.fail_on = fail_on
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        last = self.history.last_eval
+        return dict(last.metrics) if last else {}
+
+    @property
+    def checkpoints(self) -> list[str]:
+        return [s.path for s in self.history.saves]
+
+    def _steer(self, action: str) -> None:
+        if action == self.fail_on:
+            raise RuntimeError(f"{action} broke")
+        self.calls.append(action)
+        if self.status not in ENDED:
+            self.status = {"pause": "paused", "resume": "running"}.get(action, self.status)
+
+    def stop(self) -> None:
+        self._steer("stop")
+
+    def pause(self) -> None:
+        self._steer("pause")
+
+    def resume(self) -> None:
+        self._steer("resume")
+
+    def save(self) -> None:
+        self._steer("save")
+
+    # driving the fake
+    def steps(self, n: int, *, t0: float = 1000.0, dt: float = 0.5) -> None:
+        self.status = "running"
+        for _ in range(n):
+            self.step += 1
+            self.history.record(
+                StepEnd(
+                    step=self.step,
+                    epoch=self.step / 50,
+                    loss=2.0 / (1 + 0.05 * self.step),
+                    lr=1e-3,
+                    samples_per_s=64.0,
+                    total_steps=self.total_steps,
+                    time=t0 + dt * self.step,
+                )
+            )
+
+    def end(self, status: str, error: str | None = None) -> None:
+        self.status, self.error = status, error
+        self.history.record(TrainEnd(status=status, error=error, step=self.step))  # type: ignore[arg-type]
+
+
+def decode(content: dict[str, Any], buffers: list[bytes]) -> dict[str, list[float]]:
+    out = {}
+    for name, buf in zip(content["cols"], buffers):
+        arr = array(dict(COLUMNS)[name])
+        arr.frombytes(buf)
+        out[name] = list(arr)
+    return out
+
+
+class Client:
+    """A reference front end following the protocol of widgets/run_panel.js: keep what is new,
+    drop what it holds, ask again on a gap."""
+
+    def __init__(self, tap: WireTap, drop: float = 0.0, seed: int = 0) -> None:
+        self.tap, self.drop, self.rng = tap, drop, random.Random(seed)
+        self.cursor = len(tap.messages)
+        self.steps: list[float] = []
+        self.loss: list[float] = []
+        self.evals: list[list[Any]] = []
+        self.pending = False
+        self.syncs = 0
+
+    def sync(self) -> None:
+        if not self.pending:
+            self.pending, self.syncs = True, self.syncs + 1
+            self.tap.from_front_end(
+                {"type": "sync", "have": len(self.steps), "have_evals": len(self.evals)}
+            )
+
+    def pump(self) -> None:
+        while self.cursor < len(self.tap.messages):
+            data, buffers = self.tap.messages[self.cursor]
+            self.cursor += 1
+            if data.get("method") == "custom":
+                self.receive(data["content"], buffers)
+            elif data.get("method") == "update":
+                state = data["state"]
+                if len(self.steps) < state.get("rows", 0) or len(self.evals) < state.get(
+                    "n_evals", 0
+                ):
+                    self.sync()
+
+    def receive(self, msg: dict[str, Any], buffers: list[bytes]) -> None:
+        if not msg.get("reply") and self.rng.random() < self.drop:
+            return  # lost on the way (e.g. sent before this view's listener existed)
+        if msg.get("reply"):
+            self.pending = False
+        cols = decode(msg, buffers)
+        gap = msg["start"] > len(self.steps) or msg["evals_start"] > len(self.evals)
+        skip = len(self.steps) - msg["start"]
+        if 0 <= skip < msg["n"]:
+            self.steps += cols["step"][skip:]
+            self.loss += cols["loss"][skip:]
+        eskip = len(self.evals) - msg["evals_start"]
+        if 0 <= eskip < len(msg["evals"]):
+            self.evals += msg["evals"][eskip:]
+        if gap:
+            self.sync()
+
+
+def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)
+
+
+@pytest.fixture
+def run() -> Run:
+    return Run(total=400)
+
+
+def test_history_replays_then_streams_without_loss_or_duplicates(run: Run) -> None:
+    run.steps(250)
+    run.history.record(EvalEnd(step=100, metrics={"loss": 0.9, "accuracy": 0.61}))
+    panel = RunPanel(run, interval=3600)  # the test flushes by hand
+    tap = WireTap(panel)
+    first = Client(tap)
+    first.sync()
+    first.pump()
+    assert first.steps == [float(s) for s in run.history.column("step")]
+    assert first.evals == [[100, {"loss": 0.9, "accuracy": 0.61}]]
+    lossy = Client(tap, drop=0.4, seed=3)  # a view whose messages often get lost
+    lossy.sync()
+    for i in range(60):
+        run.steps(random.Random(i).randint(0, 7))
+        if i % 10 == 0:
+            run.history.record(EvalEnd(step=run.step, metrics={"loss": 1.0 / (i + 1)}))
+        panel.flush()
+        first.pump()
+        lossy.pump()
+    run.end("finished")
+    panel.flush()
+    late = Client(tap)  # opened after the end: the whole history, once
+    late.sync()
+    for client in (first, lossy, late):
+        client.pump()
+        assert client.steps == [float(s) for s in run.history.column("step")]
+        assert client.loss == pytest.approx(run.history.column("loss"), rel=1e-6)
+        assert [e[0] for e in client.evals] == [e.step for e in run.history.evals]
+    assert first.syncs == 1  # a view that lost nothing never asked twice
+    assert lossy.syncs > 1
+
+
+def test_one_update_costs_the_same_at_100_and_100000_rows() -> None:
+    sizes = []
+    for n in (100, 100_000):
+        fake = Run(total=200_000)
+        fake.steps(n)
+        panel = RunPanel(fake, interval=3600)
+        tap = WireTap(panel)
+        fake.steps(5)
+        panel.flush()
+        (delta,) = tap.custom()
+        assert delta[0]["start"] == n and delta[0]["n"] == 5
+        sizes.append((sum(map(len, delta[1])), tap.total_bytes()))
+        panel.close()
+    (buf_a, all_a), (buf_b, all_b) = sizes
+    assert buf_a == buf_b == 5 * 20  # 5 rows x (8 + 3 * 4) bytes
+    assert abs(all_a - all_b) <= 24  # only the digits of the numbers differ
+
+
+def test_updates_are_throttled_and_sent_off_the_training_thread(run: Run) -> None:
+    panel = RunPanel(run, interval=0.1)
+    tap = WireTap(panel)
+    senders: set[str] = set()
+    record = tap._publish
+
+    def spy(*args: Any, **kwargs: Any) -> None:
+        senders.add(threading.current_thread().name)
+        record(*args, **kwargs)
+
+    panel.comm.publish_msg = spy
+    start = time.monotonic()
+    while time.monotonic() - start < 0.6:
+        run.steps(1)  # as fast as the loop goes: thousands of steps a second
+    elapsed = time.monotonic() - start
+    run.end("finished")
+    wait_for(lambda: panel._thread is None, what="the panel thread to end with the run")
+    deltas = [c for c, _ in tap.custom()]
+    assert len(run.history) > 500
+    assert len(deltas) <= elapsed / 0.1 + 3  # at most ~10 a second
+    assert sum(d["n"] for d in deltas) == len(run.history)  # batched, nothing lost
+    assert threading.main_thread().name not in senders
+
+
+def test_panel_shows_the_run_state(run: Run) -> None:
+    panel = RunPanel(run, interval=3600)
+    assert (panel.status, panel.step, panel.total_steps, panel.eta_s) == ("pending", 0, 400, -1)
+    assert (panel.title, panel.device, panel.metric) == ("tiny-bert", "cpu", "f1")
+    run.steps(40)  # 0.5 s a step
+    run.history.record(EvalEnd(step=40, metrics={"loss": 0.5, "f1": 0.7}))
+    run.history.record(Saved(step=40, path="/tmp/labkit-fake/checkpoint-40"))
+    panel.flush()
+    assert (panel.status, panel.step, panel.rows, panel.n_evals) == ("running", 40, 40, 1)
+    assert panel.epoch == pytest.approx(0.8) and panel.samples_per_s == 64.0
+    assert panel.eta_s == pytest.approx((400 - 40) * 0.5)
+    assert panel.metrics == {"loss": 0.5, "f1": 0.7}
+    assert panel.checkpoints == ["/tmp/labkit-fake/checkpoint-40"]
+    assert panel.gpu_memory == "" and panel.error == ""
+    run.end("failed", error="RuntimeError: <b>boom</b>")
+    panel.flush()
+    assert panel.status == "failed" and panel.error == "RuntimeError: <b>boom</b>"
+    assert panel.eta_s == -1
+
+
+@pytest.mark.parametrize("status", ["diverged", "out_of_memory"])
+def test_a_bad_end_shows_its_message(run: Run, status: str) -> None:
+    panel = RunPanel(run, interval=0.05)
+    run.steps(3)
+    run.end(status, error=f"{status}: lower the learning rate")
+    wait_for(lambda: panel.status == status and panel._thread is None, what=status)
+    assert panel.error == f"{status}: lower the learning rate"
+
+
+def test_buttons_steer_the_run_and_never_raise(run: Run) -> None:
+    panel = RunPanel(run, interval=3600)
+    tap = WireTap(panel)
+    run.steps(5)
+
+    def press(action: str) -> str:
+        tap.from_front_end({"type": "control", "action": action})
+        return panel.notice
+
+    assert "pause" in press("pause") and run.status == "paused"
+    assert "checkpoint" in press("save")  # save while paused
+    assert press("resume") == "resumed" and run.status == "running"
+    assert "stop" in press("stop")
+    assert "stop" in press("stop")  # twice: asked again, harmless
+    assert run.calls == ["pause", "save", "resume", "stop", "stop"]
+    run.end("stopped")
+    for action in ("pause", "stop", "save", "resume"):  # after the end
+        assert "already ended (stopped)" in press(action)
+    assert run.calls == ["pause", "save", "resume", "stop", "stop"]
+    assert "unknown action" in press("explode")
+    tap.from_front_end({"type": "nonsense"})
+    tap.from_front_end("not even a dict")  # type: ignore[arg-type]
+
+
+def test_a_failing_control_is_reported_not_raised() -> None:
+    fake = Run(fail_on="save")
+    panel = RunPanel(fake, interval=3600)
+    tap = WireTap(panel)
+    fake.steps(2)
+    tap.from_front_end({"type": "control", "action": "save"})
+    assert panel.notice == "save failed: RuntimeError: save broke"
+
+
+def test_view_settings_sync_from_the_front_end(run: Run) -> None:
+    chart = LossChart(run.history, interval=3600)
+    tap = WireTap(chart)
+    tap.set_from_front_end(smoothing=0.9, log_scale=True, window=100, metric="accuracy")
+    assert (chart.smoothing, chart.log_scale, chart.window, chart.metric) == (
+        0.9,
+        True,
+        100,
+        "accuracy",
+    )
+    tap.set_from_front_end(smoothing=5.0, window=-3)
+    assert chart.smoothing == 0.999 and chart.window == 0
+    chart.smoothing = 0.5  # and from Python to the views
+    assert {"smoothing": 0.5} in tap.states()
+
+
+def test_a_chart_follows_a_bare_history() -> None:
+    history = MetricHistory()
+    chart = LossChart(history, interval=0.02)
+    tap = WireTap(chart)
+    client = Client(tap)
+    client.sync()
+    for i in range(30):
+        history.record(StepEnd(step=i + 1, epoch=0.0, loss=1.0, lr=0.1))
+    history.record(TrainEnd(status="finished"))
+    wait_for(lambda: chart._thread is None, what="the chart to finish")
+    client.pump()
+    assert client.steps == [float(i + 1) for i in range(30)]
+    finished = LossChart(history)  # a finished history needs no thread
+    assert finished._thread is None and finished.rows == 30
+
+
+def test_each_run_has_one_panel_shared_by_its_displays(run: Run) -> None:
+    import labkit.ui
+
+    panel = view_for_run(run)
+    assert labkit.ui.view_for(run) is panel
+    bundle = labkit.ui.widget_bundle(run)
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+    panel.close()
+    again = view_for_run(run)
+    assert again is not panel and again.comm is not None
+    again.close()
+
+
+def test_nan_losses_travel_as_nan(run: Run) -> None:
+    panel = RunPanel(run, interval=3600)
+    tap = WireTap(panel)
+    run.status = "running"
+    run.history.record(StepEnd(step=1, epoch=0, loss=float("nan"), lr=0.1))
+    panel.flush()
+    ((content, buffers),) = tap.custom()
+    loss = decode(content, buffers)["loss"]
+    assert loss[0] != loss[0]  # NaN: a gap in the chart, not a zero
+
+
+def test_front_end_module_is_self_contained_and_escapes() -> None:
+    js = (WIDGETS / "run_panel.js").read_text()
+    assert "import " not in js.replace("import(", "")  # blob: URLs cannot resolve imports
+    assert "innerHTML" not in js and "insertAdjacentHTML" not in js
+    assert "http://" not in js.replace("http://www.w3.org/2000/svg", "")
+    assert "https://" not in js
+
+
+def test_runs_against_the_ipywidgets_it_was_asked_for() -> None:
+    """``LABKIT_EXPECT_IPYWIDGETS=7`` (the Colab overlay run) makes sure the overlay is used."""
+    import os
+
+    import ipywidgets
+
+    expected = os.environ.get("LABKIT_EXPECT_IPYWIDGETS")
+    if expected:
+        assert ipywidgets.__version__.split(".")[0] == expected

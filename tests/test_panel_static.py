@@ -1,0 +1,118 @@
+"""The static snapshot of a run (nbviewer, GitHub, a notebook reopened without its kernel) and
+the small SVG chart builder it uses."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from labkit._render_run import loss_chart_svg, run_html
+from labkit._svgchart import Series, ema, line_chart, log_ticks, nice_ticks
+from labkit.events import EvalEnd, Saved
+from tests.test_panel import Run
+
+
+def _svg(html: str) -> ET.Element:
+    match = re.search(r"<svg.*?</svg>", html, re.S)
+    assert match, "no inline SVG"
+    return ET.fromstring(match.group(0))  # well-formed XML, so it renders inline anywhere
+
+
+def _points(path_d: str) -> int:
+    return len(re.findall(r"[ML]", path_d))
+
+
+@pytest.mark.parametrize(
+    ("lo", "hi"), [(0.0, 1.0), (0.013, 0.0171), (3, 99_000), (-2.5, 7.1), (5.0, 5.0)]
+)
+def test_nice_ticks_are_round_and_cover_the_range(lo: float, hi: float) -> None:
+    ticks = nice_ticks(lo, hi)
+    assert 2 <= len(ticks) <= 11
+    steps = {round(b - a, 9) for a, b in itertools.pairwise(ticks)}
+    assert len(steps) == 1  # evenly spaced
+    mantissa = steps.pop() / 10 ** math.floor(math.log10(ticks[1] - ticks[0]))
+    assert round(mantissa, 6) in (1, 2, 5)
+    assert all(min(lo, hi) - 1 <= t <= max(lo, hi) + 1 for t in ticks)
+
+
+def test_log_ticks_use_decades_and_fill_short_ranges() -> None:
+    assert log_ticks(0.001, 10) == [0.001, 0.01, 0.1, 1, 10]
+    assert log_ticks(0.2, 0.9) == [0.2, 0.5]
+    assert log_ticks(-1, 1) == []
+    narrow = log_ticks(0.0198, 0.0247)  # no 1/2/5 value inside: round linear values
+    assert len(narrow) >= 2 and all(0.0198 <= t <= 0.0247 for t in narrow)
+
+
+def test_ema_is_debiased_and_keeps_gaps() -> None:
+    out = ema([2.0, None, 2.0, float("nan"), 4.0], 0.9)
+    assert out[0] == pytest.approx(2.0)  # no pull towards zero at the start
+    assert out[1] is None and out[3] is None
+    assert 2.0 < out[4] < 4.0  # type: ignore[operator]
+    assert ema([1.0, 5.0], 0.0) == [1.0, 5.0]
+    with pytest.raises(ValueError, match="smoothing"):
+        ema([1.0], 1.0)
+
+
+def test_line_chart_breaks_lines_at_gaps_and_escapes_labels() -> None:
+    svg = line_chart(
+        [1, 2, 3, 4], [Series("<b>a</b>", [1.0, None, 2.0, 3.0])], y_label="x<y", title="t&t"
+    )
+    root = ET.fromstring(svg)
+    d = next(e for e in root.iter("{http://www.w3.org/2000/svg}path")).get("d")
+    assert d.count("M") == 2  # the gap starts a new segment
+    assert "<b>" not in svg and "&lt;b&gt;a&lt;/b&gt;" in svg and "x&lt;y" in svg
+
+
+def test_line_chart_without_data_says_so() -> None:
+    svg = line_chart([], [Series("loss", [])])
+    assert "no data yet" in svg
+    ET.fromstring(svg)
+
+
+def test_long_histories_stay_small() -> None:
+    run = Run(total=100_000)
+    run.steps(100_000)
+    svg = loss_chart_svg(run.history)
+    paths = [e.get("d") for e in ET.fromstring(svg).iter("{http://www.w3.org/2000/svg}path")]
+    assert paths and all(_points(d) <= 800 for d in paths)
+    assert len(svg) < 60_000
+
+
+def test_snapshot_of_a_finished_run_has_chart_metrics_and_checkpoints() -> None:
+    run = Run(total=60)
+    run.steps(60)
+    run.history.record(EvalEnd(step=30, metrics={"loss": 0.7, "accuracy": 0.6, "f1": 0.55}))
+    run.history.record(EvalEnd(step=60, metrics={"loss": 0.5, "accuracy": 0.8, "f1": 0.79}))
+    run.history.record(Saved(step=60, path="/runs/x/checkpoint-60"))
+    run.end("finished")
+    html = run_html(run)
+    svg = _svg(html)
+    circles = list(svg.iter("{http://www.w3.org/2000/svg}circle"))
+    assert len([c for c in circles if c.get("r") == "3.5"]) >= 4  # 2 val loss + 2 f1 (config)
+    assert "val f1" in html  # the run's chosen metric on the second axis
+    assert "finished" in html and "step 60 / 60" in html
+    assert "0.79" in html and "checkpoint-60" in html
+    assert "<script" not in html and "<style" not in html
+    assert "display the run again" not in html
+
+
+def test_snapshot_escapes_everything_and_shows_the_error() -> None:
+    run = Run(total=10)
+    run.model.name = "<img src=x onerror=alert(1)>"
+    run.steps(3)
+    run.history.record(EvalEnd(step=3, metrics={"<i>m</i>": 0.5}))
+    run.end("failed", error="ValueError: </div><script>alert(1)</script>")
+    html = run_html(run)
+    assert "<script>" not in html and "&lt;script&gt;" in html
+    assert "<i>m</i>" not in html and "&lt;i&gt;m&lt;/i&gt;" in html
+    assert "failed" in html
+
+
+def test_snapshot_of_a_run_that_has_not_started() -> None:
+    run = Run(total=10)
+    html = run_html(run)
+    assert "pending" in html and "no data yet" in html and "display the run again" in html
