@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # installed would pull a multi-GB CUDA build. Override with `make TORCH=torch==X.Y.Z ...`.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install install-dev browser lint bench clean
+.PHONY: demo test install install-dev browser lint bench clean test-ipywidgets7
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +33,16 @@ demo: install
 test: install-dev browser
 	$(BIN)/ruff check labkit tests benchmarks
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(MAKE) test-ipywidgets7
+
+# Colab ships ipywidgets 7.7.1 (+ anywidget 0.9): the widgets' Python side is tested against it
+# too, from an overlay folder put first on the path (the venv keeps ipywidgets 8).
+IPYW7 := .cache/ipywidgets7
+$(IPYW7):
+	$(BIN)/python -m pip install --quiet --no-deps --target $(IPYW7) ipywidgets==7.7.1 anywidget==0.9.21 ipython_genutils==0.2.0
+
+test-ipywidgets7: install-dev $(IPYW7)
+	LABKIT_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(IPYW7) $(BIN)/python -m pytest tests/test_panel.py tests/test_panel_static.py -q -p no:cacheprovider
 
 lint: install-dev
 	$(BIN)/ruff check labkit tests benchmarks

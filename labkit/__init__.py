@@ -12,6 +12,8 @@ time a function that needs them is used. Every public name is still an attribute
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -83,6 +85,23 @@ def __getattr__(name: str) -> Any:
 
 def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
+
+
+class _Package(types.ModuleType):
+    """Keeps ``labkit.attention`` (and the like) the function, not its same-named submodule.
+
+    The first import of the submodule ``labkit.attention`` makes Python set the package
+    attribute ``attention`` to that module; the public function of that name must win.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if (isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__
+                and hasattr(value, name)):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names

@@ -65,16 +65,20 @@ class HeadSummary:
         out = []
         for li, layer in enumerate(self.layers):
             for hi, head in enumerate(self.heads):
-                out.append({
-                    "layer": layer, "head": head, "role": self.roles[li][hi],
-                    "entropy": float(self.entropy[li, hi]),
-                    "norm_entropy": float(self.norm_entropy[li, hi]),
-                    "distance": float(self.distance[li, hi]),
-                    "special": float(self.special[li, hi]),
-                    "previous": float(self.previous[li, hi]),
-                    "next": float(self.next[li, hi]),
-                    "self": float(self.self_[li, hi]),
-                })
+                out.append(
+                    {
+                        "layer": layer,
+                        "head": head,
+                        "role": self.roles[li][hi],
+                        "entropy": float(self.entropy[li, hi]),
+                        "norm_entropy": float(self.norm_entropy[li, hi]),
+                        "distance": float(self.distance[li, hi]),
+                        "special": float(self.special[li, hi]),
+                        "previous": float(self.previous[li, hi]),
+                        "next": float(self.next[li, hi]),
+                        "self": float(self.self_[li, hi]),
+                    }
+                )
         return out
 
     def count(self) -> dict[str, int]:
@@ -90,21 +94,33 @@ class HeadSummary:
         return f"HeadSummary({len(self.layers)} layers x {len(self.heads)} heads: {counts})"
 
     def _repr_html_(self) -> str:
-        cols = ("layer", "head", "role", "norm_entropy", "distance", "special", "previous",
-                "next", "self")
+        cols = (
+            "layer",
+            "head",
+            "role",
+            "norm_entropy",
+            "distance",
+            "special",
+            "previous",
+            "next",
+            "self",
+        )
         head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
         body = []
         for row in self.rows():
             cells = "".join(
                 f"<td>{html.escape(f'{row[c]:.3f}' if isinstance(row[c], float) else str(row[c]))}"
-                "</td>" for c in cols)
+                "</td>"
+                for c in cols
+            )
             body.append(f"<tr>{cells}</tr>")
-        return (f"<table class='labkit-heads'><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(body)}</tbody></table>")
+        return (
+            f"<table class='labkit-heads'><thead><tr>{head}</tr></thead>"
+            f"<tbody>{''.join(body)}</tbody></table>"
+        )
 
 
-def _role(special: float, prev: float, nxt: float, own: float, norm_h: float,
-          dist: float) -> str:
+def _role(special: float, prev: float, nxt: float, own: float, norm_h: float, dist: float) -> str:
     if special >= _STRONG:
         return "delimiter"
     if prev >= _STRONG:
@@ -122,13 +138,19 @@ def _role(special: float, prev: float, nxt: float, own: float, norm_h: float,
     return "mixed"
 
 
-def summarize(weights: np.ndarray, special: np.ndarray, *, layers: tuple[int, ...],
-              heads: tuple[int, ...], causal: bool) -> HeadSummary:
+def summarize(
+    weights: np.ndarray,
+    special: np.ndarray,
+    *,
+    layers: tuple[int, ...],
+    heads: tuple[int, ...],
+    causal: bool,
+) -> HeadSummary:
     """Summaries of ``weights`` float32 [L, H, T, T] (rows sum to 1) with ``special`` bool [T].
 
     ``causal`` says that row i may only attend to positions 0..i (decoders).
     """
-    w = weights.astype(np.float64, copy=False)
+    w = weights.astype(np.float32, copy=False)
     t = w.shape[-1]
     idx = np.arange(t)
     # A decoder row i may attend to i + 1 positions; an encoder row to all T.
@@ -136,11 +158,16 @@ def summarize(weights: np.ndarray, special: np.ndarray, *, layers: tuple[int, ..
     rows = reach >= 2  # rows with a choice to make
     if not rows.any():  # a single token: every figure is trivially zero
         rows = np.ones(t, dtype=bool)
-    logs = np.log(np.where(w > 0, w, 1.0))
-    row_h = -(w * logs).sum(-1)  # [L, H, T] nats
+    # einsum reductions: no [L, H, T, T] temporaries besides the log (long inputs are large)
+    logs = np.log(np.maximum(w, np.float32(1e-30)))
+    row_h = -np.einsum("lhij,lhij->lhi", w, logs, dtype=np.float64)  # [L, H, T] nats
+    del logs
     norm = np.log(np.maximum(reach, 2.0))
-    row_dist = (w * np.abs(idx[:, None] - idx[None, :])).sum(-1)
-    row_special = w[..., special].sum(-1) if special.any() else np.zeros(w.shape[:-1])
+    dist = np.abs(idx[:, None] - idx[None, :]).astype(np.float32)
+    row_dist = np.einsum("lhij,ij->lhi", w, dist, dtype=np.float64)
+    row_special = (
+        w[..., special].sum(-1, dtype=np.float64) if special.any() else np.zeros(w.shape[:-1])
+    )
     diag = np.diagonal(w, axis1=-2, axis2=-1)  # [L, H, T]
     prev = np.zeros(w.shape[:-1])
     nxt = np.zeros(w.shape[:-1])
@@ -155,9 +182,28 @@ def summarize(weights: np.ndarray, special: np.ndarray, *, layers: tuple[int, ..
     distance, spec = mean(row_dist), mean(row_special)
     previous, following, own = mean(prev), mean(nxt), mean(diag)
     roles = tuple(
-        tuple(_role(spec[li, hi], previous[li, hi], following[li, hi], own[li, hi],
-                    norm_h[li, hi], distance[li, hi]) for hi in range(w.shape[1]))
-        for li in range(w.shape[0]))
-    return HeadSummary(layers=layers, heads=heads, entropy=entropy, norm_entropy=norm_h,
-                       distance=distance, special=spec, previous=previous, next=following,
-                       self_=own, roles=roles)
+        tuple(
+            _role(
+                spec[li, hi],
+                previous[li, hi],
+                following[li, hi],
+                own[li, hi],
+                norm_h[li, hi],
+                distance[li, hi],
+            )
+            for hi in range(w.shape[1])
+        )
+        for li in range(w.shape[0])
+    )
+    return HeadSummary(
+        layers=layers,
+        heads=heads,
+        entropy=entropy,
+        norm_entropy=norm_h,
+        distance=distance,
+        special=spec,
+        previous=previous,
+        next=following,
+        self_=own,
+        roles=roles,
+    )

@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["BLUES", "REDS", "data_uri", "pool", "png", "to_levels", "tile"]
+__all__ = ["BLUES", "REDS", "data_uri", "png", "pool", "tile", "to_levels"]
 
 
 def _ramp(end: tuple[int, int, int]) -> bytes:
@@ -73,8 +73,13 @@ def png(levels: np.ndarray, palette: bytes = BLUES) -> bytes:
     raw = np.zeros((height, width + 1), dtype=np.uint8)  # filter byte 0 (None) per row
     raw[:, 1:] = levels
     header = struct.pack(">IIBBBBB", width, height, 8, 3, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"PLTE", palette)
-            + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 9)) + _chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"PLTE", palette)
+        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 9))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def data_uri(data: bytes) -> str:

@@ -61,6 +61,11 @@ class FakeModel {
 """
 
 
+def _script_json(value: Any) -> str:
+    """JSON that is safe inside an inline <script>: no "</" (ends the element) or "<!--"."""
+    return json.dumps(value).replace("</", "<\\/").replace("<!--", "<\\!--")
+
+
 def _page_html(module: str, state: dict[str, Any], buffers: dict[str, list[int]]) -> str:
     css = (
         f'<link rel="stylesheet" href="{ORIGIN}/{module}.css">'
@@ -71,8 +76,8 @@ def _page_html(module: str, state: dict[str, Any], buffers: dict[str, list[int]]
 <body><div id="root" style="width:960px"></div>
 <script type="module">
 {_FAKE_MODEL}
-const state = {json.dumps(state)};
-const bufs = {json.dumps(buffers)};
+const state = {_script_json(state)};
+const bufs = {_script_json(buffers)};
 for (const [k, v] of Object.entries(bufs)) state[k] = new DataView(new Uint8Array(v).buffer);
 const model = new FakeModel(state);
 window.__model = model;

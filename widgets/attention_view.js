@@ -1,0 +1,489 @@
+// labkit AttentionView: a head view (links between tokens for one layer and chosen heads; hover
+// a token to focus it) and a model view (layers x heads thumbnails; click one to open it).
+//
+// Weights arrive as binary fp16 buffers, one layer at a time, when the view asks for them with
+// a custom message {type: "layer", layer}. The reply listener is registered in initialize(), so
+// a reply is never lost to a view that is not rendered yet; a view asks for what it lacks.
+// Each row is kept as its strongest links (all of them for short inputs, the top 32 for long
+// ones) and only the top `top_k` per token are drawn, so 2,048 tokens stay responsive.
+// Every token is written with textContent: no data is ever parsed as HTML.
+
+const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+  "#7f7f7f", "#bcbd22", "#17becf"];
+const MIN_WEIGHT = 0.02; // links weaker than this (or than uniform, 1/T) are not drawn
+const STORES = new WeakMap();
+let HALF = null;
+
+function halfTable() {
+  if (HALF) return HALF;
+  HALF = new Float32Array(65536);
+  for (let h = 0; h < 65536; h++) {
+    const sign = h & 0x8000 ? -1 : 1;
+    const exp = (h >> 10) & 0x1f;
+    const frac = h & 0x3ff;
+    let v;
+    if (exp === 0) v = frac * 2 ** -24;
+    else if (exp === 31) v = frac ? NaN : Infinity;
+    else v = (1 + frac / 1024) * 2 ** (exp - 15);
+    HALF[h] = sign * v;
+  }
+  return HALF;
+}
+
+function bytesOf(b) {
+  if (!b) return new Uint8Array(0);
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  return new Uint8Array(0);
+}
+
+function u16(b) {
+  const u8 = bytesOf(b);
+  if (u8.byteOffset % 2 === 0) return new Uint16Array(u8.buffer, u8.byteOffset, u8.byteLength >> 1);
+  return new Uint16Array(u8.slice().buffer);
+}
+
+function f16(b) {
+  const h = u16(b);
+  const table = halfTable();
+  const out = new Float32Array(h.length);
+  for (let i = 0; i < h.length; i++) out[i] = table[h[i]];
+  return out;
+}
+
+// One layer as sorted rows: idx/val [heads * T * K], strongest link first.
+function decodeLayer(msg, buffers) {
+  const H = msg.heads;
+  const T = msg.tokens;
+  if (msg.format === "dense") {
+    const w = f16(buffers[0]);
+    const K = T;
+    const idx = new Uint16Array(H * T * K);
+    const val = new Float32Array(H * T * K);
+    const order = new Array(T);
+    for (let r = 0; r < H * T; r++) {
+      const base = r * T;
+      for (let j = 0; j < T; j++) order[j] = j;
+      order.sort((a, b) => w[base + b] - w[base + a]);
+      for (let j = 0; j < T; j++) {
+        idx[base + j] = order[j];
+        val[base + j] = w[base + order[j]];
+      }
+    }
+    return { H, T, K, idx, val };
+  }
+  return { H, T, K: msg.k, idx: u16(buffers[0]), val: f16(buffers[1]) };
+}
+
+function storeFor(model) {
+  let s = STORES.get(model);
+  if (!s) {
+    s = { layers: new Map(), pending: new Set(), listeners: new Set(), listening: false };
+    STORES.set(model, s);
+  }
+  return s;
+}
+
+function listen(model) {
+  const s = storeFor(model);
+  if (s.listening) return () => {};
+  const onMsg = (msg, buffers) => {
+    if (!msg || msg.type !== "layer") return;
+    try {
+      s.layers.set(msg.layer, decodeLayer(msg, buffers || []));
+    } catch (err) {
+      console.error("labkit attention view: bad layer message", err);
+      return;
+    }
+    s.pending.delete(msg.layer);
+    for (const cb of [...s.listeners]) cb(msg.layer);
+  };
+  model.on("msg:custom", onMsg);
+  s.listening = true;
+  return () => {
+    model.off("msg:custom", onMsg);
+    s.listening = false;
+  };
+}
+
+function node(tag, cls, text) {
+  const el = document.createElement(tag);
+  if (cls) el.className = cls;
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+function pretty(tok) {
+  return String(tok).replace(/[\u0120\u2581]/g, " ");
+}
+
+function blue(level) {
+  // white -> dark blue, like the static heatmaps
+  const t = level / 255;
+  return [Math.round(255 - 247 * t), Math.round(255 - 207 * t), Math.round(255 - 148 * t)];
+}
+
+function render({ model, el }) {
+  const s = storeFor(model);
+  const unlisten = listen(model);
+  s.pending.clear(); // a new view asks again for anything it has not received
+  const off = [];
+  const on = (event, fn) => {
+    model.on(event, fn);
+    off.push([event, fn]);
+  };
+
+  const root = node("div", "lk-attn");
+  root.dataset.ready = "0";
+  const head = node("div", "lk-attn-top");
+  const title = node("span", "lk-attn-title");
+  const tabs = node("span", "lk-attn-tabs");
+  const headTab = node("button", "lk-tab", "Head view");
+  const modelTab = node("button", "lk-tab", "Model view");
+  tabs.append(headTab, modelTab);
+  head.append(title, tabs);
+  const controls = node("div", "lk-attn-controls");
+  const layerLabel = node("label", "", "Layer ");
+  const layerSelect = node("select", "lk-layer");
+  layerLabel.append(layerSelect);
+  const chips = node("span", "lk-chips");
+  const kLabel = node("label", "", " links per token ");
+  const kInput = node("input", "lk-topk");
+  kInput.type = "number";
+  kInput.min = "1";
+  kInput.max = "32";
+  kLabel.append(kInput);
+  const status = node("span", "lk-status");
+  controls.append(layerLabel, chips, kLabel, status);
+  const body = node("div", "lk-attn-body");
+  root.append(head, controls, body);
+  el.append(root);
+
+  let focus = null; // {side: "left" | "right", i}
+  let built = null; // head-view DOM for the current tokens
+  let lit = []; // token elements highlighted by focus
+
+  const tokens = () => model.get("tokens") || [];
+  const layers = () => model.get("layers") || [];
+  const heads = () => model.get("heads") || [];
+  const selected = () => {
+    const sel = model.get("selected_heads");
+    return sel && sel.length ? sel : heads().map((_, i) => i);
+  };
+
+  function request(li) {
+    if (s.layers.has(li) || s.pending.has(li)) return;
+    s.pending.add(li);
+    model.send({ type: "layer", layer: li });
+  }
+
+  function setTitle() {
+    const T = tokens().length;
+    title.textContent = `${model.get("model_name") || "model"} · ${T} tokens · ` +
+      `${layers().length} layers x ${heads().length} heads`;
+  }
+
+  function buildControls() {
+    layerSelect.replaceChildren();
+    layers().forEach((layer, li) => {
+      const opt = node("option", "", `${layer}`);
+      opt.value = String(li);
+      layerSelect.append(opt);
+    });
+    layerSelect.value = String(model.get("layer"));
+    chips.replaceChildren();
+    const sel = new Set(selected());
+    heads().forEach((h, hi) => {
+      const chip = node("button", "lk-chip", `${h}`);
+      chip.style.setProperty("--lk-color", COLORS[h % COLORS.length]);
+      chip.classList.toggle("off", !sel.has(hi));
+      chip.title = `head ${h} (click to show or hide; double-click to show only this head)`;
+      chip.addEventListener("click", () => {
+        const now = new Set(selected());
+        if (now.has(hi) && now.size > 1) now.delete(hi);
+        else now.add(hi);
+        model.set("selected_heads", [...now].sort((a, b) => a - b));
+        model.save_changes();
+      });
+      chip.addEventListener("dblclick", () => {
+        model.set("selected_heads", [hi]);
+        model.save_changes();
+      });
+      chips.append(chip);
+    });
+    kInput.value = String(model.get("top_k"));
+    const isHead = model.get("mode") !== "model";
+    headTab.classList.toggle("active", isHead);
+    modelTab.classList.toggle("active", !isHead);
+    layerLabel.style.display = chips.style.display = kLabel.style.display = isHead ? "" : "none";
+  }
+
+  function buildHeadDom() {
+    const toks = tokens();
+    const T = toks.length;
+    const rh = T > 256 ? 14 : 20;
+    const wrap = node("div", "lk-head");
+    wrap.style.setProperty("--lk-row", `${rh}px`);
+    const left = node("div", "lk-col lk-left");
+    const right = node("div", "lk-col lk-right");
+    // The canvas covers only the visible band of the scroll box (sticky inside a column as
+    // tall as the token lists): a long input never rasterises thousands of pixels per link.
+    const column = node("div", "lk-linkcol");
+    const canvas = node("canvas", "lk-links");
+    const width = 220;
+    column.style.height = `${T * rh}px`;
+    column.append(canvas);
+    const special = model.get("special") || [];
+    const leftEls = [];
+    const rightEls = [];
+    toks.forEach((tok, i) => {
+      for (const [col, list, side] of [[left, leftEls, "left"], [right, rightEls, "right"]]) {
+        const t = node("div", "lk-tok", pretty(tok));
+        if (special[i]) t.classList.add("special");
+        t.title = `token ${i}`;
+        t.addEventListener("mouseenter", () => {
+          focus = { side, i };
+          draw();
+        });
+        t.addEventListener("mouseleave", () => {
+          focus = null;
+          draw();
+        });
+        col.append(t);
+        list.push(t);
+      }
+    });
+    wrap.append(left, column, right);
+    return { wrap, canvas, leftEls, rightEls, rh, width, T };
+  }
+
+  function clearLit() {
+    for (const t of lit) t.style.backgroundColor = "";
+    lit = [];
+  }
+
+  function drawLinks(data) {
+    const { canvas, rh, width, leftEls, rightEls } = built;
+    const band = Math.max(1, Math.min(built.T * rh, body.clientHeight || built.T * rh));
+    const top = Math.min(body.scrollTop, built.T * rh - band);
+    const bottom = top + band;
+    const dpr = window.devicePixelRatio || 1;
+    if (canvas.height !== Math.floor(band * dpr) || canvas.width !== Math.floor(width * dpr)) {
+      canvas.width = Math.floor(width * dpr);
+      canvas.height = Math.floor(band * dpr);
+      canvas.style.width = `${width}px`;
+      canvas.style.height = `${band}px`;
+    }
+    const ctx = canvas.getContext("2d");
+    ctx.setTransform(dpr, 0, 0, dpr, 0, -top * dpr);
+    ctx.clearRect(0, top, width, band);
+    clearLit();
+    const { T, K, idx, val } = data;
+    const sel = selected().filter((h) => h < data.H);
+    const k = focus ? K : Math.min(Math.max(1, model.get("top_k") || 1), K);
+    const y = (i) => (i + 0.5) * rh;
+    const glow = new Float32Array(T);
+    const floor = Math.min(MIN_WEIGHT, 1 / T);
+    let drawn = 0;
+    for (const h of sel) {
+      // one path per opacity step: far fewer stroke() calls than one per link
+      const buckets = Array.from({ length: 10 }, () => new Path2D());
+      const used = new Array(10).fill(false);
+      const add = (i, j, w) => {
+        const y0 = y(i);
+        const y1 = y(j);
+        if ((y0 < top && y1 < top) || (y0 > bottom && y1 > bottom)) return; // not in view
+        const b = Math.min(9, Math.floor(w * 10));
+        buckets[b].moveTo(0, y0);
+        buckets[b].lineTo(width, y1);
+        used[b] = true;
+        drawn += 1;
+      };
+      if (focus && focus.side === "right") {
+        const j = focus.i;
+        for (let i = 0; i < T; i++) {
+          const base = (h * T + i) * K;
+          for (let r = 0; r < K; r++) {
+            if (idx[base + r] === j) {
+              const w = val[base + r];
+              if (w >= floor) add(i, j, w);
+              glow[i] += w;
+              break;
+            }
+          }
+        }
+      } else {
+        const rows = focus ? [focus.i] : null;
+        const count = rows ? 1 : T;
+        for (let n = 0; n < count; n++) {
+          const i = rows ? rows[0] : n;
+          const base = (h * T + i) * K;
+          for (let r = 0; r < k; r++) {
+            const w = val[base + r];
+            if (!(w >= floor)) break; // sorted: the rest are weaker
+            add(i, idx[base + r], w);
+            if (focus) glow[idx[base + r]] += w;
+          }
+        }
+      }
+      ctx.strokeStyle = COLORS[heads()[h] % COLORS.length];
+      ctx.lineWidth = focus ? 2 : 1;
+      for (let b = 0; b < 10; b++) {
+        if (!used[b]) continue;
+        ctx.globalAlpha = Math.min(1, (b + 1) / 10 / Math.sqrt(sel.length));
+        ctx.stroke(buckets[b]);
+      }
+    }
+    ctx.globalAlpha = 1;
+    if (focus) {
+      const targets = focus.side === "left" ? rightEls : leftEls;
+      const scale = Math.max(1, sel.length);
+      for (let j = 0; j < T; j++) {
+        if (glow[j] > 0) {
+          targets[j].style.backgroundColor = `rgba(31,119,180,${Math.min(1, glow[j] / scale)})`;
+          lit.push(targets[j]);
+        }
+      }
+      const own = (focus.side === "left" ? leftEls : rightEls)[focus.i];
+      own.style.backgroundColor = "rgba(255,200,0,0.5)";
+      lit.push(own);
+    }
+    root.dataset.links = String(drawn);
+  }
+
+  function drawHead() {
+    const li = model.get("layer");
+    const T = tokens().length;
+    if (!built || built.T !== T) {
+      built = buildHeadDom();
+    }
+    if (!body.contains(built.wrap)) body.replaceChildren(built.wrap);
+    const data = s.layers.get(li);
+    if (!data) {
+      status.textContent = `loading layer ${layers()[li]}…`;
+      root.dataset.ready = "0";
+      request(li);
+      return;
+    }
+    status.textContent = T > 64 && !focus ? `strongest ${Math.min(model.get("top_k"), data.K)} ` +
+      "links per token shown; hover a token for all of its links" : "";
+    drawLinks(data);
+    root.dataset.ready = "1";
+    root.dataset.layer = String(li);
+  }
+
+  function drawModel() {
+    const S = model.get("thumb_size") || 0;
+    const thumbs = bytesOf(model.get("thumbs"));
+    const L = layers().length;
+    const H = heads().length;
+    const roles = model.get("roles") || [];
+    const grid = node("table", "lk-grid");
+    const hdr = node("tr");
+    hdr.append(node("th", "", ""));
+    heads().forEach((h) => hdr.append(node("th", "", `${h}`)));
+    grid.append(hdr);
+    for (let li = 0; li < L; li++) {
+      const row = node("tr");
+      row.append(node("th", "", `${layers()[li]}`));
+      for (let hi = 0; hi < H; hi++) {
+        const cell = node("td");
+        const c = node("canvas", "lk-thumb");
+        c.width = Math.max(1, S);
+        c.height = Math.max(1, S);
+        if (S > 0 && thumbs.length >= L * H * S * S) {
+          const img = c.getContext("2d").createImageData(S, S);
+          const off0 = (li * H + hi) * S * S;
+          for (let p = 0; p < S * S; p++) {
+            const [r, g, b] = blue(thumbs[off0 + p]);
+            img.data[4 * p] = r;
+            img.data[4 * p + 1] = g;
+            img.data[4 * p + 2] = b;
+            img.data[4 * p + 3] = 255;
+          }
+          c.getContext("2d").putImageData(img, 0, 0);
+        }
+        const role = (roles[li] || [])[hi];
+        c.title = `layer ${layers()[li]}, head ${heads()[hi]}${role ? `: ${role}` : ""}`;
+        c.addEventListener("click", () => {
+          model.set("layer", li);
+          model.set("selected_heads", [hi]);
+          model.set("mode", "head");
+          model.save_changes();
+        });
+        cell.append(c);
+        row.append(cell);
+      }
+      grid.append(row);
+    }
+    body.replaceChildren(grid);
+    status.textContent = "click a head to open it";
+    root.dataset.ready = "1";
+  }
+
+  function draw() {
+    if (model.get("mode") === "model") drawModel();
+    else drawHead();
+  }
+
+  function refresh() {
+    setTitle();
+    buildControls();
+    draw();
+  }
+
+  let scrollQueued = false;
+  body.addEventListener("scroll", () => {
+    if (scrollQueued || model.get("mode") === "model") return;
+    scrollQueued = true;
+    requestAnimationFrame(() => {
+      scrollQueued = false;
+      if (built && s.layers.has(model.get("layer"))) drawLinks(s.layers.get(model.get("layer")));
+    });
+  });
+  headTab.addEventListener("click", () => {
+    model.set("mode", "head");
+    model.save_changes();
+  });
+  modelTab.addEventListener("click", () => {
+    model.set("mode", "model");
+    model.save_changes();
+  });
+  layerSelect.addEventListener("change", () => {
+    model.set("layer", Number(layerSelect.value));
+    model.save_changes();
+  });
+  kInput.addEventListener("change", () => {
+    const k = Math.max(1, Math.min(32, Math.round(Number(kInput.value)) || 1));
+    model.set("top_k", k);
+    model.save_changes();
+  });
+
+  const onLayer = (li) => {
+    if (li === model.get("layer") && model.get("mode") !== "model") draw();
+  };
+  s.listeners.add(onLayer);
+  for (const ev of ["change:layer", "change:mode", "change:selected_heads", "change:top_k"]) {
+    on(ev, refresh);
+  }
+  on("change:tokens", () => {
+    built = null;
+    s.layers.clear();
+    s.pending.clear();
+    refresh();
+  });
+  refresh();
+
+  return () => {
+    s.listeners.delete(onLayer);
+    for (const [event, fn] of off) model.off(event, fn);
+    unlisten();
+  };
+}
+
+export default {
+  initialize({ model }) {
+    return listen(model);
+  },
+  render,
+};
