@@ -29,7 +29,7 @@ def test_tabs_and_initial_state(app):
     assert _titles(app.tabs) == ["Model", "Data", "Train", "Attention", "Explain", "Compare"]
     assert "negative" in app.model_info.value
     assert app.explain_target.options == ("predicted label", "negative", "positive")
-    assert app.status.kind == "info"
+    assert app.status.kind in ("info", "ok") and app.status.message
 
 
 def test_top_level_name_is_the_app():
