@@ -12,6 +12,7 @@ run sees the same data order as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import shutil
@@ -62,8 +63,13 @@ class LengthGroupedEpochSampler(torch.utils.data.Sampler[int]):
 class LabkitTrainer(Trainer):
     """``Trainer`` with atomic checkpoints and a reproducible length-grouped sampler."""
 
-    def __init__(self, *args: Any, train_lengths: Sequence[int] | None = None,
-                 keep_checkpoints: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        train_lengths: Sequence[int] | None = None,
+        keep_checkpoints: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self._train_lengths = train_lengths
         self._keep = keep_checkpoints
@@ -74,7 +80,8 @@ class LabkitTrainer(Trainer):
             return LengthGroupedEpochSampler(
                 self._train_lengths,
                 self.args.train_batch_size * self.args.gradient_accumulation_steps,
-                self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+                self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            )
         return super()._get_train_sampler(train_dataset)
 
     def _get_output_dir(self, trial: Any) -> str:
@@ -88,16 +95,24 @@ class LabkitTrainer(Trainer):
         if self.args.should_save:
             shutil.rmtree(staged, ignore_errors=True)
         self.accelerator.wait_for_everyone()
+        from transformers.utils import logging as hf_logging
+
+        bar = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()  # "Writing model shards" bars at every save are noise
         self._staging = True
         try:
             super()._save_checkpoint(model, trial)
         finally:
             self._staging = False
+            if bar:
+                hf_logging.enable_progress_bar()
         self.accelerator.wait_for_everyone()  # every rank has written its RNG state
         if self.args.should_save:
             _checkpoint.commit(staged, os.path.join(run_dir, name))
+            with contextlib.suppress(OSError):  # only when empty
+                os.rmdir(os.path.dirname(staged))
             if self._keep:
-                for old in _checkpoint.find(run_dir)[:-self._keep]:
+                for old in _checkpoint.find(run_dir)[: -self._keep]:
                     shutil.rmtree(old, ignore_errors=True)
         self.accelerator.wait_for_everyone()
 
@@ -109,9 +124,17 @@ class Bridge(TrainerCallback):
     paused; ``on_diverged(step, loss)`` reports a non-finite loss.
     """
 
-    def __init__(self, control: Control, emit: Callable[[Event], None], *,
-                 on_status: Callable[[str], None], on_diverged: Callable[[int, float], None],
-                 metric: str = "loss", patience: int | None = None, window: int = 20) -> None:
+    def __init__(
+        self,
+        control: Control,
+        emit: Callable[[Event], None],
+        *,
+        on_status: Callable[[str], None],
+        on_diverged: Callable[[int, float], None],
+        metric: str = "loss",
+        patience: int | None = None,
+        window: int = 20,
+    ) -> None:
         self.control = control
         self.emit = emit
         self.on_status = on_status
@@ -125,6 +148,7 @@ class Bridge(TrainerCallback):
         self._best: float | None = None
         self._bad_evals = 0
         self._saved_step = -1
+        self._eval_step = -1
         self._t_begin = 0.0
         self._times: deque[float] = deque(maxlen=window)
         self._samples: deque[int] = deque(maxlen=window)
@@ -144,7 +168,7 @@ class Bridge(TrainerCallback):
         if trainer is None or self._saved_step == state.global_step:
             return
         trainer._save_checkpoint(trainer.model_wrapped, None)
-        trainer.callback_handler.on_save(args, state, control)
+        trainer.control = trainer.callback_handler.on_save(args, state, control)
 
     # -- trainer hooks -------------------------------------------------------------------------
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
@@ -164,17 +188,28 @@ class Bridge(TrainerCallback):
             control.should_evaluate = True
             control.should_save = True
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, float] | None = None,
-               **kwargs: Any) -> None:
+    def on_log(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        logs: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         logs = logs or {}
         if "loss" not in logs or any(k.startswith("eval_") for k in logs):
             return  # an evaluation or the end-of-training summary, not a step
         loss = float(logs["loss"])
-        event = StepEnd(step=int(state.global_step), epoch=float(state.epoch or 0.0), loss=loss,
-                        lr=float(logs.get("learning_rate", 0.0)),
-                        grad_norm=_finite_or_none(logs.get("grad_norm")),
-                        samples_per_s=self._throughput(), total_steps=self.total_steps,
-                        time=time.time())
+        event = StepEnd(
+            step=int(state.global_step),
+            epoch=float(state.epoch or 0.0),
+            loss=loss,
+            lr=float(logs.get("learning_rate", 0.0)),
+            grad_norm=_finite_or_none(logs.get("grad_norm")),
+            samples_per_s=self._throughput(),
+            total_steps=self.total_steps,
+            time=time.time(),
+        )
         if not math.isfinite(loss):
             # keep the last good checkpoint: no save and no evaluation of the broken weights
             control.should_training_stop = True
@@ -202,17 +237,32 @@ class Bridge(TrainerCallback):
         if control.should_save and self._saved_step == state.global_step:
             control.should_save = False  # already written while paused
 
-    def on_evaluate(self, args: Any, state: Any, control: Any,
-                    metrics: dict[str, float] | None = None, **kwargs: Any) -> None:
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        if self._eval_step == state.global_step:
+            control.should_evaluate = False  # the last step of the run was just evaluated
+
+    def on_evaluate(
+        self,
+        args: Any,
+        state: Any,
+        control: Any,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
         metrics = metrics or {}
-        clean = {k[5:]: float(v) for k, v in metrics.items()
-                 if k.startswith("eval_") and k[5:] in METRICS}
+        self._eval_step = int(state.global_step)
+        clean = {
+            k[5:]: float(v)
+            for k, v in metrics.items()
+            if k.startswith("eval_") and k[5:] in METRICS
+        }
         self.emit(EvalEnd(step=int(state.global_step), metrics=clean, time=time.time()))
         value = clean.get(self.metric)
         if self.patience is None or value is None:
             return
-        better = self._best is None or (value < self._best if self.metric == "loss"
-                                        else value > self._best)
+        better = self._best is None or (
+            value < self._best if self.metric == "loss" else value > self._best
+        )
         if better:
             self._best, self._bad_evals = value, 0
         else:

@@ -87,12 +87,16 @@ def resolve(resume_from: str | os.PathLike[str]) -> str:
     """A checkpoint folder from ``resume_from``: the folder itself, or a run's latest checkpoint."""
     path = Path(os.path.expanduser(os.fspath(resume_from)))
     if not path.is_dir():
-        raise ConfigError(f"resume_from={os.fspath(resume_from)!r} does not exist; pass a "
-                          "checkpoint-N folder or the output_dir of an earlier run.")
+        raise ConfigError(
+            f"resume_from={os.fspath(resume_from)!r} does not exist; pass a "
+            "checkpoint-N folder or the output_dir of an earlier run."
+        )
     if (path / "trainer_state.json").exists():
         return str(path)
     last = latest(path)
     if last is None:
-        raise ConfigError(f"resume_from={str(path)!r} holds no complete checkpoint (no "
-                          "checkpoint-N folder with trainer_state.json).")
+        raise ConfigError(
+            f"resume_from={str(path)!r} holds no complete checkpoint (no "
+            "checkpoint-N folder with trainer_state.json)."
+        )
     return last

@@ -48,7 +48,8 @@ def target_modules(hf: Any) -> list[str]:
         raise ConfigError(
             f"lora=True does not know which modules to adapt in a {model_type or type(hf).__name__} "
             "model. Pass lora=peft.LoraConfig(task_type='SEQ_CLS', target_modules=[...]) naming "
-            "its attention projections.")
+            "its attention projections."
+        )
     return list(names)
 
 
@@ -61,18 +62,28 @@ def head_modules(hf: Any) -> list[str]:
     return [h for h in _HEADS if h in present]
 
 
-def lora_config(hf: Any, *, r: int = 8, alpha: int | None = None, dropout: float = 0.1,
-                modules_to_save: list[str] | None = None) -> Any:
+def lora_config(
+    hf: Any,
+    *,
+    r: int = 8,
+    alpha: int | None = None,
+    dropout: float = 0.1,
+    modules_to_save: list[str] | None = None,
+) -> Any:
     """A ``peft.LoraConfig`` for sequence classification with this model's default targets."""
     from peft import LoraConfig, TaskType
 
     if r < 1:
         raise ConfigError(f"LoRA rank r must be >= 1, got {r}.")
-    return LoraConfig(task_type=TaskType.SEQ_CLS, r=r, lora_alpha=alpha or 2 * r,
-                      lora_dropout=dropout, target_modules=target_modules(hf),
-                      modules_to_save=modules_to_save if modules_to_save is not None
-                      else head_modules(hf),
-                      fan_in_fan_out=getattr(hf.config, "model_type", "") == "gpt2")
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=r,
+        lora_alpha=alpha or 2 * r,
+        lora_dropout=dropout,
+        target_modules=target_modules(hf),
+        modules_to_save=modules_to_save if modules_to_save is not None else head_modules(hf),
+        fan_in_fan_out=getattr(hf.config, "model_type", "") == "gpt2",
+    )
 
 
 def attach_lora(hf: Any, lora: Any) -> Any:
@@ -80,13 +91,23 @@ def attach_lora(hf: Any, lora: Any) -> Any:
     from peft import PeftConfig, get_peft_model
 
     if hasattr(hf, "peft_config"):
-        raise ConfigError("this model already has a LoRA adapter; pass lora=False to keep "
-                          "training it, or load the base model again for a new adapter.")
+        raise ConfigError(
+            "this model already has a LoRA adapter; pass lora=False to keep "
+            "training it, or load the base model again for a new adapter."
+        )
     if lora is True:
         config = lora_config(hf)
     elif isinstance(lora, PeftConfig):
         config = lora
     else:
-        raise ConfigError(f"lora must be True, False or a peft.LoraConfig/AdaLoraConfig; got "
-                          f"{type(lora).__name__}.")
-    return get_peft_model(hf, config)
+        raise ConfigError(
+            f"lora must be True, False or a peft.LoraConfig/AdaLoraConfig; got "
+            f"{type(lora).__name__}."
+        )
+    import warnings
+
+    with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in v5
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
+        return get_peft_model(hf, config)

@@ -7,6 +7,7 @@ into a file or a pipe it writes a line about every tenth of the run, so logs sta
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from typing import TextIO
@@ -44,10 +45,8 @@ class ConsoleProgress:
         self._open_line = False
 
     def __call__(self, event: Event) -> None:
-        try:
+        with contextlib.suppress(OSError, ValueError):  # a closed stream must not break training
             self._render(event)
-        except (OSError, ValueError):  # a closed stream must never break training
-            pass
 
     def _line(self, text: str) -> None:
         if self._open_line:
@@ -71,8 +70,10 @@ class ConsoleProgress:
                 per_step = (now - self._start) / steps_here
                 eta = f" eta {_clock(per_step * (total - event.step))}"
             speed = f" {event.samples_per_s:.1f} samples/s" if event.samples_per_s else ""
-            text = (f"step {event.step}/{total or '?'} [{bar}] {frac:4.0%} "
-                    f"loss {event.loss:.4f} lr {event.lr:.2e}{speed}{eta}")
+            text = (
+                f"step {event.step}/{total or '?'} [{bar}] {frac:4.0%} "
+                f"loss {event.loss:.4f} lr {event.lr:.2e}{speed}{eta}"
+            )
             if self.tty:
                 last = event.step == total
                 if last or now - self._last_draw >= self.min_interval:
@@ -86,8 +87,9 @@ class ConsoleProgress:
                     self._last_decile = decile
                     self._line(text)
         elif isinstance(event, EvalEnd):
-            shown = " ".join(f"{k} {v:.4f}" for k, v in event.metrics.items()
-                             if isinstance(v, float | int))
+            shown = " ".join(
+                f"{k} {v:.4f}" for k, v in event.metrics.items() if isinstance(v, float | int)
+            )
             self._line(f"eval at step {event.step}: {shown}")
         elif isinstance(event, Saved):
             self._line(f"saved checkpoint {event.path}")

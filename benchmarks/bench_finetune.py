@@ -1,0 +1,273 @@
+"""Finetuning throughput: labkit.finetune against plain HF Trainer and the seed recipe; labkit demo.
+
+Rows (ratios measured within one run, the two sides interleaved):
+
+1. bridge overhead: ``labkit.finetune`` vs plain ``transformers.Trainer`` with the same model,
+   tokenized data, collator, random sampler, batch and precision (goal >= 0.98).
+2. defaults: ``labkit.finetune`` defaults (length-grouped batches, dynamic padding, fused AdamW,
+   sdpa) vs ``Trainer`` defaults (tokenize with truncation, default collator, random batches)
+   on the demo data; samples/s and test accuracy after the same steps (goal >= 1.2x).
+3. seed recipe: every text padded to the model's max_length, fp32, a plain AdamW loop
+   (goal >= 5x samples/s). Its accuracy is not trained to convergence here (minutes per step
+   on 2 cores); padding with an attention mask does not change the computed function.
+4. ``labkit demo`` as a subprocess: wall time (goal < 300 s), test accuracy (goal >= 0.80) and
+   peak RSS.
+
+Per-step time is taken between the ends of the 2nd and the last step (the first step carries
+one-time warm-up), identically for every side. Run: ``python benchmarks/bench_finetune.py
+[--quick] [--skip-demo]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+BATCH = 16
+
+
+def _row(
+    benchmark: str, figure: str, value: float, baseline: float | None, goal: str, unit: str
+) -> dict[str, Any]:
+    ratio = value / baseline if baseline else None
+    return {
+        "benchmark": benchmark,
+        "figure": figure,
+        "value": round(value, 3),
+        "baseline": None if baseline is None else round(baseline, 3),
+        "ratio": None if ratio is None else round(ratio, 3),
+        "goal": goal,
+        "unit": unit,
+    }
+
+
+def _per_step(times: list[float]) -> float:
+    return (times[-1] - times[1]) / (len(times) - 2)
+
+
+def _fresh_model():
+    from transformers import set_seed
+
+    import labkit
+
+    set_seed(0)  # the new head starts the same on every side
+    return labkit.demo.model(device="cpu")
+
+
+def _hf_trainer(model, data, steps: int, *, labkit_prep: bool, out: str) -> tuple[float, Any]:
+    """Plain Trainer; returns (seconds per step, trainer)."""
+    from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
+
+    from labkit.finetune import _tokenize
+
+    tok = model.tokenizer
+    if labkit_prep:  # the very dataset labkit builds
+        train, _ = _tokenize(model, data.train, data.labels, model.max_length)
+    else:  # the tutorial recipe: tokenize with truncation, let the default collator pad
+        train = data.train.map(lambda b: tok(b["text"], truncation=True), batched=True)
+    stamps: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_end(self, args, state, control, **kw):
+            stamps.append(time.perf_counter())
+
+    args = TrainingArguments(
+        output_dir=out,
+        max_steps=steps,
+        per_device_train_batch_size=BATCH,
+        learning_rate=5e-5,
+        report_to="none",
+        disable_tqdm=True,
+        save_strategy="no",
+        use_cpu=True,
+        seed=0,
+        **({"weight_decay": 0.01} if labkit_prep else {}),
+    )
+    trainer = Trainer(
+        model=model.hf,
+        args=args,
+        train_dataset=train,
+        processing_class=tok,
+        data_collator=DataCollatorWithPadding(tok) if labkit_prep else None,
+        callbacks=[Clock()],
+    )
+    trainer.train()
+    return _per_step(stamps), trainer
+
+
+def _labkit(model, data, steps: int, out: str, **kw: Any) -> tuple[float, Any]:
+    import labkit
+
+    run = labkit.finetune(
+        model,
+        data,
+        max_steps=steps,
+        batch_size=BATCH,
+        output_dir=out,
+        progress=False,
+        save_every=None,
+        **kw,
+    ).wait()
+    assert run.status == "finished", run.error
+    return _per_step(run.history.column("time")), run
+
+
+def _seed_recipe(model, data, steps: int) -> float:
+    """Every text padded to max_length, fp32, torch AdamW, a plain loop."""
+    import torch
+
+    tok, hf = model.tokenizer, model.hf
+    opt = torch.optim.AdamW(hf.parameters(), lr=5e-5)
+    texts, labels = data.train["text"], data.train["label"]
+    hf.train()
+    stamps = []
+    for i in range(steps):
+        batch = slice(i * BATCH, (i + 1) * BATCH)
+        enc = tok(
+            texts[batch],
+            padding="max_length",
+            truncation=True,
+            max_length=model.max_length,
+            return_tensors="pt",
+        )
+        out = hf(**enc, labels=torch.tensor(labels[batch]))
+        out.loss.backward()
+        opt.step()
+        opt.zero_grad()
+        stamps.append(time.perf_counter())
+    hf.eval()
+    return _per_step(stamps)
+
+
+def _demo() -> tuple[float, float, float]:
+    t0 = time.perf_counter()
+    proc = subprocess.run(
+        [sys.executable, "-m", "labkit.cli", "demo", "--no-progress"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    wall = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-2000:])
+    found = re.search(r"after finetuning,\s+test split: accuracy=([0-9.]+)", proc.stdout)
+    accuracy = float(found.group(1)) if found else float("nan")
+    rss_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+    return wall, accuracy, rss_mb
+
+
+def run(quick: bool = True, demo: bool = True) -> list[dict[str, Any]]:
+    import labkit
+
+    data = labkit.demo.data()
+    steps = 12 if quick else 40
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        # 1. bridge overhead: same everything, interleaved
+        ours, theirs = [], []
+        for rep in range(2):
+            ours.append(
+                _labkit(
+                    _fresh_model(),
+                    data,
+                    steps,
+                    f"{tmp}/a{rep}",
+                    group_by_length=False,
+                    weight_decay=0.01,
+                )[0]
+            )
+            theirs.append(
+                _hf_trainer(_fresh_model(), data, steps, labkit_prep=True, out=f"{tmp}/b{rep}")[0]
+            )
+        sps, base = BATCH / statistics.median(ours), BATCH / statistics.median(theirs)
+        rows.append(
+            _row(
+                "finetune",
+                "labkit.finetune vs plain HF Trainer, same setup",
+                sps,
+                base,
+                ">= 0.98",
+                "samples/s",
+            )
+        )
+
+        # 2. defaults on the demo data (same steps), with test accuracy
+        d_steps = 60 if quick else 243  # 243 steps of 16 = one epoch
+        t_ours, run_ = _labkit(_fresh_model(), data, d_steps, f"{tmp}/c")
+        acc_ours = run_.model.evaluate(data, split="test").accuracy
+        hf_model = _fresh_model()
+        t_hf, _ = _hf_trainer(hf_model, data, d_steps, labkit_prep=False, out=f"{tmp}/d")
+        acc_hf = hf_model.evaluate(data, split="test").accuracy
+        rows.append(
+            _row(
+                "finetune",
+                f"labkit defaults vs HF Trainer defaults ({d_steps} steps)",
+                BATCH / t_ours,
+                BATCH / t_hf,
+                ">= 1.2",
+                "samples/s",
+            )
+        )
+        rows.append(
+            _row(
+                "finetune",
+                "  test accuracy after those steps: labkit vs HF",
+                acc_ours,
+                acc_hf,
+                "equal",
+                "accuracy",
+            )
+        )
+
+        # 3. seed recipe: pad to max_length, fp32, plain AdamW loop
+        t_seed = _seed_recipe(_fresh_model(), data, 4 if quick else 8)
+        rows.append(
+            _row(
+                "finetune",
+                "labkit defaults vs seed recipe (pad to 512, plain loop)",
+                BATCH / t_ours,
+                BATCH / t_seed,
+                ">= 5",
+                "samples/s",
+            )
+        )
+
+    if demo:
+        wall, accuracy, rss = _demo()
+        rows.append(_row("finetune", "labkit demo wall time", wall, None, "< 300", "s"))
+        rows.append(
+            _row("finetune", "labkit demo test accuracy", accuracy, None, ">= 0.80", "accuracy")
+        )
+        rows.append(_row("finetune", "labkit demo peak RSS", rss, None, "-", "MB"))
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true", help="fewer steps (a few minutes on 2 cores)")
+    p.add_argument("--skip-demo", action="store_true", help="leave out the labkit demo rows")
+    a = p.parse_args()
+    rows = run(quick=a.quick, demo=not a.skip_demo)
+    print(f"{'figure':62} {'value':>10} {'baseline':>10} {'ratio':>7} {'goal':>8}  unit")
+    for r in rows:
+        base = "" if r["baseline"] is None else r["baseline"]
+        ratio = "" if r["ratio"] is None else r["ratio"]
+        print(
+            f"{r['figure']:62} {r['value']:>10} {base!s:>10} {ratio!s:>7} {r['goal']:>8}  "
+            f"{r['unit']}"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,511 @@
+"""``finetune``: full or LoRA finetuning of a labkit ``Model`` on ``TextData``, in the background.
+
+The engine is Hugging Face ``Trainer`` (accelerate underneath, so ``accelerate launch`` and
+``torchrun`` work unchanged), bridged to labkit's typed events by ``labkit._bridge``. What labkit
+adds is fast defaults (dynamic padding, length-grouped batches, sdpa attention, fused AdamW,
+bf16/fp16 autocast on GPUs), a validated config, and a ``Run`` you can stop, pause and save.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, Literal
+
+from ._errors import ConfigError, TrainingError
+
+if TYPE_CHECKING:
+    from .data import TextData
+    from .model import Model
+    from .run import Run
+
+__all__ = ["FinetuneConfig", "finetune"]
+
+_METRICS = ("loss", "accuracy", "precision", "recall", "f1")
+_SCHEDULES = (
+    "linear",
+    "cosine",
+    "constant",
+    "constant_with_warmup",
+    "cosine_with_restarts",
+    "polynomial",
+)
+_PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+# TrainingArguments that labkit's bridge relies on; trainer_args may not change them.
+_PROTECTED = (
+    "output_dir",
+    "logging_steps",
+    "logging_strategy",
+    "logging_nan_inf_filter",
+    "disable_tqdm",
+    "report_to",
+    "resume_from_checkpoint",
+)
+DEFAULT_LR_FULL = 5e-5
+DEFAULT_LR_LORA = 1e-3
+
+
+@dataclass(kw_only=True)
+class FinetuneConfig:
+    """How to finetune. Every field is keyword-only and checked when the config is made.
+
+    lora: False for full finetuning; True for a LoRA adapter on the family's attention
+        projections (new head trained fully); or a ``peft.LoraConfig``/``AdaLoraConfig``.
+    epochs: passes over the training split (may be fractional); ignored when max_steps is set.
+    max_steps: optimizer steps to take instead of epochs.
+    lr: peak learning rate; None means 5e-5 for full finetuning and 1e-3 for LoRA.
+    batch_size: texts per device per optimizer micro-step.
+    eval_batch_size: texts per evaluation batch (None: twice batch_size).
+    eval_every: evaluate on the validation split every this many steps (None: every epoch);
+        there is always an evaluation at the end.
+    early_stopping: stop after this many evaluations without improving ``metric`` (None: never).
+    metric: the validation metric that picks ``Run.best_checkpoint`` and drives early stopping:
+        loss (lower is better), accuracy, precision, recall or f1.
+    seed: seeds weights of new layers, dropout and data order.
+    output_dir: where checkpoints go (None: ``./labkit-runs/<model>-<time>``).
+    resume_from: a ``checkpoint-N`` folder (or an earlier run's output_dir) to continue from.
+    warmup: linear warmup, as a fraction of total steps (0 <= warmup < 1) or a step count.
+    schedule: learning-rate schedule after warmup: linear, cosine, constant, ...
+    weight_decay: decoupled AdamW weight decay.
+    max_grad_norm: clip the global gradient norm to this (None or 0: no clipping).
+    grad_accum: micro-batches per optimizer step (effective batch = batch_size * grad_accum).
+    max_length: truncate texts to this many tokens (None: the model's limit).
+    group_by_length: batch texts of similar length together (less padding, faster).
+    precision: auto (bf16 on GPUs that support it, else fp16 on GPUs, fp32 on CPU), fp32, bf16
+        or fp16 autocast.
+    save_every: also save a checkpoint every this many steps (None: only at the end, on stop,
+        on ``Run.save()`` and at early stopping).
+    keep_checkpoints: keep only this many newest checkpoints (None: all).
+    progress: console progress bar (None: when no notebook front end is attached).
+    trainer_args: further ``transformers.TrainingArguments`` fields, passed through.
+    """
+
+    lora: Any = False
+    epochs: float = 3.0
+    max_steps: int | None = None
+    lr: float | None = None
+    batch_size: int = 16
+    eval_batch_size: int | None = None
+    eval_every: int | None = None
+    early_stopping: int | None = None
+    metric: str = "loss"
+    seed: int = 0
+    output_dir: str | None = None
+    resume_from: str | None = None
+    warmup: float = 0.0
+    schedule: str = "linear"
+    weight_decay: float = 0.01
+    max_grad_norm: float | None = 1.0
+    grad_accum: int = 1
+    max_length: int | None = None
+    group_by_length: bool = True
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    save_every: int | None = None
+    keep_checkpoints: int | None = None
+    progress: bool | None = None
+    trainer_args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        def bad(name: str, want: str) -> ConfigError:
+            return ConfigError(f"{name} must be {want}, got {getattr(self, name)!r}.")
+
+        def positive_int(name: str, optional: bool = True) -> None:
+            v = getattr(self, name)
+            if v is None and optional:
+                return
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise bad(name, "a positive whole number" + (" or None" if optional else ""))
+
+        if not (self.lora is True or self.lora is False or _is_peft_config(self.lora)):
+            raise bad("lora", "True, False or a peft.LoraConfig/AdaLoraConfig")
+        if (
+            isinstance(self.epochs, bool)
+            or not isinstance(self.epochs, int | float)
+            or not math.isfinite(self.epochs)
+            or self.epochs <= 0
+        ):
+            raise bad("epochs", "a number > 0")
+        positive_int("max_steps")
+        if self.lr is not None and (
+            isinstance(self.lr, bool)
+            or not isinstance(self.lr, int | float)
+            or not math.isfinite(self.lr)
+            or self.lr <= 0
+        ):
+            raise bad("lr", "a number > 0 (e.g. 5e-5 for full finetuning, 1e-3 for LoRA) or None")
+        positive_int("batch_size", optional=False)
+        for name in (
+            "eval_batch_size",
+            "eval_every",
+            "early_stopping",
+            "max_length",
+            "save_every",
+            "keep_checkpoints",
+        ):
+            positive_int(name)
+        positive_int("grad_accum", optional=False)
+        if self.metric not in _METRICS:
+            raise ConfigError(f"metric must be one of {', '.join(_METRICS)}, got {self.metric!r}.")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise bad("seed", "an integer")
+        if (
+            not isinstance(self.warmup, int | float)
+            or self.warmup < 0
+            or (not float(self.warmup).is_integer() and self.warmup >= 1)
+        ):
+            raise bad("warmup", "a fraction in [0, 1) or a whole number of steps")
+        if self.schedule not in _SCHEDULES:
+            raise ConfigError(
+                f"schedule must be one of {', '.join(_SCHEDULES)}, got {self.schedule!r}."
+            )
+        if not isinstance(self.weight_decay, int | float) or self.weight_decay < 0:
+            raise bad("weight_decay", "a number >= 0")
+        if self.max_grad_norm is not None and (
+            not isinstance(self.max_grad_norm, int | float) or self.max_grad_norm < 0
+        ):
+            raise bad("max_grad_norm", "a number >= 0 or None")
+        if self.precision not in _PRECISIONS:
+            raise ConfigError(
+                f"precision must be one of {', '.join(_PRECISIONS)}, got {self.precision!r}."
+            )
+        if not isinstance(self.trainer_args, dict):
+            raise bad("trainer_args", "a dict of transformers.TrainingArguments fields")
+        protected = sorted(set(self.trainer_args) & set(_PROTECTED))
+        if protected:
+            raise ConfigError(
+                f"trainer_args may not set {', '.join(protected)}: labkit's run "
+                "relies on them (use output_dir= and resume_from= of finetune)."
+            )
+        if self.trainer_args:
+            from transformers import TrainingArguments
+
+            known = {f.name for f in fields(TrainingArguments)}
+            unknown = sorted(set(self.trainer_args) - known)
+            if unknown:
+                raise ConfigError(
+                    f"unknown option(s) {', '.join(unknown)}: not a FinetuneConfig "
+                    "field nor a transformers.TrainingArguments field."
+                )
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the default for full finetuning or LoRA."""
+        if self.lr is not None:
+            return float(self.lr)
+        return DEFAULT_LR_FULL if self.lora is False else DEFAULT_LR_LORA
+
+
+def _is_peft_config(x: Any) -> bool:
+    try:
+        from peft import PeftConfig
+    except ImportError:  # pragma: no cover - peft is a dependency
+        return False
+    return isinstance(x, PeftConfig)
+
+
+_CONFIG_FIELDS = frozenset(f.name for f in fields(FinetuneConfig)) - {"trainer_args"}
+
+
+def finetune(
+    model: Model,
+    data: TextData | Any,
+    *,
+    lora: Any = False,
+    epochs: float = 3.0,
+    max_steps: int | None = None,
+    lr: float | None = None,
+    batch_size: int = 16,
+    eval_every: int | None = None,
+    early_stopping: int | None = None,
+    seed: int = 0,
+    output_dir: str | os.PathLike[str] | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Any] = (),
+    **trainer_args: Any,
+) -> Run:
+    """Start finetuning ``model`` on ``data`` and return the :class:`~labkit.Run` at once.
+
+    Training runs on a background thread; ``run.wait()`` blocks until it ends. ``data`` is a
+    :class:`labkit.TextData` (anything ``labkit.load_data`` reads is accepted too): its train
+    split trains, its validation split evaluates. Further keywords are
+    :class:`FinetuneConfig` fields (``warmup=0.1``, ``schedule="cosine"``, ``metric="f1"``, ...)
+    or ``transformers.TrainingArguments`` fields, passed through. ``callbacks`` are objects with
+    ``on_event(event, control)``; an exception in one ends the run as failed.
+
+    Raises ``ConfigError`` (naming the field) before anything starts when a value is invalid,
+    and ``TrainingError`` when ``model`` is already training in another run.
+    """
+    from .data import TextData, load_data
+    from .model import Model
+    from .run import Run
+
+    if not isinstance(model, Model):
+        raise ConfigError(
+            f"model must be a labkit Model (labkit.load_model(...) or "
+            f"Model.wrap(hf_model, tokenizer)), got {type(model).__name__}."
+        )
+    extra = {k: trainer_args.pop(k) for k in list(trainer_args) if k in _CONFIG_FIELDS}
+    config = FinetuneConfig(
+        lora=lora,
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        early_stopping=early_stopping,
+        seed=seed,
+        output_dir=None if output_dir is None else os.fspath(output_dir),
+        resume_from=None if resume_from is None else os.fspath(resume_from),
+        trainer_args=trainer_args,
+        **extra,
+    )
+    for i, cb in enumerate(callbacks):
+        if not callable(getattr(cb, "on_event", None)):
+            raise ConfigError(
+                f"callbacks[{i}] ({type(cb).__name__}) has no on_event(event, control) method."
+            )
+    if not isinstance(data, TextData):
+        data = load_data(data)
+    if config.resume_from is not None:
+        from . import _checkpoint
+
+        config.resume_from = _checkpoint.resolve(config.resume_from)
+    out = config.output_dir or _default_output_dir(model, config)
+    if not model._training.acquire(blocking=False):
+        raise TrainingError(
+            f"{model.name!r} is already training in another run. Stop that run "
+            "(run.stop()) or wait for it (run.wait()) before starting another."
+        )
+    run = Run(model, config, out, callbacks)
+    try:
+        job = _prepare(run, data)  # tokenize, attach LoRA, build the trainer: bad input fails here
+    except BaseException:
+        model._training.release()
+        raise
+    run._start(job)
+    return run
+
+
+def _default_output_dir(model: Model, config: FinetuneConfig) -> str:
+    if config.resume_from is not None:  # continue in the run's own folder
+        return os.path.dirname(config.resume_from)
+    name = os.path.basename(str(model.name).rstrip("/\\")) or "model"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join("labkit-runs", f"{name}-{stamp}")
+
+
+def _precision(config: FinetuneConfig, device: Any) -> str:
+    import torch
+
+    if config.precision != "auto":
+        return config.precision
+    if device.type == "cuda":
+        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+    return "fp32"
+
+
+def _tokenize(
+    model: Model, ds: Any, names: Sequence[str], max_length: int
+) -> tuple[Any, list[int]]:
+    """A ``datasets.Dataset`` of model inputs + ``labels`` (unpadded), and the token lengths."""
+    import inspect
+
+    from datasets import Dataset
+
+    from ._text import _filler_id
+    from .model import _label_ids_for
+
+    labels = _label_ids_for(model.labels, names, ds["label"])
+    enc = model.tokenizer(list(ds["text"]), truncation=True, max_length=max_length)
+    accepted = inspect.signature(model.base.forward).parameters
+    cols = {k: list(enc[k]) for k in enc if k in accepted}
+    filler = _filler_id(model.tokenizer)
+    for i, row in enumerate(cols["input_ids"]):
+        if not row:  # decoder tokenizers give an empty text zero tokens; the model needs one
+            for k in cols:
+                cols[k][i] = [filler] if k == "input_ids" else [1 if k == "attention_mask" else 0]
+    cols["labels"] = labels
+    return Dataset.from_dict(cols), [len(r) for r in cols["input_ids"]]
+
+
+def _training_arguments(config: FinetuneConfig, model: Model, out: str) -> Any:
+    from transformers import TrainingArguments
+
+    known = {f.name for f in fields(TrainingArguments)}
+    precision = _precision(config, model.device)
+    kw: dict[str, Any] = {
+        "output_dir": out,
+        "num_train_epochs": float(config.epochs),
+        "max_steps": config.max_steps or -1,
+        "learning_rate": config.learning_rate,
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.eval_batch_size or 2 * config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum,
+        "weight_decay": float(config.weight_decay),
+        "max_grad_norm": float(config.max_grad_norm or 0.0),
+        "lr_scheduler_type": config.schedule,
+        "warmup_steps": config.warmup,
+        "eval_strategy": "steps" if config.eval_every else "epoch",
+        "eval_steps": config.eval_every,
+        "save_strategy": "steps" if config.save_every else "no",
+        "save_steps": config.save_every or 500,
+        # one log per step: the bridge turns each into a StepEnd (and checks it for NaN)
+        "logging_strategy": "steps",
+        "logging_steps": 1,
+        "logging_nan_inf_filter": False,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": model.device.type == "cpu",
+        "optim": "adamw_torch_fused" if model.device.type in ("cpu", "cuda") else "adamw_torch",
+        "dataloader_pin_memory": model.device.type == "cuda",
+        # classifiers ignore num_items_in_batch: averaging tokens across ranks would double the
+        # logged loss under DDP
+        "average_tokens_across_devices": False,
+    }
+    if "eval_strategy" not in known:  # transformers < 4.41
+        kw["evaluation_strategy"] = kw.pop("eval_strategy")
+    kw.update(config.trainer_args)
+    try:
+        return TrainingArguments(**{k: v for k, v in kw.items() if k in known})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"transformers rejected the training arguments: {exc}") from exc
+
+
+def _use_sdpa(hf: Any) -> None:
+    """Train with the fused attention kernel where the model has one."""
+    from ._eager import attn_implementation
+
+    if attn_implementation(hf) in (None, "sdpa", "flash_attention_2"):
+        return
+    base = hf.get_base_model() if hasattr(hf, "get_base_model") else hf
+    import contextlib
+
+    with contextlib.suppress(ValueError, AttributeError, ImportError):  # no sdpa kernel there
+        base.set_attn_implementation("sdpa")
+
+
+def _prepare(run: Run, data: TextData) -> Any:
+    """Everything that can fail on bad input, done now; returns the job for the thread."""
+    import dataclasses
+
+    from transformers import DataCollatorWithPadding
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from . import _checkpoint, _progress
+    from ._bridge import Bridge, LabkitTrainer
+    from ._lora import attach_lora
+    from .events import EvalEnd, StepEnd
+    from .metrics import compute_metrics
+
+    config, model = run.config, run.model
+    if model.device.type == "cpu":
+        from ._memory import tune_cpu_allocator
+
+        tune_cpu_allocator()
+    max_length = min(config.max_length or model.max_length, model.max_length)
+    train, lengths = _tokenize(model, data.train, data.labels, max_length)
+    evalset, _ = _tokenize(model, data.validation, data.labels, max_length)
+    args = _training_arguments(config, model, run.output_dir)
+    if config.lora is not False:
+        from transformers import set_seed
+
+        set_seed(config.seed)  # the adapter's initial weights come from the seed, not by chance
+        model.hf = attach_lora(model.hf, config.lora)
+    _use_sdpa(model.hf)
+
+    def metrics_fn(pred: Any) -> dict[str, float]:
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        full = compute_metrics(pred.label_ids, logits.argmax(-1), model.labels)
+        run.evaluation = full
+        return {k: v for k, v in full.as_dict().items() if k != "loss"}
+
+    def emit(event: Any) -> None:
+        if isinstance(event, StepEnd):
+            run._step, run._total_steps = event.step, event.total_steps
+        elif isinstance(event, EvalEnd) and run.evaluation is not None:
+            run.evaluation = dataclasses.replace(run.evaluation, loss=event.metrics.get("loss"))
+        run._emit(event)
+
+    def on_status(status: str) -> None:
+        run._step, run._total_steps = bridge.step, bridge.total_steps
+        run._set_status(status)
+
+    def on_diverged(step: int, loss: float) -> None:
+        good = run.checkpoints
+        keep = (
+            f" The last good checkpoint is {good[-1]}."
+            if good
+            else " No checkpoint was written before it."
+        )
+        run._end(
+            "diverged",
+            f"the training loss became {loss} at step {step}: training "
+            f"diverged. Use a lower learning rate (lr={config.learning_rate:g} now; try "
+            f"{config.learning_rate / 10:g}).{keep}",
+        )
+
+    bridge = Bridge(
+        run.control,
+        emit,
+        on_status=on_status,
+        on_diverged=on_diverged,
+        metric=config.metric,
+        patience=config.early_stopping,
+    )
+    pad8 = 8 if model.device.type == "cuda" else None
+    trainer = LabkitTrainer(
+        model=model.hf,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evalset,
+        processing_class=model.tokenizer,
+        data_collator=DataCollatorWithPadding(model.tokenizer, pad_to_multiple_of=pad8),
+        compute_metrics=metrics_fn,
+        callbacks=[bridge],
+        train_lengths=lengths if config.group_by_length else None,
+        keep_checkpoints=config.keep_checkpoints,
+    )
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)
+    bridge.trainer = trainer
+    show = config.progress if config.progress is not None else _progress.wanted()
+    if show and args.process_index == 0:
+        run.history.subscribe(_progress.ConsoleProgress())
+
+    def job(run: Run) -> None:
+        run._set_status("running")
+        _checkpoint.clean_staging(run.output_dir)
+        try:
+            trainer.train(resume_from_checkpoint=config.resume_from)
+            run.early_stopped = bridge.early_stopped
+        finally:
+            bridge.trainer = None
+            model.hf.eval()
+            model.device = next(model.hf.parameters()).device
+            _release_memory(trainer, model)
+
+    return job
+
+
+def _release_memory(trainer: Any, model: Model) -> None:
+    """Drop optimizer state and cached GPU blocks so the model stays usable (e.g. after OOM)."""
+    import gc
+
+    import torch
+
+    trainer.optimizer = None
+    trainer.lr_scheduler = None
+    model.hf.zero_grad(set_to_none=True)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    from ._memory import return_freed_memory
+
+    return_freed_memory()

@@ -1,0 +1,303 @@
+"""Finetuning mechanics on tiny config-built models: run control, resume, faults, config."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+import labkit
+from labkit import ConfigError, StepEnd, TrainingError
+from labkit.events import EvalEnd, Saved, TrainEnd
+
+LABELS = ["negative", "positive"]
+
+
+def _poll(predicate, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met before the deadline")
+        time.sleep(0.01)
+
+
+class OnStep:
+    """Calls ``action(control)`` when StepEnd ``step`` arrives; records every event."""
+
+    def __init__(self, step: int | None = None, action=None) -> None:
+        self.step, self.action, self.events = step, action, []
+
+    def on_event(self, event, control) -> None:
+        self.events.append(event)
+        if isinstance(event, StepEnd) and event.step == self.step and self.action:
+            self.action(control)
+
+
+def _go(model, data, tmp_path: Path, name: str = "run", **kw):
+    kw.setdefault("max_steps", 8)
+    kw.setdefault("batch_size", 8)
+    kw.setdefault("lr", 1e-3)
+    kw.setdefault("progress", False)
+    return labkit.finetune(model, data, output_dir=tmp_path / name, **kw)
+
+
+def test_finetune_returns_at_once_and_records_every_event(tiny_model, toy_data, tmp_path):
+    seen: list[object] = []
+    gate = threading.Event()
+
+    class Hold:
+        def on_event(self, event, control):
+            if isinstance(event, StepEnd) and event.step == 1:
+                gate.wait(30)  # hold the training thread until the test has looked
+
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[Hold()], eval_every=4, save_every=4)
+    assert run.status in ("pending", "running")
+    assert tiny_model.is_training
+    unsubscribe = run.history.subscribe(seen.append)
+    gate.set()
+    run.wait()
+    unsubscribe()
+    assert run.status == "finished" and run.error is None
+    assert not tiny_model.is_training
+    assert run.step == run.total_steps == 8
+    assert run.history.column("step") == list(range(1, 9))
+    assert all(e.total_steps == 8 for e in seen if isinstance(e, StepEnd))
+    kinds = {type(e) for e in seen}
+    assert {StepEnd, EvalEnd, Saved, TrainEnd} <= kinds
+    assert [e.step for e in run.history.evals] == [4, 8]
+    assert set(run.metrics) == {"loss", "accuracy", "precision", "recall", "f1"}
+    assert run.evaluation is not None and run.evaluation.confusion
+    assert [Path(p).name for p in run.checkpoints] == ["checkpoint-4", "checkpoint-8"]
+    assert run.history.end.status == "finished"
+    for action in (run.stop, run.pause, run.resume, run.save):
+        action()  # after the end: no-ops, never raise
+    assert run.wait() is run
+
+
+def test_stop_takes_effect_within_one_step_and_saves(tiny_model, toy_data, tmp_path):
+    cb = OnStep(3, lambda c: c.stop())
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[cb], max_steps=50).wait()
+    assert run.status == "stopped"
+    assert run.step == 3
+    assert [Path(p).name for p in run.checkpoints] == ["checkpoint-3"]
+
+
+def test_stop_from_another_thread(tiny_model, toy_data, tmp_path):
+    gate = threading.Event()
+    at_stop: list[int] = []
+    cb = OnStep(2, lambda c: gate.wait(30))
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[cb], max_steps=200)
+    _poll(lambda: run.step >= 2)
+    at_stop.append(run.step)
+    run.stop()
+    gate.set()
+    run.wait()
+    assert run.status == "stopped"
+    assert run.step <= at_stop[0] + 1
+
+
+def test_pause_save_while_paused_then_resume(tiny_model, toy_data, tmp_path):
+    cb = OnStep(2, lambda c: c.pause())
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[cb])
+    _poll(lambda: run.status == "paused")
+    assert run.step == 2 and run.checkpoints == []
+    run.save()
+    _poll(lambda: len(run.checkpoints) == 1)
+    assert Path(run.checkpoints[0]).name == "checkpoint-2"
+    assert run.status == "paused" and run.step == 2  # saved without training on
+    assert any(isinstance(e, Saved) and e.step == 2 for e in cb.events)
+    run.resume()
+    run.wait()
+    assert run.status == "finished" and run.step == 8
+    assert [Path(p).name for p in run.checkpoints] == ["checkpoint-2", "checkpoint-8"]
+
+
+def test_stop_while_paused_stops(tiny_model, toy_data, tmp_path):
+    cb = OnStep(1, lambda c: c.pause())
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[cb])
+    _poll(lambda: run.status == "paused")
+    run.stop()
+    run.wait(60)
+    assert run.status == "stopped" and run.step == 1
+    assert [Path(p).name for p in run.checkpoints] == ["checkpoint-1"]
+
+
+# 58 training rows in batches of 16: 4 steps per epoch, so cut=5 resumes inside epoch 2
+@pytest.mark.slow
+@pytest.mark.parametrize(("lora", "cut"), [(False, 5), (True, 2)])
+def test_resume_continues_with_identical_losses(tiny_dirs, toy_data, tmp_path, lora, cut):
+    def fresh():
+        return labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu")
+
+    common = {"lora": lora, "max_steps": 7, "batch_size": 16}
+    full = _go(fresh(), toy_data, tmp_path, "full", **common).wait()
+    part = _go(
+        fresh(), toy_data, tmp_path, "part", **common, callbacks=[OnStep(cut, lambda c: c.stop())]
+    ).wait()
+    assert part.step == cut
+    rest = _go(
+        fresh(), toy_data, tmp_path, "rest", **common, resume_from=part.checkpoints[-1]
+    ).wait()
+    assert rest.status == "finished"
+    assert rest.history.column("step") == list(range(cut + 1, 8))
+    expected = full.history.column("loss")[cut:]
+    assert rest.history.column("loss") == pytest.approx(expected, abs=1e-5)
+    assert rest.history.column("lr") == pytest.approx(full.history.column("lr")[cut:], abs=1e-12)
+
+
+def test_resume_from_a_run_folder_takes_its_latest_checkpoint(tiny_dirs, toy_data, tmp_path):
+    model = labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu")
+    first = _go(model, toy_data, tmp_path, "r", max_steps=4, save_every=2).wait()
+    assert len(first.checkpoints) == 2
+    model = labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu")
+    again = labkit.finetune(
+        model,
+        toy_data,
+        max_steps=6,
+        batch_size=8,
+        lr=1e-3,
+        progress=False,
+        resume_from=first.output_dir,
+    )
+    again.wait()
+    assert again.output_dir == first.output_dir
+    assert again.history.column("step") == [5, 6]
+
+
+def test_nan_loss_ends_as_diverged_and_keeps_last_good_checkpoint(tiny_model, toy_data, tmp_path):
+    poison = threading.Event()
+
+    def nan_logits(module, inputs, output):
+        return output * float("nan") if poison.is_set() else output
+
+    handle = tiny_model.hf.classifier.register_forward_hook(nan_logits)
+    try:
+        cb = OnStep(4, lambda c: poison.set())
+        run = _go(tiny_model, toy_data, tmp_path, callbacks=[cb], save_every=2, max_steps=20).wait()
+    finally:
+        handle.remove()
+    assert run.status == "diverged"
+    assert "step 5" in run.error and "lower learning rate" in run.error
+    assert [Path(p).name for p in run.checkpoints] == ["checkpoint-2", "checkpoint-4"]
+    assert "checkpoint-4" in run.error
+    assert run.history.end.status == "diverged"
+    assert run.history.column("loss")[-1] is None  # recorded, as JSON-safe None
+    reloaded = labkit.load_model(run.checkpoints[-1], device="cpu")
+    assert torch.isfinite(reloaded.logits(["a great film"])).all()
+
+
+def test_out_of_memory_ends_the_run_with_advice_and_a_usable_model(tiny_model, toy_data, tmp_path):
+    armed = threading.Event()
+
+    def oom(module, inputs, output):
+        if armed.is_set():
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return output
+
+    handle = tiny_model.hf.classifier.register_forward_hook(oom)
+    try:
+        run = _go(tiny_model, toy_data, tmp_path, callbacks=[OnStep(2, lambda c: armed.set())])
+        run.wait()  # not a failure: no exception re-raised
+        armed.clear()
+    finally:
+        handle.remove()
+    assert run.status == "out_of_memory"
+    assert "batch_size" in run.error and "lora=True" in run.error
+    assert not tiny_model.is_training
+    assert tiny_model.predict(["a great film"])[0].label in LABELS
+
+
+def test_exception_in_a_callback_fails_the_run_and_wait_reraises(tiny_model, toy_data, tmp_path):
+    class Boom(RuntimeError):
+        pass
+
+    def explode(control):
+        raise Boom("callback broke")
+
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[OnStep(2, explode)])
+    with pytest.raises(Boom, match="callback broke"):
+        run.wait()
+    assert run.status == "failed"
+    assert "callback broke" in run.error
+    assert not tiny_model.is_training
+    with pytest.raises(Boom):
+        run.wait()
+
+
+def test_a_model_already_training_refuses_a_second_run(tiny_model, toy_data, tmp_path):
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[OnStep(1, lambda c: c.pause())])
+    _poll(lambda: run.status == "paused")
+    with pytest.raises(TrainingError, match="already training"):
+        _go(tiny_model, toy_data, tmp_path, "second")
+    run.stop()
+    run.wait()
+    assert not tiny_model.is_training
+    again = _go(tiny_model, toy_data, tmp_path, "third", max_steps=1).wait()
+    assert again.status == "finished"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        ({"lr": 0}, "lr"),
+        ({"lr": -1e-3}, "lr"),
+        ({"batch_size": 0}, "batch_size"),
+        ({"epochs": -1}, "epochs"),
+        ({"max_steps": 0}, "max_steps"),
+        ({"metric": "bleu", "early_stopping": 2}, "metric"),
+        ({"eval_every": 0}, "eval_every"),
+        ({"warmup": 1.5}, "warmup"),
+        ({"schedule": "sawtooth"}, "schedule"),
+        ({"lora": "yes"}, "lora"),
+        ({"not_an_option": 1}, "not_an_option"),
+        ({"logging_steps": 50}, "logging_steps"),
+    ],
+)
+def test_invalid_config_fails_before_training_naming_the_field(
+    tiny_model, toy_data, tmp_path, kwargs, field
+):
+    with pytest.raises(ConfigError, match=field):
+        labkit.finetune(tiny_model, toy_data, output_dir=tmp_path, **kwargs)
+    assert not tiny_model.is_training
+    assert not any(tmp_path.iterdir())
+
+
+def test_config_is_keyword_only_with_lr_defaults():
+    with pytest.raises(TypeError):
+        labkit.FinetuneConfig(True)  # type: ignore[misc]
+    assert labkit.FinetuneConfig().learning_rate < labkit.FinetuneConfig(lora=True).learning_rate
+    assert labkit.FinetuneConfig(lr=3e-4).learning_rate == 3e-4
+
+
+def test_bad_callback_and_bad_resume_are_config_errors(tiny_model, toy_data, tmp_path):
+    with pytest.raises(ConfigError, match=r"callbacks\[0\]"):
+        labkit.finetune(tiny_model, toy_data, callbacks=[object()], output_dir=tmp_path)
+    with pytest.raises(ConfigError, match="resume_from"):
+        labkit.finetune(tiny_model, toy_data, resume_from=tmp_path / "nope")
+    assert not tiny_model.is_training
+
+
+def test_early_stopping_on_a_chosen_metric(tiny_model, toy_data, tmp_path):
+    run = _go(
+        tiny_model,
+        toy_data,
+        tmp_path,
+        lr=1e-12,
+        max_steps=40,
+        eval_every=1,
+        early_stopping=2,
+        metric="accuracy",
+    ).wait()
+    assert run.status == "finished" and run.early_stopped
+    assert run.step == 3  # eval 1 sets the best; evals 2 and 3 do not improve on it
+    assert run.best_checkpoint == run.checkpoints[-1]
+
+
+def test_best_checkpoint_follows_the_metric(tiny_model, toy_data, tmp_path):
+    run = _go(tiny_model, toy_data, tmp_path, max_steps=6, eval_every=2, save_every=2).wait()
+    losses = {e.step: e.metrics["loss"] for e in run.history.evals}
+    best_step = min(losses, key=losses.get)
+    assert Path(run.best_checkpoint).name == f"checkpoint-{best_step}"
