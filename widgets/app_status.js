@@ -3,15 +3,15 @@
 
 function render({ model, el }) {
   const root = document.createElement("div");
-  root.className = "labkit-status";
+  root.className = "labkit-app-status";
   const dot = document.createElement("span");
-  dot.className = "labkit-status-dot";
+  dot.className = "labkit-app-status-dot";
   const text = document.createElement("span");
-  text.className = "labkit-status-text";
+  text.className = "labkit-app-status-text";
   const bar = document.createElement("div");
-  bar.className = "labkit-status-bar";
+  bar.className = "labkit-app-status-bar";
   const fill = document.createElement("div");
-  fill.className = "labkit-status-fill";
+  fill.className = "labkit-app-status-fill";
   bar.appendChild(fill);
   root.append(dot, text, bar);
   el.appendChild(root);

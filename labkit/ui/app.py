@@ -59,6 +59,11 @@ def _layout(**kw: Any) -> W.Layout:
     return W.Layout(**kw)
 
 
+def _wide() -> dict[str, str]:
+    """Room for a form label such as "Learning rate" (ipywidgets cuts labels at 90px)."""
+    return {"description_width": "100px"}
+
+
 def _label_row(*children: W.Widget) -> W.HBox:
     return W.HBox(list(children), layout=_layout(align_items="center", flex_flow="row wrap"))
 
@@ -103,7 +108,11 @@ class App(W.VBox):
         self.add_class("labkit-app")
         self._show_model()
         self._show_data()
-        self._say("Load a model and data to begin (the offline defaults need no hub).")
+        if model is not None and data is not None:
+            name, source = getattr(model, "name", "model"), getattr(data, "source", "") or "data"
+            self._say(f"Ready: {name} and {source} are loaded. Train, or pick a tab.", "ok")
+        else:
+            self._say("Load a model and data to begin (the offline defaults need no hub).")
 
     # -- plumbing ------------------------------------------------------------------------------
     def _say(self, message: str, kind: str = "info", progress: float = -1.0) -> None:
@@ -152,15 +161,20 @@ class App(W.VBox):
             options=list(MODEL_PRESETS),
             value=DEFAULT_MODEL,
             description="Model",
+            style=_wide(),
             layout=_layout(width="420px"),
         )
         self.model_name = W.Text(
             placeholder="hub name or local folder, e.g. distilbert-base-uncased",
             description="Name / path",
+            style=_wide(),
             layout=_layout(width="420px"),
         )
         self.model_labels = W.Text(
-            value="negative,positive", description="Labels", layout=_layout(width="420px")
+            value="negative,positive",
+            description="Labels",
+            style=_wide(),
+            layout=_layout(width="420px"),
         )
         self.model_load = W.Button(
             description="Load model", button_style="primary", icon="download"
@@ -312,18 +326,30 @@ class App(W.VBox):
     # -- Train ---------------------------------------------------------------------------------
     def _train_tab(self) -> W.VBox:
         self.train_mode = W.ToggleButtons(
-            options=["LoRA", "full"], value="LoRA", description="Finetune"
+            options=["LoRA", "full"], value="LoRA", description="Finetune", style=_wide()
         )
-        self.train_rank = W.BoundedIntText(value=8, min=1, max=256, description="LoRA rank")
+        self.train_rank = W.BoundedIntText(
+            value=8, min=1, max=256, description="LoRA rank", style=_wide()
+        )
         self.train_lr = W.FloatText(
             value=0.0,
             description="Learning rate",
+            style=_wide(),
             tooltip="0 = labkit's default (1e-3 LoRA, 5e-5 full)",
         )
-        self.train_epochs = W.BoundedFloatText(value=1.0, min=0.01, max=100, description="Epochs")
-        self.train_batch = W.BoundedIntText(value=32, min=1, max=4096, description="Batch size")
+        self.train_epochs = W.BoundedFloatText(
+            value=1.0, min=0.01, max=100, description="Epochs", style=_wide()
+        )
+        self.train_batch = W.BoundedIntText(
+            value=32, min=1, max=4096, description="Batch size", style=_wide()
+        )
         self.train_steps = W.BoundedIntText(
-            value=0, min=0, max=10_000_000, description="Max steps", tooltip="0 = use epochs"
+            value=0,
+            min=0,
+            max=10_000_000,
+            description="Max steps",
+            tooltip="0 = use epochs",
+            style=_wide(),
         )
         self.train_start = W.Button(
             description="Start training", button_style="success", icon="play"
@@ -386,6 +412,7 @@ class App(W.VBox):
 
     def _on_run_event(self, event: Any) -> None:
         if type(event).__name__ == "TrainEnd":
+            self.model_info.value = self.model._repr_html_()  # now with LoRA attached
             kind = "ok" if event.status in ("finished", "stopped") else "error"
             extra = f": {event.error}" if event.error else "."
             self._say(f"Training {event.status}{extra}", kind)

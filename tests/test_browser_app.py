@@ -1,0 +1,251 @@
+"""The App in a real browser: notebooks/01_quickstart in JupyterLab 4 (train, attention, explain)
+and in Notebook 7, with a tiny BERT and the offline demo data. Element screenshots of the App go
+to artifacts/ (app_lab.png is the one the README shows, copied to docs/app.png)."""
+
+from __future__ import annotations
+
+import os
+import pathlib
+import re
+import sys
+
+import nbformat
+import pytest
+
+from tests._browser import ARTIFACTS
+from tests.test_notebooks import with_parameters
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+QUICKSTART = ROOT / "notebooks" / "01_quickstart.ipynb"
+HOSTILE = '<img src=x onerror="window.__pwned=1">'
+APP = ".labkit-app"
+STATUS = ".labkit-app .labkit-app-status"
+
+
+def _quickstart(root: pathlib.Path, **values: object) -> str:
+    """Copy 01_quickstart into ``root`` with ``values`` injected after its parameters cell;
+    ``MODEL="tiny-bert"`` builds that model in ``root`` (relative, so the App shows its name)."""
+    from tests import _tiny
+
+    if values.get("MODEL") == "tiny-bert":
+        _tiny.build("bert", root / "tiny-bert")
+    nb = nbformat.read(QUICKSTART, as_version=4)
+    if values:
+        nb = with_parameters(nb, values)
+    nbformat.write(nb, str(root / "quickstart.ipynb"))
+    return "quickstart.ipynb"
+
+
+def _env() -> dict[str, str]:
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+
+
+def _shot(page, name: str) -> pathlib.Path:
+    """An element screenshot of the App (the README uses app_lab.png)."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.locator(APP).screenshot(path=str(path), animations="disabled")
+    return path
+
+
+def _tab(page, title: str) -> None:
+    tab = page.locator(f"{APP} .lm-TabBar-tab").filter(has_text=re.compile(rf"^\s*{title}\s*$"))
+    tab.click()
+    page.wait_for_function(
+        "(t) => [...document.querySelectorAll('.labkit-app .lm-TabBar-tab.lm-mod-current')]"
+        ".some((e) => e.textContent.trim() === t)",
+        arg=title,
+    )
+
+
+def _button(page, text: str):
+    return page.locator(f"{APP} button.jupyter-button").filter(
+        has_text=re.compile(rf"^\s*{re.escape(text)}\s*$")
+    )
+
+
+def _status_ok(page, pattern: str, timeout: float = 60_000) -> str:
+    """Wait until the App's status line is 'ok' and matches ``pattern``; return its text.
+
+    An 'error' status fails at once with the App's message instead of timing out."""
+    page.wait_for_function(
+        """(p) => { const s = document.querySelector('.labkit-app .labkit-app-status');
+                    return s && (s.dataset.kind === 'error'
+                                 || (s.dataset.kind === 'ok' && new RegExp(p).test(s.textContent)));
+                  }""",
+        arg=pattern,
+        timeout=timeout,
+    )
+    text = page.inner_text(STATUS)
+    assert page.get_attribute(STATUS, "data-kind") == "ok", f"the App reports an error: {text}"
+    return text
+
+
+def _open(chromium, server, path: str):
+    from tests._jupyter import open_notebook, run_all
+
+    context = chromium.new_context(viewport={"width": 1100, "height": 1000})
+    page = context.new_page()
+    page.page_errors = []
+    page.on("pageerror", lambda e: page.page_errors.append(str(e)))
+    open_notebook(page, server, path)
+    run_all(page)
+    page.wait_for_selector(APP, state="visible", timeout=120_000)
+    return context, page
+
+
+def _own_errors(page) -> list[str]:
+    return [e for e in page.page_errors if "labkit" in e or "anywidget" in e]
+
+
+def test_quickstart_in_jupyterlab_trains_shows_attention_and_explains(
+    chromium, tmp_path: pathlib.Path
+) -> None:
+    from tests._jupyter import app_missing, jupyter_server
+
+    if app_missing("lab"):
+        pytest.skip(f"JupyterLab not available here: {app_missing('lab')}")
+    path = _quickstart(tmp_path, MODEL="tiny-bert", DATA=None, TRAIN_STEPS=40)
+    with jupyter_server(tmp_path, app="lab", env=_env()) as server:
+        context, page = _open(chromium, server, path)
+        try:
+            ready = _status_ok(page, "^Ready")
+            assert "tiny-bert" in ready and "rotten_tomatoes" in ready
+            assert page.locator(f"{APP} .lm-TabBar-tab").all_inner_texts() == [
+                "Model",
+                "Data",
+                "Train",
+                "Attention",
+                "Explain",
+                "Compare",
+            ]
+            model_info = page.inner_text(f"{APP} .labkit-model")
+            assert "tiny-bert" in model_info and "negative, positive" in model_info
+            page.evaluate(
+                "() => window.jupyterapp.commands.execute('application:toggle-left-area')"
+            )
+            _shot(page, "app_lab")
+
+            # Train: Start shows the live panel; points arrive; the run finishes
+            _tab(page, "Train")
+            max_steps = page.locator(f"{APP} .widget-inline-hbox").filter(has_text="Max steps")
+            assert max_steps.locator("input").input_value() == "40"  # TRAIN_STEPS reached it
+            _button(page, "Start training").click()
+            page.wait_for_function(
+                """() => { const s = document.querySelector('.labkit-app .labkit-panel .labkit-svg');
+                           return s && Number(s.dataset.points) > 0; }""",
+                timeout=60_000,
+            )
+            page.wait_for_selector(
+                f"{APP} .labkit-panel .labkit-status[data-status='finished']", timeout=90_000
+            )
+            points = int(page.get_attribute(f"{APP} .labkit-panel .labkit-svg", "data-points"))
+            assert points == 40, points  # one point a step, none lost
+            assert page.inner_text(f"{APP} .labkit-panel .labkit-progress-text").startswith(
+                "step 40 / 40"
+            )
+            path_d = page.get_attribute(f"{APP} .labkit-panel .labkit-raw", "d") or ""
+            assert path_d.count("L") > 0  # the loss line is drawn
+            _status_ok(page, "^Training finished")
+            _shot(page, "app_train")
+            _tab(page, "Model")  # the model now carries the LoRA adapter it was trained with
+            page.wait_for_function(
+                "() => /LoRA\\s*yes/.test(document.querySelector('.labkit-app .labkit-model')"
+                ".innerText)"
+            )
+
+            # Attention: the head view of the example text
+            _tab(page, "Attention")
+            _button(page, "Show attention").click()
+            page.wait_for_selector(f"{APP} .lk-attn[data-ready='1']", timeout=60_000)
+            tokens = page.locator(f"{APP} .lk-attn .lk-left .lk-tok").all_inner_texts()
+            assert "gorgeous" in tokens and tokens[0] == "[CLS]", tokens
+            _status_ok(page, "^Attention of")
+            _shot(page, "app_attention")
+
+            # Explain: tokens coloured by attribution
+            _tab(page, "Explain")
+            _button(page, "Explain").click()
+            page.wait_for_selector(f"{APP} .labkit-attr .labkit-attr-token", timeout=60_000)
+            _status_ok(page, "^Explained")
+            alphas = page.evaluate(
+                """() => [...document.querySelectorAll('.labkit-app .labkit-attr-token')]
+                   .map((t) => getComputedStyle(t).backgroundColor)"""
+            )
+            coloured = [c for c in alphas if _alpha(c) > 0.05]
+            assert coloured, f"no token is coloured: {alphas}"
+            words = page.locator(f"{APP} .labkit-attr-token").all_inner_texts()
+            assert "gorgeous" in words, words
+            _shot(page, "app_explain")
+
+            # a hostile text is shown literally and never runs
+            area = page.locator(f"{APP} textarea >> visible=true")
+            area.fill(HOSTILE)
+            _button(page, "Explain").click()
+            page.wait_for_function(
+                """() => [...document.querySelectorAll('.labkit-app .labkit-attr-token')]
+                   .some((t) => t.textContent.includes('window'))""",
+                timeout=60_000,
+            )
+            _status_ok(page, "^Explained")
+            shown = "".join(page.locator(f"{APP} .labkit-attr-token").all_inner_texts())
+            assert HOSTILE.replace(" ", "") in shown, shown
+            assert page.locator(f"{APP} img").count() == 0
+            assert page.evaluate("() => window.__pwned") is None
+            assert not _own_errors(page), page.page_errors
+        except Exception:
+            print(server.log_tail(), file=sys.stderr)
+            page.screenshot(path=str(ARTIFACTS / "app_lab_failure.png"), full_page=True)
+            raise
+        finally:
+            context.close()
+
+
+def _alpha(css: str) -> float:
+    """Opacity of a computed CSS colour ('rgb(...)' is opaque; white counts as no colour)."""
+    nums = [float(x) for x in re.findall(r"[\d.]+", css)]
+    if len(nums) < 3 or nums[:3] == [255.0, 255.0, 255.0]:
+        return 0.0
+    return nums[3] if len(nums) > 3 else 1.0
+
+
+def test_quickstart_in_notebook7_renders_the_app(chromium, tmp_path: pathlib.Path) -> None:
+    from tests._jupyter import app_missing, jupyter_server
+
+    if app_missing("notebook"):
+        pytest.skip(f"Notebook 7 not available here: {app_missing('notebook')}")
+    """The notebook as shipped (no parameters): the offline default model and data."""
+    path = _quickstart(tmp_path)
+    with jupyter_server(tmp_path, app="notebook", env=_env()) as server:
+        context, page = _open(chromium, server, path)
+        try:
+            _status_ok(page, "^Ready")
+            tabs = page.locator(f"{APP} .lm-TabBar-tab")
+            tabs.first.wait_for(state="visible")
+            assert tabs.all_inner_texts() == [
+                "Model",
+                "Data",
+                "Train",
+                "Attention",
+                "Explain",
+                "Compare",
+            ]
+            assert "all-MiniLM-L6-v2" in page.inner_text(f"{APP} .labkit-model")
+            _tab(page, "Data")
+            assert page.locator(f"{APP} .labkit-preview tbody tr").count() > 0
+            _tab(page, "Model")
+            _shot(page, "app_notebook7")
+            assert not _own_errors(page), page.page_errors
+        except Exception:
+            print(server.log_tail(), file=sys.stderr)
+            page.screenshot(path=str(ARTIFACTS / "app_notebook7_failure.png"), full_page=True)
+            raise
+        finally:
+            context.close()
