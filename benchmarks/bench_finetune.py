@@ -69,7 +69,7 @@ def _hf_trainer(model, data, steps: int, *, labkit_prep: bool, out: str) -> tupl
     """Plain Trainer; returns (seconds per step, trainer)."""
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
-    from labkit.finetune import _tokenize
+    from labkit._finetune import _tokenize
 
     tok = model.tokenizer
     if labkit_prep:  # the very dataset labkit builds

@@ -43,14 +43,14 @@ _LAZY: dict[str, str] = {
     "Callback": "labkit.events",
     "Control": "labkit.events",
     "MetricHistory": "labkit.history",
-    "FinetuneConfig": "labkit.finetune",
-    "finetune": "labkit.finetune",
+    "FinetuneConfig": "labkit._finetune",
+    "finetune": "labkit._finetune",
     "Run": "labkit.run",
-    "attention": "labkit.attention",
-    "AttentionResult": "labkit.attention",
-    "attention_diff": "labkit.attention",
-    "AttentionDiff": "labkit.attention",
-    "head_importance": "labkit.attention",
+    "attention": "labkit._attention",
+    "AttentionResult": "labkit._attention",
+    "attention_diff": "labkit._attention",
+    "AttentionDiff": "labkit._attention",
+    "head_importance": "labkit._attention",
     "explain": "labkit.explain",
     "explain_dataset": "labkit.explain",
     "AttributionResult": "labkit.explain",
@@ -107,7 +107,7 @@ sys.modules[__name__].__class__ = _Package
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from . import cli, demo, report, ui
     from ._device import pick_device
-    from .attention import (
+    from ._attention import (
         AttentionDiff,
         AttentionResult,
         attention,
@@ -117,7 +117,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from .data import TextData, load_data
     from .events import Callback, Control, EvalEnd, Saved, StepEnd, TrainEnd
     from .explain import AttributionResult, explain, explain_dataset
-    from .finetune import FinetuneConfig, finetune
+    from ._finetune import FinetuneConfig, finetune
     from .history import MetricHistory
     from .metrics import Metrics
     from .model import Model, Prediction, load_model

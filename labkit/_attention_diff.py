@@ -12,7 +12,7 @@ from . import _heatmap
 from ._errors import InputError
 
 if TYPE_CHECKING:
-    from .attention import AttentionResult
+    from ._attention import AttentionResult
 
 __all__ = ["AttentionDiff", "attention_diff", "js_divergence"]
 
@@ -127,7 +127,7 @@ def attention_diff(a: AttentionResult, b: AttentionResult) -> AttentionDiff:
     Both must have the same tokens and the same kept layers and heads: compute them with
     ``labkit.attention(model_a, text)`` and ``labkit.attention(model_b, text)``.
     """
-    from .attention import AttentionResult
+    from ._attention import AttentionResult
 
     for name, r in (("a", a), ("b", b)):
         if not isinstance(r, AttentionResult):

@@ -20,7 +20,7 @@ import numpy as np
 from ._errors import ConfigError, InputError
 
 if TYPE_CHECKING:
-    from .attention import AttentionResult
+    from ._attention import AttentionResult
 
 __all__ = ["CDN_URLS", "BertvizView", "build"]
 

@@ -36,7 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from . import demo
     from ._lora import lora_config
-    from .finetune import finetune
+    from ._finetune import finetune
 
     t0 = time.perf_counter()
     data = demo.data()

@@ -195,7 +195,7 @@ def _load(opts: dict[str, Any]) -> tuple[Any, Any]:
 
 def main(args: argparse.Namespace) -> int:
     from ._errors import ConfigError
-    from .finetune import FinetuneConfig, finetune
+    from ._finetune import FinetuneConfig, finetune
 
     opts = _options(args)
     export, summary = opts.pop("export", None), opts.pop("summary", None)

@@ -130,7 +130,7 @@ def head_importance(
     """
     import torch
 
-    from .attention import _check_model
+    from ._attention import _check_model
     from .model import _label_ids_for, _labelled_split
 
     _check_model(model)

@@ -18,7 +18,7 @@ from .events import Control, Event, TrainEnd
 from .history import MetricHistory
 
 if TYPE_CHECKING:
-    from .finetune import FinetuneConfig
+    from ._finetune import FinetuneConfig
     from .metrics import Metrics
     from .model import Model
 

@@ -17,7 +17,7 @@ import torch
 import labkit
 from labkit import ConfigError, InputError, LabkitWarning
 from labkit._eager import attn_implementation
-from labkit.attention import AttentionResult
+from labkit._attention import AttentionResult
 
 TEXT = "the movie was not good"
 
