@@ -13,7 +13,7 @@ import importlib
 import sys
 from typing import Any
 
-__all__ = ["mimebundle"]
+__all__ = ["ipython_display", "mimebundle"]
 
 
 def _widget_bundle(obj: Any) -> dict[str, Any] | None:
@@ -37,3 +37,9 @@ def mimebundle(obj: Any, html: str, include: Any = None, exclude: Any = None) ->
     if exclude:
         bundle = {k: v for k, v in bundle.items() if k not in exclude}
     return bundle
+
+
+def ipython_display(obj: Any) -> None:
+    """``_ipython_display_`` of a run: shown through ``labkit.ui`` so that the saved output is
+    updated with the final snapshot when the run ends (IPython is loaded by then)."""
+    importlib.import_module("labkit.ui._live").display(obj)

@@ -236,6 +236,11 @@ class Run:
 
         return run_html(self)
 
+    def _ipython_display_(self) -> None:
+        from ._display import ipython_display
+
+        ipython_display(self)
+
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from ._display import mimebundle
 

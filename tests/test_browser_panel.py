@@ -221,3 +221,51 @@ def test_jupyter_live_panel_stop_saves_a_checkpoint(
             raise
         finally:
             context.close()
+
+
+@pytest.mark.slow
+def test_saved_notebook_holds_the_final_snapshot(chromium, tmp_path: pathlib.Path) -> None:
+    """A run displayed while training: when it ends, its saved output holds the final static
+    snapshot (status and SVG chart) next to the live view, for nbviewer and GitHub."""
+    from tests import _tiny
+    from tests._jupyter import app_missing, jupyter_server, open_notebook, run_all, write_notebook
+
+    if app_missing("lab"):
+        pytest.skip(f"JupyterLab not available here: {app_missing('lab')}")
+    folder = _tiny.build("bert", tmp_path / "tiny-bert")
+    cell = (
+        "import labkit as lk\n"
+        f"model = lk.load_model({str(folder)!r}, labels=['negative', 'positive'], device='cpu')\n"
+        f"data = lk.load_data({_tiny.toy_rows(16)!r}, labels=['negative', 'positive'])\n"
+        "run = lk.finetune(model, data, max_steps=30, batch_size=8, output_dir='out')\n"
+        "run"
+    )
+    write_notebook(tmp_path / "snap.ipynb", [cell, "1 + 1"])
+    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
+           "PYTHONPATH": os.pathsep.join([str(pathlib.Path(__file__).parents[1]),
+                                          os.environ.get("PYTHONPATH", "")])}
+    with jupyter_server(tmp_path, app="lab", env=env) as server:
+        context = chromium.new_context(viewport={"width": 1280, "height": 1000})
+        page = context.new_page()
+        try:
+            open_notebook(page, server, "snap.ipynb")
+            run_all(page)
+            page.wait_for_selector(".labkit-panel .labkit-status[data-status='finished']",
+                                   timeout=120_000)
+            html = ""
+            deadline = time.monotonic() + 30
+            while "finished" not in html and time.monotonic() < deadline:
+                page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
+                saved = json.loads((tmp_path / "snap.ipynb").read_text())
+                outs = [o for c in saved["cells"] for o in c.get("outputs", [])
+                        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+                html = "".join(str(o["data"].get("text/html", "")) for o in outs)
+                time.sleep(0.3)  # polling the saved file, with a deadline
+            assert len(outs) == 1
+            assert "finished" in html and "<svg" in html, html[:400]
+        except Exception:
+            print(server.log_tail(), file=sys.stderr)
+            screenshot(page, "run_panel_snapshot_failure")
+            raise
+        finally:
+            context.close()
