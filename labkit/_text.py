@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import warnings
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import InputError, LabkitWarning
@@ -12,7 +13,15 @@ from ._errors import InputError, LabkitWarning
 if TYPE_CHECKING:
     from transformers import BatchEncoding, PreTrainedTokenizerBase
 
-__all__ = ["as_texts", "clean_text", "encode", "model_max_length", "pad_batch"]
+__all__ = [
+    "as_texts",
+    "clean_text",
+    "encode",
+    "model_max_length",
+    "pad_batch",
+    "path_kind",
+    "short",
+]
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -20,6 +29,23 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 def clean_text(text: str) -> str:
     """Replace lone UTF-16 surrogates (which no tokenizer can encode) with U+FFFD."""
     return _SURROGATE.sub("\ufffd", text)
+
+
+def short(name: object, limit: int = 120) -> str:
+    """``name`` as text, cut to ``limit`` characters for error messages."""
+    text = str(name)
+    return text if len(text) <= limit else f"{text[: limit - 21]}… ({len(text):,} characters)"
+
+
+def path_kind(path: Path) -> str:
+    """ "dir", "file" or "missing" — also for names the OS cannot take as paths (too long, NUL),
+    which are simply not local paths."""
+    try:
+        if path.is_dir():
+            return "dir"
+        return "file" if path.exists() else "missing"
+    except (OSError, ValueError):
+        return "missing"
 
 
 def as_texts(texts: str | Iterable[Any], *, what: str = "texts") -> list[str]:

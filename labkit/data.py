@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ._errors import DataError, InputError
-from ._text import clean_text
+from ._text import clean_text, path_kind, short
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -196,14 +196,17 @@ def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
     path = Path(os.path.expanduser(source))
     suffix = "".join(path.suffixes[-2:]) if path.suffix in {".gz", ".bz2", ".xz"} else path.suffix
     builder = _FILE_BUILDERS.get(suffix.split(".gz")[0].split(".bz2")[0].lower() or "")
-    if path.exists() or builder or source.startswith((".", "/", "~")):
-        if not path.exists():
-            raise DataError(f"no data file at {source!r}. Check the path.")
-        if path.is_dir():
-            raise DataError(f"{source!r} is a folder; pass a .csv, .json, .jsonl or .parquet file.")
+    kind = path_kind(path)
+    if kind != "missing" or builder or source.startswith((".", "/", "~")):
+        if kind == "missing":
+            raise DataError(f"no data file at {short(source)!r}. Check the path.")
+        if kind == "dir":
+            raise DataError(
+                f"{short(source)!r} is a folder; pass a .csv, .json, .jsonl or .parquet file."
+            )
         if builder is None:
             raise DataError(
-                f"{source!r} has an unsupported extension {path.suffix!r}; use .csv, "
+                f"{short(source)!r} has an unsupported extension {path.suffix!r}; use .csv, "
                 ".tsv, .json, .jsonl or .parquet."
             )
         kwargs: dict[str, Any] = {"delimiter": "\t"} if suffix.startswith(".tsv") else {}
@@ -213,8 +216,8 @@ def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
             ), path.name
         except Exception as exc:
             raise DataError(
-                f"could not read {source!r} as {builder}: "
-                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+                f"could not read {short(source)!r} as {builder}: "
+                f"{short(str(exc).splitlines()[0], 300) if str(exc) else type(exc).__name__}"
             ) from exc
     try:
         return datasets.load_dataset(source, config), source
@@ -223,14 +226,14 @@ def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
 
         if _hub_unreachable(exc):
             raise DataError(
-                f"could not load dataset {source!r}: the Hugging Face hub is "
+                f"could not load dataset {short(source)!r}: the Hugging Face hub is "
                 "unreachable from here and the dataset is not cached. Use a local "
                 "file, a DataFrame, or labkit.demo.data() for the offline "
                 "default."
             ) from exc
         raise DataError(
-            f"could not load dataset {source!r} from the hub: "
-            f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+            f"could not load dataset {short(source)!r} from the hub: "
+            f"{short(str(exc).splitlines()[0], 300) if str(exc) else type(exc).__name__}"
         ) from exc
 
 

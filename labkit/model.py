@@ -14,7 +14,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._device import pick_device, pick_dtype
 from ._errors import ConfigError, DataError, InputError, ModelLoadError
-from ._text import as_texts, encode, model_max_length
+from ._quiet import hf_quiet
+from ._text import as_texts, encode, model_max_length, path_kind, short
 
 if TYPE_CHECKING:
     import torch
@@ -388,7 +389,8 @@ def load_model(
             raise ConfigError(f"labels has duplicates: {labels}.")
     source = os.path.expanduser(os.fspath(name_or_path))
     local = Path(source)
-    if local.is_dir():
+    kind = path_kind(local)
+    if kind == "dir":
         _check_local_weights(local, allow_pickle)
         if (local / "adapter_config.json").exists():
             return _load_adapter(
@@ -399,18 +401,17 @@ def load_model(
                 trust_remote_code=trust_remote_code,
                 allow_pickle=allow_pickle,
             )
-    elif local.exists():
+    elif kind == "file":
         raise ModelLoadError(
-            f"{source} is a file; pass the folder that holds config.json and the weights."
+            f"{short(source)} is a file; pass the folder that holds config.json and the weights."
         )
     elif _looks_like_path(source):
         raise ModelLoadError(
-            f"no model folder at {source!r} (it does not exist). Check the path, "
+            f"no model folder at {short(source)!r} (it does not exist). Check the path, "
             "or give a hub name such as 'distilbert-base-uncased'."
         )
 
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
@@ -428,26 +429,17 @@ def load_model(
             config.update(kwargs)
         # A new head for the given labels is expected: HF's "newly initialized" notice and its
         # per-tensor loading bar are noise in a notebook or a terminal.
-        verbosity = hf_logging.get_verbosity()
-        bars = hf_logging.is_progress_bar_enabled()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        try:
-            with _seeded(seed):
-                hf = AutoModelForSequenceClassification.from_pretrained(
-                    source,
-                    config=config,
-                    dtype=torch_dtype,
-                    use_safetensors=None if allow_pickle else True,
-                    ignore_mismatched_sizes=labels is not None,
-                    **common,
-                )
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            if bars:
-                hf_logging.enable_progress_bar()
+        with hf_quiet(), _seeded(seed):
+            hf = AutoModelForSequenceClassification.from_pretrained(
+                source,
+                config=config,
+                dtype=torch_dtype,
+                use_safetensors=None if allow_pickle else True,
+                ignore_mismatched_sizes=labels is not None,
+                **common,
+            )
     except (OSError, ValueError, KeyError) as exc:
-        raise _load_error(source, exc, local.is_dir(), allow_pickle) from exc
+        raise _load_error(source, exc, kind == "dir", allow_pickle) from exc
     hf.to(dev)
     hf.eval()
     return Model.wrap(hf, tokenizer, labels=labels, name=source)
@@ -472,29 +464,33 @@ def _load_error(
     text = str(exc)
     if "trust_remote_code" in text:
         return ModelLoadError(
-            f"{source!r} needs custom code from its repository to load. Pass "
+            f"{short(source)!r} needs custom code from its repository to load. Pass "
             "trust_remote_code=True only if you trust that code."
         )
     if "safetensors" in text.lower() and not allow_pickle:
         return ModelLoadError(
-            f"{source!r} has no safetensors weights, only pickle ones that can "
+            f"{short(source)!r} has no safetensors weights, only pickle ones that can "
             "run code when loaded. Pass allow_pickle=True if you trust the source."
         )
     if is_local and ("Unrecognized model" in text or "does not appear to have" in text):
-        return ModelLoadError(f"could not load {source!r}: {text.splitlines()[0]}")
+        return ModelLoadError(
+            f"could not load {short(source)!r}: {short(text.splitlines()[0], 300)}"
+        )
     if not is_local and _hub_unreachable(exc):
         return ModelLoadError(
-            f"could not load {source!r}: the Hugging Face hub is unreachable from here (offline "
+            f"could not load {short(source)!r}: the Hugging Face hub is unreachable from here (offline "
             "or blocked), and the model is not in the local cache. Use a local folder, or "
             "labkit.demo.model() for the offline default."
         )
     if not is_local:
         return ModelLoadError(
-            f"could not load {source!r} from the Hugging Face hub: "
-            f"{text.splitlines()[0] if text else type(exc).__name__}. Check the "
+            f"could not load {short(source)!r} from the Hugging Face hub: "
+            f"{short(text.splitlines()[0], 300) if text else type(exc).__name__}. Check the "
             "name (e.g. 'distilbert-base-uncased') or pass a local folder."
         )
-    return ModelLoadError(f"could not load the model in {source!r}: {text.splitlines()[0]}")
+    return ModelLoadError(
+        f"could not load the model in {short(source)!r}: {short(text.splitlines()[0], 300)}"
+    )
 
 
 def _load_adapter(

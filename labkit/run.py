@@ -252,18 +252,21 @@ def _export(model: Model, path: Path, *, merge_lora: bool) -> str:
     import copy
     import shutil
 
+    from ._quiet import hf_quiet
+
     path = path.expanduser()
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f"{_checkpoint.STAGING}-{path.name}")
     shutil.rmtree(staged, ignore_errors=True)
     hf = model.hf
-    if model.lora and merge_lora:
-        hf = copy.deepcopy(hf).merge_and_unload()  # a copy: the run's model keeps its adapter
-    config = hf.config if not model.lora or merge_lora else model.base.config
-    config.id2label = dict(enumerate(model.labels))
-    config.label2id = {name: i for i, name in enumerate(model.labels)}
-    hf.save_pretrained(staged, safe_serialization=True)
-    model.tokenizer.save_pretrained(staged)
+    with hf_quiet():
+        if model.lora and merge_lora:
+            hf = copy.deepcopy(hf).merge_and_unload()  # a copy: the run keeps its adapter
+        config = hf.config if not model.lora or merge_lora else model.base.config
+        config.id2label = dict(enumerate(model.labels))
+        config.label2id = {name: i for i, name in enumerate(model.labels)}
+        hf.save_pretrained(staged, safe_serialization=True)
+        model.tokenizer.save_pretrained(staged)
     return _checkpoint.commit(staged, path)
 
 

@@ -108,7 +108,8 @@ def test_pause_save_while_paused_then_resume(tiny_model, toy_data, tmp_path):
     _poll(lambda: len(run.checkpoints) == 1)
     assert Path(run.checkpoints[0]).name == "checkpoint-2"
     assert run.status == "paused" and run.step == 2  # saved without training on
-    assert any(isinstance(e, Saved) and e.step == 2 for e in cb.events)
+    # history (behind run.checkpoints) records before callbacks hear of it: wait for both
+    _poll(lambda: any(isinstance(e, Saved) and e.step == 2 for e in cb.events))
     run.resume()
     run.wait()
     assert run.status == "finished" and run.step == 8

@@ -36,8 +36,10 @@ def test_every_notebook_has_parameters_colab_badge_and_no_outputs():
     for name in names:
         nb = nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4)
         assert any("parameters" in c.metadata.get("tags", []) for c in nb.cells), name
-        assert f"colab.research.google.com/github/labkit/labkit/blob/main/notebooks/{name}.ipynb" \
+        assert (
+            f"colab.research.google.com/github/labkit/labkit/blob/main/notebooks/{name}.ipynb"
             in nb.cells[0].source
+        )
         for c in nb.cells:
             if c.cell_type == "code":
                 assert not c.outputs and c.execution_count is None, f"{name} saved with outputs"
@@ -48,13 +50,20 @@ def test_notebook_runs(name, tmp_path):
     from nbclient import NotebookClient
 
     nb = with_parameters(nbformat.read(NOTEBOOKS / f"{name}.ipynb", as_version=4), SMALL[name])
-    NotebookClient(nb, timeout=600, kernel_name="python3",
-                   resources={"metadata": {"path": str(tmp_path)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-              if o.output_type == "error"]
+    NotebookClient(
+        nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
+    errors = [
+        o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"
+    ]
     assert errors == []
-    shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs
-             if o.output_type in ("execute_result", "display_data")]
+    shown = [
+        o
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.outputs
+        if o.output_type in ("execute_result", "display_data")
+    ]
     live = [o for o in shown if WIDGET in o.data]
     assert live, "the notebook shows no labkit widget"
     if name != "01_quickstart":  # the App is a widget container; results and runs are not
