@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -34,15 +34,18 @@ if TYPE_CHECKING:
 
 __all__ = [
     "AttentionDiff",
+    "AttentionMemory",
     "AttentionResult",
     "BertvizView",
     "HeadImportance",
     "HeadSummary",
     "attention",
     "attention_diff",
+    "attention_memory",
     "head_importance",
 ]
 
+_MARGIN = 1.25  # resident memory above the tensors' bytes (allocator, small temporaries)
 _THUMB = 32  # static heatmaps are pooled to at most this many rows and columns
 _SHOWN_TOKENS = 200  # tokens listed in the static HTML
 
@@ -302,6 +305,134 @@ def _segments(
     )
 
 
+class _Dims(NamedTuple):
+    layers: int
+    heads: int
+    hidden: int
+    ffn: int
+
+
+def _dims(cfg: Any) -> _Dims:
+    """(layers, heads, hidden, feed-forward width) from a config; 0 where it has no such field."""
+
+    def first(*names: str) -> int:
+        for name in names:
+            value = getattr(cfg, name, None)
+            if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+                return value
+        return 0
+
+    hidden = first("hidden_size", "n_embd", "dim", "d_model")
+    return _Dims(
+        layers=first("num_hidden_layers", "n_layer", "n_layers", "num_layers"),
+        heads=first("num_attention_heads", "n_head", "n_heads"),
+        hidden=hidden,
+        ffn=first("intermediate_size", "n_inner", "hidden_dim", "ffn_dim") or 4 * hidden,
+    )
+
+
+@dataclass(frozen=True)
+class AttentionMemory:
+    """Bytes one :func:`attention` pass holds at its peak, by part (estimated from the config).
+
+    ``maps``: every layer's [heads, T, T] weights, which the model returns all at once (model
+    dtype); ``transient``: one layer's scores, masked scores and softmax; ``kept``: the
+    float32 copy of the kept layers and heads (the result's ``weights``); ``vectors``: queries,
+    keys and activations. ``total`` is their sum plus 25% for the allocator (resident memory
+    measured on MiniLM at 512 tokens was up to 12% above the sum).
+    """
+
+    tokens: int
+    layers: int
+    heads: int
+    kept_layers: int
+    kept_heads: int
+    maps: int
+    transient: int
+    kept: int
+    vectors: int
+
+    @property
+    def total(self) -> int:
+        return int(_MARGIN * (self.maps + self.transient + self.kept + self.vectors))
+
+    def advice(self, budget: int, *, explicit: bool) -> str:
+        """Why a pass of this size is refused under ``budget`` bytes, and what to do."""
+        from ._budget import format_bytes as f
+
+        whose = (
+            "memory_budget" if explicit else "the automatic memory budget (half the free memory)"
+        )
+        fit = _tokens_within(self, budget)
+        shorter = f"shorten the text to about {fit} tokens" if fit >= 2 else "shorten the text"
+        kept = ""
+        if self.kept_layers == self.layers and self.kept_heads == self.heads:
+            kept = (
+                ", keep fewer layers/heads (layers=[...], heads=[...]) to shrink the kept copy "
+                f"({f(self.kept)} of it)"
+            )
+        return (
+            f"attention maps of {self.tokens} tokens would need about {f(self.total)} "
+            f"({self.layers} layers x {self.heads} heads x {self.tokens}^2 weights held by the "
+            f"pass: {f(self.maps + self.transient)}, kept copy of {self.kept_layers} layers x "
+            f"{self.kept_heads} heads: {f(self.kept)}), over {whose} of {f(budget)}. "
+            f"To fit: {shorter}{kept}, or raise the budget with memory_budget='{_suggest(self)}' "
+            "if the machine has that much free memory."
+        )
+
+
+def _suggest(need: AttentionMemory) -> str:
+    gib = need.total * 1.25 / 2**30
+    return f"{gib:.1f}GiB" if gib >= 1 else f"{max(1, round(gib * 1024))}MiB"
+
+
+def _tokens_within(need: AttentionMemory, budget: int) -> int:
+    """The most tokens whose pass fits ``budget`` (the T^2 parts dominate)."""
+    t = need.tokens
+    quad = (need.maps + need.transient + need.kept) / max(t * t, 1)
+    lin = need.vectors / max(t, 1)
+    if quad <= 0:
+        return t
+    # _MARGIN * (quad * x^2 + lin * x) <= budget
+    room = budget / _MARGIN
+    x = (-lin + (lin * lin + 4 * quad * room) ** 0.5) / (2 * quad)
+    return max(0, int(x))
+
+
+def attention_memory(
+    model: Model,
+    tokens: int,
+    *,
+    layers: int | Sequence[int] | None = None,
+    heads: int | Sequence[int] | None = None,
+) -> AttentionMemory:
+    """Estimated peak bytes of :func:`attention` on an input of ``tokens`` tokens (special
+    tokens included), keeping ``layers`` / ``heads`` (as :func:`attention` takes them)."""
+    _check_model(model)
+    dims = _dims(model.base.config)
+    n_layers, n_heads = dims.layers or 12, dims.heads or 12
+    kl = len(_indices(layers, n_layers, "layers"))
+    kh = len(_indices(heads, n_heads, "heads"))
+    width = int(getattr(model.dtype, "itemsize", 4))
+    t2 = tokens * tokens
+    hidden = dims.hidden or 64 * n_heads
+    kept_vectors = 2 * kl * tokens * (hidden * kh // n_heads) * 4
+    return AttentionMemory(
+        tokens=tokens,
+        layers=n_layers,
+        heads=n_heads,
+        kept_layers=kl,
+        kept_heads=kh,
+        maps=n_layers * n_heads * t2 * width,
+        # scores, masked scores and softmax of one layer; measured peaks (MiniLM at 512 tokens)
+        # are within 10% of maps + 2 maps of one layer + kept, so one map more is the margin
+        transient=3 * n_heads * t2 * width,
+        # torch.stack in the model dtype, then float32 unless it already is
+        kept=kl * kh * t2 * (4 if width == 4 else width + 4),
+        vectors=(2 * n_layers * hidden + 4 * hidden + dims.ffn) * tokens * width + kept_vectors,
+    )
+
+
 def attention(
     model: Model,
     text: str,
@@ -309,6 +440,7 @@ def attention(
     pair: str | None = None,
     layers: int | Sequence[int] | None = None,
     heads: int | Sequence[int] | None = None,
+    memory_budget: int | str = "auto",
 ) -> AttentionResult:
     """Attention weights of every kept layer and head for ``text`` (and ``pair``).
 
@@ -317,12 +449,20 @@ def attention(
     keep only those model indices (an int or a list; default all). Text longer than the model's
     limit is truncated with one ``LabkitWarning``. The model runs with eager attention for this
     pass only; its fast kernel is restored afterwards, also when the pass fails.
+
+    ``memory_budget`` caps the bytes the pass may hold: ``"auto"`` (half the memory available
+    now), an int, or a string like ``"512MB"`` / ``"2GiB"``. The pass holds every layer's
+    [heads, T, T] maps plus the kept copy, so it grows with the square of the token count T;
+    :func:`attention_memory` gives the estimate, and an input over the budget is refused
+    before anything runs, with an :class:`labkit.InputError` naming the sizes.
     """
     import torch
 
+    from ._budget import auto_budget, parse_budget
     from ._eager import eager_attention
 
     _check_model(model)
+    budget = parse_budget(memory_budget)
     text = _one_text(text, "text")
     if pair is not None:
         pair = _one_text(pair, "pair")
@@ -331,10 +471,21 @@ def attention(
                 f"{model.name} ({model.base.config.model_type}) reads one sequence, so it takes "
                 "no pair: join the two texts into one string, or leave pair=None."
             )
-    enc = model.encode([text], pairs=None if pair is None else [pair], stacklevel=4)
-    hf = model.hf
     cfg = model.base.config
-    num_heads = int(getattr(cfg, "num_attention_heads", 0) or getattr(cfg, "n_head", 0) or 0)
+    dims = _dims(cfg)
+    # refuse bad indices before the pass when the config tells the sizes (else after it)
+    if dims.layers:
+        _indices(layers, dims.layers, "layers")
+    if dims.heads:
+        _indices(heads, dims.heads, "heads")
+    enc = model.encode([text], pairs=None if pair is None else [pair], stacklevel=4)
+    t_in = int(enc["input_ids"].shape[-1])
+    need = attention_memory(model, t_in, layers=layers, heads=heads)
+    limit = budget if budget is not None else auto_budget(model.device)
+    if need.total > limit:
+        raise InputError(need.advice(limit, explicit=budget is not None))
+    hf = model.hf
+    num_heads = dims.heads
     was_training = hf.training
     hf.eval()
     try:
@@ -370,12 +521,14 @@ def attention(
             att = att[:, keep][:, :, keep]
         per_layer.append(att)
     weights = torch.stack(per_layer).float().cpu().numpy()
+    del out, atts, per_layer  # every layer's maps: free them before the copies below
     ids = enc["input_ids"][0][mask].tolist()
     tok = model.tokenizer
     special_ids = set(tok.all_special_ids)
     special = np.array([i in special_ids for i in ids], dtype=bool)
     t = len(ids)
-    causal = t > 1 and bool(np.all(np.triu(weights, 1) == 0))
+    # one [T, T] map at a time: np.triu of the whole array would copy all of it
+    causal = t > 1 and not any(np.triu(m, 1).any() for m in weights.reshape(-1, t, t))
     queries, keys = _stack_qk(
         qk, keep_layers, None if every_head is None else keep_heads, num_heads or total_heads, keep
     )
