@@ -29,7 +29,8 @@ def _not_found(model: Model, why: str) -> ConfigError:
         f"could not find the token-embedding layer of {type(model.base).__name__} ({why}). "
         f"labkit finds it for {', '.join(SUPPORTED)} models, plain or LoRA-wrapped. Pass the layer "
         "yourself: explain(model, text, embeddings=model.hf.<path>.word_embeddings) or its dotted "
-        "name, e.g. embeddings='bert.embeddings.word_embeddings'.")
+        "name, e.g. embeddings='bert.embeddings.word_embeddings'."
+    )
 
 
 def embedding_layer(model: Model, embeddings: Any = None) -> torch.nn.Module:
@@ -44,8 +45,10 @@ def embedding_layer(model: Model, embeddings: Any = None) -> torch.nn.Module:
         if isinstance(embeddings, torch.nn.Module):
             return embeddings
         if not isinstance(embeddings, str):
-            raise ConfigError(f"embeddings must be a torch.nn.Module or a dotted name, got "
-                              f"{type(embeddings).__name__}.")
+            raise ConfigError(
+                f"embeddings must be a torch.nn.Module or a dotted name, got "
+                f"{type(embeddings).__name__}."
+            )
         for root in (model.base, model.hf):
             try:
                 found = root.get_submodule(embeddings)
@@ -53,8 +56,10 @@ def embedding_layer(model: Model, embeddings: Any = None) -> torch.nn.Module:
                 continue
             return found
         names = [n for n, m in model.base.named_modules() if isinstance(m, torch.nn.Embedding)]
-        raise ConfigError(f"the model has no submodule {embeddings!r}; its embedding layers are "
-                          f"{', '.join(names) or 'none'}.")
+        raise ConfigError(
+            f"the model has no submodule {embeddings!r}; its embedding layers are "
+            f"{', '.join(names) or 'none'}."
+        )
     getter = getattr(model.base, "get_input_embeddings", None)
     if getter is None:
         raise _not_found(model, "it has no get_input_embeddings()")
