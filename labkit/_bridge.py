@@ -113,7 +113,7 @@ class LabkitTrainer(Trainer):
                 os.rmdir(os.path.dirname(staged))
             if self._keep:
                 for old in _checkpoint.find(run_dir)[: -self._keep]:
-                    shutil.rmtree(old, ignore_errors=True)
+                    _checkpoint.discard(old)
         self.accelerator.wait_for_everyone()
 
 
@@ -225,7 +225,9 @@ class Bridge(TrainerCallback):
         c = self.control
         if c.paused and not c.stop_requested:
             self.on_status("paused")
-            while not c.wait_while_paused(0.05):
+            # stop_requested too: a pause() racing a stop() from another thread can re-pause
+            # after the stop woke the run, and a stopping run must never stay held
+            while not c.wait_while_paused(0.05) and not c.stop_requested:
                 if c.take_save_request():
                     self._save_now(args, state, control)
             self.on_status("running")

@@ -14,9 +14,19 @@ from pathlib import Path
 
 from ._errors import ConfigError
 
-__all__ = ["STAGING", "clean_staging", "commit", "find", "latest", "resolve", "step_of"]
+__all__ = [
+    "STAGING",
+    "clean_staging",
+    "commit",
+    "discard",
+    "find",
+    "latest",
+    "resolve",
+    "step_of",
+]
 
 STAGING = ".staging"
+_OLD = f"{STAGING}-old-"  # a checkpoint being replaced by a new copy of the same step
 _NAME = re.compile(r"^checkpoint-(\d+)$")
 
 
@@ -57,7 +67,7 @@ def commit(staged: str | os.PathLike[str], final: str | os.PathLike[str]) -> str
     _fsync_tree(staged)
     old = None
     if final.exists():
-        old = final.with_name(f"{STAGING}-old-{final.name}")
+        old = final.with_name(f"{_OLD}{final.name}")
         shutil.rmtree(old, ignore_errors=True)
         os.replace(final, old)
     os.replace(staged, final)
@@ -74,12 +84,31 @@ def commit(staged: str | os.PathLike[str], final: str | os.PathLike[str]) -> str
     return str(final)
 
 
+def discard(checkpoint: str | os.PathLike[str]) -> None:
+    """Delete a checkpoint folder: renamed out of ``checkpoint-N`` first, so a kill during the
+    removal never leaves a half-deleted folder that still looks like a complete checkpoint."""
+    path = Path(checkpoint)
+    doomed = path.with_name(f"{STAGING}-del-{path.name}")
+    shutil.rmtree(doomed, ignore_errors=True)
+    try:
+        os.replace(path, doomed)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(doomed, ignore_errors=True)
+
+
 def clean_staging(output_dir: str | os.PathLike[str]) -> None:
-    """Remove what an interrupted save left behind."""
+    """Remove what an interrupted save left behind.
+
+    A copy that ``commit`` moved aside and whose replacement never arrived (a kill between its
+    two renames) is the only copy of that checkpoint: it is put back, not removed.
+    """
     root = Path(output_dir)
     if root.is_dir():
         for p in root.iterdir():
-            if p.name.startswith(STAGING):
+            if p.name.startswith(_OLD) and not (root / p.name[len(_OLD) :]).exists():
+                os.replace(p, root / p.name[len(_OLD) :])
+            elif p.name.startswith(STAGING):
                 shutil.rmtree(p, ignore_errors=True)
 
 
