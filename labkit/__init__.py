@@ -12,8 +12,6 @@ time a function that needs them is used. Every public name is still an attribute
 from __future__ import annotations
 
 import importlib
-import sys
-import types
 from typing import TYPE_CHECKING, Any
 
 from ._errors import (
@@ -51,9 +49,10 @@ _LAZY: dict[str, str] = {
     "attention_diff": "labkit._attention",
     "AttentionDiff": "labkit._attention",
     "head_importance": "labkit._attention",
-    "explain": "labkit.explain",
-    "explain_dataset": "labkit.explain",
-    "AttributionResult": "labkit.explain",
+    "explain": "labkit._explain",
+    "explain_dataset": "labkit._explain",
+    "AttributionResult": "labkit._explain",
+    "DatasetAttribution": "labkit._explain",
     "App": "labkit.ui",
 }
 _SUBMODULES = ("demo", "cli", "report", "ui")
@@ -87,26 +86,10 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-class _Package(types.ModuleType):
-    """Keeps ``labkit.attention`` (and the like) the function, not its same-named submodule.
-
-    The first import of the submodule ``labkit.attention`` makes Python set the package
-    attribute ``attention`` to that module; the public function of that name must win.
-    """
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if (isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__
-                and hasattr(value, name)):
-            value = getattr(value, name)
-        super().__setattr__(name, value)
-
-
-sys.modules[__name__].__class__ = _Package
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from . import cli, demo, report, ui
-    from ._device import pick_device
     from ._attention import (
         AttentionDiff,
         AttentionResult,
@@ -114,10 +97,11 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         attention_diff,
         head_importance,
     )
+    from ._device import pick_device
+    from ._explain import AttributionResult, DatasetAttribution, explain, explain_dataset
+    from ._finetune import FinetuneConfig, finetune
     from .data import TextData, load_data
     from .events import Callback, Control, EvalEnd, Saved, StepEnd, TrainEnd
-    from .explain import AttributionResult, explain, explain_dataset
-    from ._finetune import FinetuneConfig, finetune
     from .history import MetricHistory
     from .metrics import Metrics
     from .model import Model, Prediction, load_model

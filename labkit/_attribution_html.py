@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
-    from .explain import AttributionResult
+    from ._explain import AttributionResult
 
 __all__ = ["colour", "render", "scale"]
 

@@ -13,6 +13,7 @@ import time
 HELP = "run the main job on the offline default model and data (no hub needed)"
 
 EXAMPLES = 5
+REPORT_TEXTS = 3  # test texts explained in the report
 # Tuned on 2 CPU cores: LoRA on the attention projections + trained head and pooler,
 # texts cut at 64 tokens (the snippets are short), two epochs.
 DEMO = {"lora_r": 8, "lr": 2e-3, "epochs": 2.0, "batch_size": 32, "max_length": 64, "warmup": 0.06}
@@ -25,6 +26,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--full", action="store_true", help="finetune all weights instead of LoRA")
     p.add_argument("--output-dir", default=None, help="where checkpoints go")
     p.add_argument(
+        "--report",
+        default=None,
+        help="where to write the HTML report (default: report.html in the run's folder)",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not write the HTML report")
+    p.add_argument(
         "--no-progress",
         dest="progress",
         action="store_false",
@@ -35,8 +42,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from . import demo
-    from ._lora import lora_config
     from ._finetune import finetune
+    from ._lora import lora_config
 
     t0 = time.perf_counter()
     data = demo.data()
@@ -79,5 +86,23 @@ def main(args: argparse.Namespace) -> int:
     for p, gold in zip(model.predict(sample["text"]), sample["label"]):
         print(f"  {p.label:>9} {p.score:5.1%} (true: {data.labels[gold]:>8})  {p.text[:80]}")
     print(f"\ncheckpoint: {run.best_checkpoint}")
+    if not args.no_report:
+        import os
+
+        from ._demo_report import demo_report
+
+        path = args.report or os.path.join(run.output_dir, "report.html")
+        texts = list(sample["text"][:REPORT_TEXTS])
+        wrote = demo_report(
+            path,
+            model=model,
+            data=data,
+            before=before,
+            after=after,
+            run=run,
+            texts=texts,
+            wall_seconds=time.perf_counter() - t0,
+        )
+        print(f"report: {wrote}")
     print(f"done in {time.perf_counter() - t0:.1f}s")
     return 0 if run.status in ("finished", "stopped") else 1

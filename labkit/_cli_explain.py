@@ -49,7 +49,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from ._errors import InputError
-    from .explain import explain
+    from ._explain import explain
 
     texts = list(args.texts)
     if texts == ["-"]:

@@ -13,7 +13,7 @@ from ._errors import DataError, InputError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from .explain import AttributionResult
+    from ._explain import AttributionResult
     from .model import Model
 
 __all__ = ["DatasetAttribution", "explain_many"]

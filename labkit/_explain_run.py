@@ -17,7 +17,7 @@ import numpy as np
 from ._errors import InputError
 
 if TYPE_CHECKING:
-    from .explain import AttributionResult
+    from ._explain import AttributionResult
     from .model import Model
 
 __all__ = ["Encoded", "encode", "examples_per_call", "run"]
@@ -42,12 +42,14 @@ class Encoded:
 
 def encode(model: Model, texts: Sequence[str], *, stacklevel: int) -> list[Encoded]:
     """Tokenize with truncation (one warning naming the limit for the whole call)."""
+    from ._text import clean_text
     from ._text import encode as encode_texts
 
     tok = model.tokenizer
+    texts = [clean_text(t) for t in texts]  # lone surrogates: no tokenizer can encode them
     enc = encode_texts(
         tok,
-        list(texts),
+        texts,
         max_length=model.max_length,
         padding=False,
         return_tensors=None,
@@ -139,8 +141,8 @@ def run(
     """Explain every encoded text; returns results in input order and the completeness errors
     of texts that stayed above the tolerance at the step cap."""
     from ._attribution import attribute, auto_budget, probabilities, rows_per_pass
+    from ._explain import AttributionResult
     from ._faithfulness import aopc
-    from .explain import AttributionResult
 
     budget = opts["memory_budget"]
     if budget == "auto":

@@ -101,12 +101,14 @@ class Control:
         self._running.set()
 
     def stop(self) -> None:
-        self._stop.set()
-        self._running.set()  # a paused run must wake up to stop
+        with self._lock:  # one step with pause(): a pause can never land after a stop
+            self._stop.set()
+            self._running.set()  # a paused run must wake up to stop
 
     def pause(self) -> None:
-        if not self._stop.is_set():
-            self._running.clear()
+        with self._lock:
+            if not self._stop.is_set():
+                self._running.clear()
 
     def resume(self) -> None:
         self._running.set()

@@ -31,6 +31,7 @@ h1 { font-size: 1.6rem; margin-bottom: .2rem; } h2 { font-size: 1.2rem; margin-t
 th, td { padding: .25rem .6rem; border-bottom: 1px solid #eaeef2; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 pre { background: #f6f8fa; padding: .6rem; overflow-x: auto; }
+section { overflow-x: auto; }
 """
 
 

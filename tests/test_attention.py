@@ -16,8 +16,8 @@ import torch
 
 import labkit
 from labkit import ConfigError, InputError, LabkitWarning
-from labkit._eager import attn_implementation
 from labkit._attention import AttentionResult
+from labkit._eager import attn_implementation
 
 TEXT = "the movie was not good"
 

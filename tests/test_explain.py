@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import labkit
-from labkit.explain import METHODS, AttributionResult, explain, explain_dataset, rank_agreement
+from labkit._explain import METHODS, AttributionResult, explain, explain_dataset, rank_agreement
 
 FAST = {
     "lime": {"n_samples": 40},

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import labkit
-from labkit.explain import explain, explain_dataset
+from labkit._explain import explain, explain_dataset
 
 pytestmark = pytest.mark.slow
 

@@ -16,16 +16,9 @@ from labkit import LabkitError, LabkitWarning
 from labkit._text import clean_text
 from tests.test_fuzz_core import NASTY, TEXT
 
-# explain passes lone surrogates to the tokenizer, which raises TypeError (see
-# test_explain_takes_lone_surrogates): its fuzzing gets them replaced, as the fix would do.
-EXPLAIN_TEXT = TEXT.map(clean_text)
+EXPLAIN_TEXT = TEXT  # lone surrogates included: explain cleans them like predict does
 LONE = "a \ud800 b \udfff"
 NAME = st.one_of(NASTY, st.text(max_size=40))
-SURROGATE_BUG = pytest.mark.xfail(
-    strict=True,
-    raises=(TypeError, AssertionError),
-    reason="explain does not clean_text() its input: tokenizer TypeError on lone surrogates",
-)
 
 SMALL = settings(
     max_examples=40,
@@ -120,13 +113,11 @@ def test_integrated_gradients_on_nasty_text(tiny_model, text) -> None:
         assert result.delta is not None and math.isfinite(result.delta)
 
 
-@SURROGATE_BUG
 def test_explain_takes_lone_surrogates(tiny_model) -> None:
     result = _call("explain (lone surrogates)", labkit.explain, tiny_model, LONE, method="saliency")
     assert result is not None and "\ufffd" in result.text
 
 
-@SURROGATE_BUG
 def test_app_explains_lone_surrogates(app) -> None:
     app.explain_text.value = LONE
     _press(app, "App explain_text (lone surrogates)", app.show_explanation)

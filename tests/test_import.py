@@ -92,3 +92,19 @@ def test_core_modules_never_import_ui_libraries():
                 names = [node.module]
             offenders += [f"{path.name}: {n}" for n in names if n.split(".")[0] in banned]
     assert offenders == []
+
+
+def test_no_module_shadows_a_public_function():
+    """A submodule named like a public function would replace it once imported
+    (``labkit.attention`` the module instead of ``lk.attention`` the function)."""
+    from pathlib import Path
+
+    import labkit
+
+    root = Path(labkit.__file__).parent
+    clashes = [n for n in labkit._LAZY if (root / f"{n}.py").exists() or (root / n).is_dir()]
+    assert clashes == []
+    out = _fresh("import labkit, labkit._attention, labkit._explain, labkit._finetune, json; "
+                 "print(json.dumps([callable(labkit.attention), callable(labkit.explain), "
+                 "callable(labkit.finetune)]))")
+    assert json.loads(out) == [True, True, True]

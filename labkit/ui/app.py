@@ -452,7 +452,7 @@ class App(W.VBox):
 
     # -- Explain -------------------------------------------------------------------------------
     def _explain_tab(self) -> W.VBox:
-        from labkit.explain import METHODS
+        from labkit._explain import METHODS
 
         self.explain_text = self._text_area()
         self.explain_method = W.Dropdown(

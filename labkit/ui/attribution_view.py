@@ -65,7 +65,7 @@ class AttributionView(LabkitWidget):
     @classmethod
     def from_result(cls, result: Any) -> AttributionView:
         """The view of an :class:`~labkit.AttributionResult` (interactive when it has a model)."""
-        from labkit.explain import METHODS
+        from labkit._explain import METHODS
 
         view = cls(methods=list(METHODS))
         view._apply(result)
@@ -106,7 +106,7 @@ class AttributionView(LabkitWidget):
         if self._applying or self._result is None or self._result.model is None:
             return
         from labkit._errors import LabkitError
-        from labkit.explain import explain, method_options
+        from labkit._explain import explain, method_options
 
         old = self._result
         try:

@@ -1,0 +1,42 @@
+"""`labkit demo`, the main job, end to end (small): before/after, checkpoint, report."""
+
+from __future__ import annotations
+
+import pytest
+
+from labkit.cli import main
+
+pytestmark = [pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo")
+    code = main(["demo", "--max-steps", "4", "--output-dir", str(out), "--no-progress"])
+    return code, out
+
+
+def test_demo_evaluates_trains_and_writes_a_checkpoint(demo_run, capsys):
+    code, out = demo_run
+    assert code == 0
+    assert (out / "checkpoint-4").is_dir()
+    assert (out / "report.html").is_file()
+
+
+@pytest.mark.browser
+def test_report_opens_offline_in_chromium_with_no_request(demo_run, page):
+    _, out = demo_run
+    report = out / "report.html"
+    requests: list[str] = []
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(report.as_uri())
+    headings = page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)")
+    assert headings[:3] == ["Accuracy before and after finetuning", "Training",
+                            "Classification report after finetuning"]
+    assert any(h.startswith("Attention for:") for h in headings)
+    assert sum(h.startswith("Explanation:") for h in headings) == 3
+    assert page.locator("section svg").count() >= 1  # the loss curve is drawn inline
+    assert requests == [report.as_uri()]
+    assert not page.console_errors
+    csp = page.get_attribute("meta[http-equiv='Content-Security-Policy']", "content")
+    assert "default-src 'none'" in csp
