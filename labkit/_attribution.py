@@ -15,7 +15,6 @@ completeness error [B].
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -59,21 +58,14 @@ class Outcome:
 # -- memory -------------------------------------------------------------------------------------
 def auto_budget(device: torch.device) -> int:
     """Bytes one attribution pass may use: half the free GPU memory, else a share of free RAM."""
-    import torch
+    from ._budget import _available_ram
 
     if device.type == "cuda":
+        import torch
+
         free, _total = torch.cuda.mem_get_info(device)
         return int(free * 0.5)
-    available = None
-    try:
-        import psutil
-
-        available = psutil.virtual_memory().available
-    except ImportError:
-        try:
-            available = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-        except (ValueError, OSError, AttributeError):
-            available = None
+    available = _available_ram()
     if available is None:
         return _GIB
     # A quarter of free memory, between 256 MiB and 4 GiB: beyond that CPU passes gain nothing.

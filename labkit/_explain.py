@@ -31,13 +31,13 @@ Options (keyword arguments; each method accepts the ones listed in ``method_opti
 from __future__ import annotations
 
 import difflib
-import re
 import warnings
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from ._budget import parse_budget
 from ._dataset_attribution import DatasetAttribution
 from ._errors import ConfigError, InputError, LabkitWarning
 from ._faithfulness import rank_agreement
@@ -102,24 +102,6 @@ def _method_name(method: str) -> str:
     raise ConfigError(f"unknown method {method!r}.{hint} Available: {', '.join(METHODS)}.")
 
 
-_UNITS = {"b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "kib": 2**10, "mib": 2**20, "gib": 2**30}
-
-
-def _bytes(value: Any) -> int | str:
-    if value == "auto":
-        return "auto"
-    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-        return value
-    if isinstance(value, str):
-        m = re.fullmatch(r"\s*([\d.]+)\s*([a-z]+)\s*", value.lower())
-        if m and m.group(2) in _UNITS:
-            return int(float(m.group(1)) * _UNITS[m.group(2)])
-    raise ConfigError(
-        f"memory_budget must be 'auto', a positive number of bytes or a string like "
-        f"'512MB' / '2GiB'; got {value!r}."
-    )
-
-
 def _options(method: str, given: dict[str, Any]) -> dict[str, Any]:
     """Defaults of ``method`` updated with ``given``, validated."""
     allowed = _DEFAULTS[method]
@@ -170,7 +152,7 @@ def _options(method: str, given: dict[str, Any]) -> dict[str, Any]:
             name, isinstance(v, int | float) and not isinstance(v, bool) and v >= 0, "a number >= 0"
         )
     check("faithfulness", isinstance(opts.get("faithfulness"), bool), "True or False")
-    opts["memory_budget"] = _bytes(opts["memory_budget"])
+    opts["memory_budget"] = parse_budget(opts["memory_budget"]) or "auto"
     return opts
 
 
