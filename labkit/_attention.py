@@ -382,8 +382,9 @@ class AttentionMemory:
 
 
 def _suggest(need: AttentionMemory) -> str:
-    gib = need.total * 1.25 / 2**30
-    return f"{gib:.1f}GiB" if gib >= 1 else f"{max(1, round(gib * 1024))}MiB"
+    from ._budget import suggest_budget
+
+    return suggest_budget(need.total)
 
 
 def _tokens_within(need: AttentionMemory, budget: int) -> int:

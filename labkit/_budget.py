@@ -13,7 +13,7 @@ from typing import Any
 
 from ._errors import ConfigError
 
-__all__ = ["auto_budget", "format_bytes", "parse_budget"]
+__all__ = ["auto_budget", "format_bytes", "parse_budget", "suggest_budget"]
 
 _GIB = 2**30
 _UNITS = {
@@ -80,3 +80,9 @@ def format_bytes(n: float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.3g} {unit}"
         n /= 1024
     return f"{n:.3g} GiB"  # pragma: no cover - the loop returns at GiB
+
+
+def suggest_budget(need: float) -> str:
+    """A ``memory_budget=`` string 25% above ``need`` bytes: '1.3GiB' or '340MiB'."""
+    gib = need * 1.25 / _GIB
+    return f"{gib:.1f}GiB" if gib >= 1 else f"{max(1, round(gib * 1024))}MiB"

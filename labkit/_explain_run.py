@@ -24,9 +24,6 @@ __all__ = ["Encoded", "encode", "examples_per_call", "run"]
 
 _GRADIENT = {"integrated_gradients", "gradient_x_input", "saliency", "gradient_shap"}
 _MAX_EXAMPLES = 64
-# On a CPU the work is bound by arithmetic: passes beyond ~8k tokens run no faster per token
-# (measured on MiniLM: 26k-token passes were 10% slower than 2k-token ones), so they are capped.
-_CPU_TOKENS = 8192  # per captum call: beyond this, bigger batches buy nothing on any device
 
 
 @dataclass
@@ -102,9 +99,9 @@ def examples_per_call(method: str, opts: dict[str, Any], rows: int) -> int:
 
 
 def _capped(model: Model, rows: int, seq_len: int) -> int:
-    if model.device.type == "cpu":
-        return max(1, min(rows, _CPU_TOKENS // max(seq_len, 1)))
-    return rows
+    from ._attribution import capped_rows
+
+    return capped_rows(model, rows, seq_len)
 
 
 def _target_id(model: Model, target: str | int | None, probs: np.ndarray) -> int:
@@ -140,14 +137,24 @@ def run(
 ) -> tuple[list[AttributionResult], list[float]]:
     """Explain every encoded text; returns results in input order and the completeness errors
     of texts that stayed above the tolerance at the step cap."""
-    from ._attribution import attribute, auto_budget, probabilities, rows_per_pass
+    from ._attribution import (
+        attribute,
+        auto_budget,
+        check_fits,
+        length_groups,
+        probabilities,
+        rows_per_pass,
+    )
     from ._explain import AttributionResult
     from ._faithfulness import aopc
 
     budget = opts["memory_budget"]
+    longest = max(len(e.ids) for e in encoded)
+    # integrated gradients runs at least two points of a path per pass
+    min_rows = 2 if method == "integrated_gradients" else 1
+    check_fits(model, method, longest, None if budget == "auto" else budget, min_rows=min_rows)
     if budget == "auto":
         budget = auto_budget(model.device)
-    longest = max(len(e.ids) for e in encoded)
     forward_rows = rows_per_pass(model, longest, budget, backward=False)
     if probs is None:
         probs = probabilities(model, [e.ids for e in encoded], max_rows=forward_rows).numpy()
@@ -156,26 +163,21 @@ def run(
     scores: list[np.ndarray] = [np.zeros(0, np.float32)] * len(encoded)
     deltas: list[float | None] = [None] * len(encoded)
     steps: list[int | None] = [None] * len(encoded)
-    order = sorted(range(len(encoded)), key=lambda i: len(encoded[i].ids))
     rollout = method == "attention_rollout"
     grads = method in _GRADIENT
-    start = 0
-    while start < len(order):
-        # the batch's longest text decides how many examples fit; sorted, so look ahead
-        width = len(encoded[order[min(len(order) - 1, start + _MAX_EXAMPLES - 1)]].ids)
-        rows = _capped(
+
+    def rows_for(width: int) -> int:
+        return _capped(
             model, rows_per_pass(model, width, budget, backward=grads, attentions=rollout), width
         )
-        idx = order[start : start + examples_per_call(method, opts, rows)]
-        start += len(idx)
+
+    def fits(n: int, width: int) -> bool:
+        return n <= examples_per_call(method, opts, rows_for(width))
+
+    for idx in length_groups([len(e.ids) for e in encoded], fits):
         longest = max(len(encoded[i].ids) for i in idx)
-        rows = _capped(
-            model,
-            rows_per_pass(model, longest, budget, backward=grads, attentions=rollout),
-            longest,
-        )
         batch = _batch(model, [encoded[i] for i in idx], [target_ids[i] for i in idx])
-        outcome = attribute(model, batch, method, opts, rows=rows)
+        outcome = attribute(model, batch, method, opts, rows=rows_for(longest))
         for j, i in enumerate(idx):
             scores[i] = outcome.scores[j, : len(encoded[i].ids)].numpy().astype(np.float32)
             if outcome.delta is not None:

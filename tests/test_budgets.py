@@ -114,3 +114,36 @@ def test_default_model_takes_a_4096_token_text(demo_model_session) -> None:
         ours = [w for w in seen if issubclass(w.category, LabkitWarning)]
         assert len(ours) == 1 and "512" in str(ours[0].message)
         assert len(result.tokens) == 512
+
+
+@pytest.mark.parametrize("method", ["integrated_gradients", "saliency", "occlusion"])
+def test_explain_refuses_a_text_whose_smallest_pass_cannot_fit(tiny_model, method) -> None:
+    from labkit._attribution import bytes_per_row
+
+    calls = _forward_calls(tiny_model)
+    text = " ".join(["good"] * 60)
+    with pytest.raises(InputError) as info:
+        labkit.explain(tiny_model, text, method=method, memory_budget="10KB")
+    message = str(info.value)
+    assert calls == []  # refused before any pass, prediction included
+    assert "62 tokens" in message and "over memory_budget of 9.77 KiB" in message
+    fit = int(re.search(r"shorten the text to about (\d+) tokens", message).group(1))
+    assert 2 <= fit < 62
+    # the suggested budget is enough for the same text, and explain_dataset checks too
+    suggested = re.search(r"memory_budget='([^']+)'", message).group(1)
+    assert labkit.explain(tiny_model, text, method=method, memory_budget=suggested).scores.shape
+    with pytest.raises(InputError, match="62 tokens"):
+        labkit.explain_dataset(
+            tiny_model, ["fine", text], subset="all", method=method, memory_budget="10KB"
+        )
+    rows = 2 if method == "integrated_gradients" else 1
+    grads = method != "occlusion"
+    assert rows * bytes_per_row(tiny_model, 62, backward=grads) > 10_000
+
+
+def test_explain_under_the_automatic_limit_says_so(tiny_model, monkeypatch) -> None:
+    import labkit._budget
+
+    monkeypatch.setattr(labkit._budget, "auto_budget", lambda *a, **k: 4096)
+    with pytest.raises(InputError, match="half the memory available now"):
+        labkit.explain(tiny_model, "the movie was not good")

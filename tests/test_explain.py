@@ -373,3 +373,35 @@ def test_the_memory_budget_decides_how_much_one_pass_holds(tiny_model):
     finally:
         handle.remove()
     assert roomy < tight
+
+
+def test_length_groups_cover_every_text_once_with_little_padding():
+    import random
+
+    from labkit._attribution import PAD_SLACK, length_groups
+
+    rng = random.Random(0)
+    lengths = [rng.randint(3, 80) for _ in range(300)]
+    groups = length_groups(lengths, lambda n, width: n <= 16)
+    assert sorted(i for g in groups for i in g) == list(range(300))
+    for g in groups:
+        assert len(g) <= 16
+        real = sum(lengths[i] for i in g)
+        padded = len(g) * max(lengths[i] for i in g)
+        assert padded <= (1 + PAD_SLACK) * real or len(g) == 1
+    # dense lengths still batch: far fewer passes than texts
+    assert len(groups) < 60
+    # a limit that depends on the width is respected
+    groups = length_groups(lengths, lambda n, width: n * width <= 200)
+    assert all(len(g) * max(lengths[i] for i in g) <= 200 or len(g) == 1 for g in groups)
+
+
+def test_probabilities_come_back_in_input_order(tiny_model):
+    import torch
+
+    from labkit._attribution import probabilities
+
+    rows = [tiny_model.tokenizer(t)["input_ids"] for t in SENTENCES]
+    together = probabilities(tiny_model, rows, max_rows=4)
+    alone = torch.cat([probabilities(tiny_model, [r], max_rows=1) for r in rows])
+    torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-6)
