@@ -58,6 +58,10 @@ class Run:
 
     # -- driven by the engine (training thread) -------------------------------------------------
     def _start(self, target: Callable[[Run], None]) -> None:
+        from ._threads import release_idle_pool
+
+        # the caller's idle OpenMP workers would make the training thread's ops slower
+        release_idle_pool()
         self._thread = threading.Thread(
             target=self._main, args=(target,), name=f"labkit-run-{id(self):x}", daemon=False
         )
