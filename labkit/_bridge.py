@@ -81,9 +81,11 @@ class LabkitTrainer(Trainer):
         *args: Any,
         train_lengths: Sequence[int] | None = None,
         keep_checkpoints: int | None = None,
+        labels: Sequence[str] = (),
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        self._labels = tuple(labels)
         self._train_lengths = train_lengths
         self._keep = keep_checkpoints
         self._staging = False
@@ -121,6 +123,8 @@ class LabkitTrainer(Trainer):
                 hf_logging.enable_progress_bar()
         self.accelerator.wait_for_everyone()  # every rank has written its RNG state
         if self.args.should_save:
+            if self._labels:
+                _checkpoint.write_labels(staged, self._labels)
             _checkpoint.commit(staged, os.path.join(run_dir, name))
             with contextlib.suppress(OSError):  # only when empty
                 os.rmdir(os.path.dirname(staged))

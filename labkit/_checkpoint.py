@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 from ._errors import ConfigError
@@ -28,6 +29,29 @@ __all__ = [
 STAGING = ".staging"
 _OLD = f"{STAGING}-old-"  # a checkpoint being replaced by a new copy of the same step
 _NAME = re.compile(r"^checkpoint-(\d+)$")
+
+
+LABELS_FILE = "labkit.json"
+
+
+def write_labels(folder: str | os.PathLike[str], labels: Sequence[str]) -> None:
+    """Record the label names next to a LoRA adapter, whose files hold only label ids."""
+    import json
+
+    Path(folder, LABELS_FILE).write_text(json.dumps({"labels": [str(x) for x in labels]}))
+
+
+def read_labels(folder: str | os.PathLike[str]) -> list[str] | None:
+    """The label names :func:`write_labels` recorded, or None (missing or unreadable)."""
+    import json
+
+    try:
+        labels = json.loads(Path(folder, LABELS_FILE).read_text()).get("labels")
+    except (OSError, ValueError, AttributeError):
+        return None
+    if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
+        return labels
+    return None
 
 
 def step_of(path: str | os.PathLike[str]) -> int | None:

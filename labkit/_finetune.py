@@ -439,11 +439,18 @@ def _prepare(run: Run, data: TextData) -> Any:
 
     def on_diverged(step: int, loss: float) -> None:
         good = run.checkpoints
-        keep = (
-            f" The last good checkpoint is {good[-1]}."
-            if good
-            else " No checkpoint was written before it."
-        )
+        if good and _restore(bridge.trainer, good[-1]):
+            keep = f" The model was reset to the last good checkpoint, {good[-1]}."
+        elif good:
+            keep = (
+                f" The last good checkpoint is {good[-1]}; the model in memory holds the "
+                "diverged weights (load the checkpoint with labkit.load_model)."
+            )
+        else:
+            keep = (
+                " No checkpoint was written before it, so the model's weights are not usable "
+                "now: load the model again (save_every= keeps checkpoints along the way)."
+            )
         run._end(
             "diverged",
             f"the training loss became {loss} at step {step}: training "
@@ -471,6 +478,7 @@ def _prepare(run: Run, data: TextData) -> Any:
         callbacks=[bridge],
         train_lengths=lengths if config.group_by_length else None,
         keep_checkpoints=config.keep_checkpoints,
+        labels=model.labels,
     )
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)
@@ -492,6 +500,20 @@ def _prepare(run: Run, data: TextData) -> Any:
             _release_memory(trainer, model)
 
     return job
+
+
+def _restore(trainer: Any, checkpoint: str) -> bool:
+    """Load ``checkpoint``'s weights (full or adapter) back into the trainer's model."""
+    if trainer is None:
+        return False
+    from ._quiet import hf_quiet
+
+    try:
+        with hf_quiet():
+            trainer._load_from_checkpoint(checkpoint)
+    except Exception:  # noqa: BLE001 - the run still ends as diverged; the message says so
+        return False
+    return True
 
 
 def _release_memory(trainer: Any, model: Model) -> None:

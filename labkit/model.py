@@ -515,9 +515,11 @@ def _load_adapter(
             f"{folder}/adapter_config.json names no base model "
             "(base_model_name_or_path); load the base and attach it with peft."
         )
+    from ._checkpoint import read_labels
+
     base = load_model(
         base_name,
-        labels=labels,
+        labels=labels if labels is not None else read_labels(folder),
         device=device,
         dtype=dtype,
         trust_remote_code=trust_remote_code,

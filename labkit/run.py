@@ -271,6 +271,7 @@ def _export(model: Model, path: Path, *, merge_lora: bool) -> str:
         config.label2id = {name: i for i, name in enumerate(model.labels)}
         hf.save_pretrained(staged, safe_serialization=True)
         model.tokenizer.save_pretrained(staged)
+    _checkpoint.write_labels(staged, model.labels)
     return _checkpoint.commit(staged, path)
 
 

@@ -188,6 +188,10 @@ def test_nan_loss_ends_as_diverged_and_keeps_last_good_checkpoint(tiny_model, to
     assert run.history.column("loss")[-1] is None  # recorded, as JSON-safe None
     reloaded = labkit.load_model(run.checkpoints[-1], device="cpu")
     assert torch.isfinite(reloaded.logits(["a great film"])).all()
+    # the model in memory is back at the last good checkpoint, not left with NaN weights
+    assert "was reset to the last good checkpoint" in run.error
+    texts = ["a great film", "dull and slow"]
+    assert torch.allclose(run.model.logits(texts), reloaded.logits(texts), atol=1e-6)
 
 
 def test_out_of_memory_ends_the_run_with_advice_and_a_usable_model(tiny_model, toy_data, tmp_path):

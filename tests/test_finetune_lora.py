@@ -155,3 +155,24 @@ def test_export_before_the_end_is_refused(tiny_model, toy_data, tmp_path):
     finally:
         gate.set()
         run.wait()
+
+
+def test_lora_checkpoints_and_adapter_exports_keep_the_label_names(tiny_dirs, toy_data, tmp_path):
+    model = labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu")
+    run = labkit.finetune(
+        model,
+        toy_data,
+        lora=True,
+        max_steps=3,
+        batch_size=8,
+        output_dir=tmp_path / "run",
+        progress=False,
+    ).wait()
+    assert run.status == "finished", run.error
+    texts = [t for t in TEXTS if t]
+    expected = model.logits(texts)
+    for folder in (run.checkpoints[-1], run.export(tmp_path / "adapter", merge_lora=False)):
+        loaded = labkit.load_model(folder, device="cpu")
+        assert loaded.lora
+        assert loaded.labels == tuple(LABELS)  # not LABEL_0 / LABEL_1
+        assert torch.allclose(loaded.logits(texts), expected, atol=1e-5)
