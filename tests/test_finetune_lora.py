@@ -20,6 +20,20 @@ EXPECTED_TARGETS = {
 }
 
 
+def _train(model, data, folder, *, lora, steps):
+    run = labkit.finetune(
+        model,
+        data,
+        lora=lora,
+        max_steps=steps,
+        batch_size=8,
+        output_dir=folder,
+        progress=False,
+    ).wait()
+    assert run.status == "finished", run.error
+    return run
+
+
 @pytest.mark.parametrize("arch", sorted(EXPECTED_TARGETS))
 def test_lora_true_adapts_the_attention_of_each_family(tiny_dirs, toy_data, tmp_path, arch):
     model = labkit.load_model(tiny_dirs[arch], labels=LABELS, device="cpu")
@@ -48,16 +62,7 @@ def test_a_peft_config_passes_through_as_is(tiny_dirs, toy_data, tmp_path):
 
     model = labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu")
     config = LoraConfig(task_type="SEQ_CLS", r=2, target_modules=["value"])
-    run = labkit.finetune(
-        model,
-        toy_data,
-        lora=config,
-        max_steps=2,
-        batch_size=8,
-        output_dir=tmp_path / "lora",
-        progress=False,
-    ).wait()
-    assert run.status == "finished", run.error
+    _train(model, toy_data, tmp_path / "lora", lora=config, steps=2)
     assert model.hf.peft_config["default"].r == 2
     assert {n for n, _ in model.hf.named_parameters() if "lora_A" in n} == {
         n for n, _ in model.hf.named_parameters() if "value.lora_A" in n
@@ -67,16 +72,7 @@ def test_a_peft_config_passes_through_as_is(tiny_dirs, toy_data, tmp_path):
     ada = AdaLoraConfig(
         task_type="SEQ_CLS", init_r=4, target_r=2, total_step=4, target_modules=["query", "value"]
     )
-    run = labkit.finetune(
-        model,
-        toy_data,
-        lora=ada,
-        max_steps=4,
-        batch_size=8,
-        output_dir=tmp_path / "ada",
-        progress=False,
-    ).wait()
-    assert run.status == "finished", run.error
+    _train(model, toy_data, tmp_path / "ada", lora=ada, steps=4)
     assert type(model.hf.peft_config["default"]).__name__ == "AdaLoraConfig"
 
 
@@ -159,16 +155,7 @@ def test_export_before_the_end_is_refused(tiny_model, toy_data, tmp_path):
 
 def test_lora_checkpoints_and_adapter_exports_keep_the_label_names(tiny_dirs, toy_data, tmp_path):
     model = labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu")
-    run = labkit.finetune(
-        model,
-        toy_data,
-        lora=True,
-        max_steps=3,
-        batch_size=8,
-        output_dir=tmp_path / "run",
-        progress=False,
-    ).wait()
-    assert run.status == "finished", run.error
+    run = _train(model, toy_data, tmp_path / "run", lora=True, steps=3)
     texts = [t for t in TEXTS if t]
     expected = model.logits(texts)
     for folder in (run.checkpoints[-1], run.export(tmp_path / "adapter", merge_lora=False)):
