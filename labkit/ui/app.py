@@ -137,6 +137,9 @@ class App(W.VBox):
                 except Exception as exc:  # noqa: BLE001 - the app shows it, the kernel survives
                     self._say(f"Unexpected {type(exc).__name__}: {exc}", "error")
 
+            from .._threads import release_idle_pool
+
+            release_idle_pool()  # this thread's idle OpenMP workers would slow the job's ops
             self._thread = threading.Thread(target=target, name="labkit-app", daemon=True)
             self._thread.start()
 
