@@ -139,7 +139,7 @@ def explain_many(
     split: str | None,
 ) -> tuple[DatasetAttribution, list[float]]:
     from ._attribution import auto_budget, probabilities, rows_per_pass
-    from ._explain_run import encode, run
+    from ._explain_run import check_memory, encode, run
 
     texts, values, names = _rows(dataset, split)
     truth = _label_ids(model, values, names) if values is not None else None
@@ -163,6 +163,7 @@ def explain_many(
     if isinstance(subset, int):
         picked = picked[:subset]
     encoded_all = encode(model, [texts[i] for i in picked], stacklevel=4)
+    check_memory(model, encoded_all, method, opts)  # before the prediction pass, too
     budget = opts["memory_budget"]
     budget = auto_budget(model.device) if budget == "auto" else budget
     longest = max(len(e.ids) for e in encoded_all)

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from ._explain import AttributionResult
     from .model import Model
 
-__all__ = ["Encoded", "encode", "examples_per_call", "run"]
+__all__ = ["Encoded", "check_memory", "encode", "examples_per_call", "run"]
 
 _GRADIENT = {"integrated_gradients", "gradient_x_input", "saliency", "gradient_shap"}
 _MAX_EXAMPLES = 64
@@ -126,6 +126,17 @@ def _target_id(model: Model, target: str | int | None, probs: np.ndarray) -> int
     )
 
 
+def check_memory(model: Model, encoded: list[Encoded], method: str, opts: dict[str, Any]) -> None:
+    """Refuse, before any pass, texts whose smallest pass cannot fit the memory limit."""
+    from ._attribution import check_fits
+
+    budget = opts["memory_budget"]
+    longest = max(len(e.ids) for e in encoded)
+    # integrated gradients runs at least two points of a path per pass
+    min_rows = 2 if method == "integrated_gradients" else 1
+    check_fits(model, method, longest, None if budget == "auto" else budget, min_rows=min_rows)
+
+
 def run(
     model: Model,
     encoded: list[Encoded],
@@ -140,7 +151,6 @@ def run(
     from ._attribution import (
         attribute,
         auto_budget,
-        check_fits,
         length_groups,
         probabilities,
         rows_per_pass,
@@ -150,9 +160,7 @@ def run(
 
     budget = opts["memory_budget"]
     longest = max(len(e.ids) for e in encoded)
-    # integrated gradients runs at least two points of a path per pass
-    min_rows = 2 if method == "integrated_gradients" else 1
-    check_fits(model, method, longest, None if budget == "auto" else budget, min_rows=min_rows)
+    check_memory(model, encoded, method, opts)
     if budget == "auto":
         budget = auto_budget(model.device)
     forward_rows = rows_per_pass(model, longest, budget, backward=False)

@@ -136,6 +136,7 @@ def test_explain_refuses_a_text_whose_smallest_pass_cannot_fit(tiny_model, metho
         labkit.explain_dataset(
             tiny_model, ["fine", text], subset="all", method=method, memory_budget="10KB"
         )
+    assert len(calls) == 1  # only the explain that had the suggested budget ran a pass
     rows = 2 if method == "integrated_gradients" else 1
     grads = method != "occlusion"
     assert rows * bytes_per_row(tiny_model, 62, backward=grads) > 10_000

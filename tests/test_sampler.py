@@ -55,8 +55,9 @@ def test_batch_order_is_random_not_longest_to_shortest() -> None:
 
 def test_order_is_a_function_of_seed_and_epoch() -> None:
     lengths = _lengths()
-    a, b = LengthGroupedEpochSampler(lengths, BATCH, seed=5), LengthGroupedEpochSampler(
-        lengths, BATCH, seed=5
+    a, b = (
+        LengthGroupedEpochSampler(lengths, BATCH, seed=5),
+        LengthGroupedEpochSampler(lengths, BATCH, seed=5),
     )
     assert list(a) == list(b)
     a.set_epoch(1)
