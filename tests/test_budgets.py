@@ -132,11 +132,13 @@ def test_explain_refuses_a_text_whose_smallest_pass_cannot_fit(tiny_model, metho
     # the suggested budget is enough for the same text, and explain_dataset checks too
     suggested = re.search(r"memory_budget='([^']+)'", message).group(1)
     assert labkit.explain(tiny_model, text, method=method, memory_budget=suggested).scores.shape
+    ran = len(calls)
+    assert ran >= 1
     with pytest.raises(InputError, match="62 tokens"):
         labkit.explain_dataset(
             tiny_model, ["fine", text], subset="all", method=method, memory_budget="10KB"
         )
-    assert len(calls) == 1  # only the explain that had the suggested budget ran a pass
+    assert len(calls) == ran  # refused before its prediction pass too
     rows = 2 if method == "integrated_gradients" else 1
     grads = method != "occlusion"
     assert rows * bytes_per_row(tiny_model, 62, backward=grads) > 10_000
