@@ -36,14 +36,37 @@ def _libgomp() -> ctypes.CDLL | None:
                 import torch
 
                 if "OpenMP" in torch.__config__.parallel_info():
-                    try:
-                        lib = ctypes.CDLL("libgomp.so.1", mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
-                        lib.omp_pause_resource_all.argtypes = [ctypes.c_int]
-                        lib.omp_pause_resource_all.restype = ctypes.c_int
-                    except (OSError, AttributeError):
-                        lib = None
+                    lib = _open(_torch_libgomp(os.path.dirname(torch.__file__)))
             _lib.append(lib)
         return _lib[0]
+
+
+def _torch_libgomp(torch_dir: str) -> str:
+    """Path of the libgomp this process loaded for torch (wheels may rename it, e.g.
+    ``torch.libs/libgomp-a34b3233.so.1``); the plain soname when the maps cannot be read."""
+    try:
+        with open("/proc/self/maps") as maps:
+            return pick_libgomp([line.split()[-1] for line in maps], os.path.dirname(torch_dir))
+    except OSError:
+        return "libgomp.so.1"
+
+
+def pick_libgomp(mapped: list[str], site: str) -> str:
+    """Of the files mapped into the process, the libgomp inside ``site`` (torch's install)
+    first, else any libgomp, else the plain soname."""
+    paths = sorted({p for p in mapped if os.path.basename(p).startswith("libgomp")})
+    ours = [p for p in paths if p.startswith(site.rstrip("/") + "/")]
+    return (ours or paths or ["libgomp.so.1"])[0]
+
+
+def _open(path: str) -> ctypes.CDLL | None:
+    try:  # RTLD_NOLOAD: the copy already in the process, never a second one
+        lib = ctypes.CDLL(path, mode=os.RTLD_NOLOAD | os.RTLD_LAZY)
+        lib.omp_pause_resource_all.argtypes = [ctypes.c_int]
+        lib.omp_pause_resource_all.restype = ctypes.c_int
+    except (OSError, AttributeError):
+        return None
+    return lib
 
 
 def release_idle_pool() -> bool:

@@ -58,3 +58,18 @@ def test_release_is_harmless_without_torch_loaded() -> None:
         timeout=60,
     ).stdout.split()
     assert out == ["False", "False"]
+
+
+def test_torchs_own_libgomp_is_picked_even_under_a_wheel_renamed_name() -> None:
+    from labkit._threads import pick_libgomp
+
+    site = "/venv/lib/python3.11/site-packages"
+    mapped = [
+        "/usr/lib/x86_64-linux-gnu/libgomp.so.1.0.0",
+        f"{site}/torch.libs/libgomp-a34b3233.so.1",
+        f"{site}/torch/lib/libtorch_cpu.so",
+        "[heap]",
+    ]
+    assert pick_libgomp(mapped, site) == f"{site}/torch.libs/libgomp-a34b3233.so.1"
+    assert pick_libgomp(mapped[:1], site) == mapped[0]
+    assert pick_libgomp(["[heap]"], site) == "libgomp.so.1"
