@@ -86,8 +86,6 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-
-
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from . import cli, demo, report, ui
     from ._attention import (

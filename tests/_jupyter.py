@@ -163,12 +163,18 @@ def _free_port() -> int:
 
 @contextlib.contextmanager
 def jupyter_server(
-    root: Path, *, app: str = "lab", timeout: float = 90.0, env: dict[str, str] | None = None
+    root: Path,
+    *,
+    app: str = "lab",
+    timeout: float = 90.0,
+    env: dict[str, str] | None = None,
+    settings: dict[str, dict[str, Any]] | None = None,
 ) -> Iterator[JupyterServer]:
     """Start JupyterLab (``app="lab"``) or Notebook 7 (``"notebook"``) serving ``root``.
 
     Every Jupyter dir points into a fresh temp folder; the server is terminated by its PID
-    (then killed) on exit, and its kernels with it.
+    (then killed) on exit, and its kernels with it. ``settings`` adds user settings files
+    (``{"@jupyterlab/x-extension/y.jupyterlab-settings": {...}}``) to the stable defaults.
     """
     reason = app_missing(app)
     if reason:
@@ -189,7 +195,7 @@ def jupyter_server(
     }
     for d in dirs.values():
         d.mkdir()
-    for name, value in _SETTINGS.items():
+    for name, value in {**_SETTINGS, **(settings or {})}.items():
         path = dirs["settings"] / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(value))

@@ -185,7 +185,19 @@ def test_jupyter_live_panel_stop_saves_a_checkpoint(
             [str(pathlib.Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
         ),
     }
-    with jupyter_server(tmp_path, app=app, env=env) as server:
+    # JupyterLab 4.4+ and Notebook 7 send comm messages over kernel subshells. After a page
+    # reload the new page sometimes addresses a subshell the kernel does not know ("Cannot
+    # handle comm_msg ...: Unknown subshell_id" in the kernel log), and ipykernel drops every
+    # comm message of that page: the view's request for the history, and clicks. That is
+    # Jupyter's race (seen here in about 1 of 3 runs with Notebook 7, whose widgets restore
+    # before its settings load, so turning subshells off does not always hold). This test is
+    # about labkit's replay: subshells off, and one more reload when the kernel says so.
+    no_subshells = {
+        "@jupyterlab/apputils-extension/kernels-settings.jupyterlab-settings": {
+            "commsOverSubshells": "disabled"
+        }
+    }
+    with jupyter_server(tmp_path, app=app, env=env, settings=no_subshells) as server:
         context = chromium.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
         errors: list[str] = []
@@ -199,7 +211,14 @@ def test_jupyter_live_panel_stop_saves_a_checkpoint(
             page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
             page.reload()
             page.wait_for_function("() => !!window.jupyterapp", timeout=60_000)
-            _wait_points(page, seen)
+            try:
+                _wait_points(page, seen, timeout=45_000)
+            except Exception:
+                if "Unknown subshell_id" not in server.log_tail(100_000):
+                    raise  # not Jupyter's race: labkit's replay failed
+                page.reload()
+                page.wait_for_function("() => !!window.jupyterapp", timeout=60_000)
+                _wait_points(page, seen)
             page.click(".labkit-panel .labkit-stop")
             page.wait_for_selector(
                 ".labkit-panel .labkit-status[data-status='stopped']", timeout=90_000
@@ -241,24 +260,34 @@ def test_saved_notebook_holds_the_final_snapshot(chromium, tmp_path: pathlib.Pat
         "run"
     )
     write_notebook(tmp_path / "snap.ipynb", [cell, "1 + 1"])
-    env = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
-           "PYTHONPATH": os.pathsep.join([str(pathlib.Path(__file__).parents[1]),
-                                          os.environ.get("PYTHONPATH", "")])}
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join(
+            [str(pathlib.Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
     with jupyter_server(tmp_path, app="lab", env=env) as server:
         context = chromium.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
         try:
             open_notebook(page, server, "snap.ipynb")
             run_all(page)
-            page.wait_for_selector(".labkit-panel .labkit-status[data-status='finished']",
-                                   timeout=120_000)
+            page.wait_for_selector(
+                ".labkit-panel .labkit-status[data-status='finished']", timeout=120_000
+            )
             html = ""
             deadline = time.monotonic() + 30
             while "finished" not in html and time.monotonic() < deadline:
                 page.evaluate("() => window.jupyterapp.commands.execute('docmanager:save')")
                 saved = json.loads((tmp_path / "snap.ipynb").read_text())
-                outs = [o for c in saved["cells"] for o in c.get("outputs", [])
-                        if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+                outs = [
+                    o
+                    for c in saved["cells"]
+                    for o in c.get("outputs", [])
+                    if "application/vnd.jupyter.widget-view+json" in o.get("data", {})
+                ]
                 html = "".join(str(o["data"].get("text/html", "")) for o in outs)
                 time.sleep(0.3)  # polling the saved file, with a deadline
             assert len(outs) == 1

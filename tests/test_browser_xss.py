@@ -341,7 +341,9 @@ def test_report_in_chromium(page, tiny_model, attn, diff, attribution, csp) -> N
 def test_demo_report_escapes_the_texts_it_inspects(tmp_path, tiny_model, page) -> None:
     from labkit._demo_report import demo_report
 
-    data = labkit.load_data([{"text": p, "label": lab} for p in PAYLOADS for lab in ("negative", "positive")] * 3)
+    data = labkit.load_data(
+        [{"text": p, "label": lab} for p in PAYLOADS for lab in ("negative", "positive")] * 3
+    )
     metrics = tiny_model.evaluate(data)
     run = SimpleNamespace(_repr_html_=lambda: "<p>run</p>")
     path = demo_report(

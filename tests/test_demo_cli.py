@@ -31,8 +31,11 @@ def test_report_opens_offline_in_chromium_with_no_request(demo_run, page):
     page.on("request", lambda r: requests.append(r.url))
     page.goto(report.as_uri())
     headings = page.eval_on_selector_all("h2", "els => els.map(e => e.textContent)")
-    assert headings[:3] == ["Accuracy before and after finetuning", "Training",
-                            "Classification report after finetuning"]
+    assert headings[:3] == [
+        "Accuracy before and after finetuning",
+        "Training",
+        "Classification report after finetuning",
+    ]
     assert any(h.startswith("Attention for:") for h in headings)
     assert sum(h.startswith("Explanation:") for h in headings) == 3
     assert page.locator("section svg").count() >= 1  # the loss curve is drawn inline

@@ -104,7 +104,9 @@ def test_no_module_shadows_a_public_function():
     root = Path(labkit.__file__).parent
     clashes = [n for n in labkit._LAZY if (root / f"{n}.py").exists() or (root / n).is_dir()]
     assert clashes == []
-    out = _fresh("import labkit, labkit._attention, labkit._explain, labkit._finetune, json; "
-                 "print(json.dumps([callable(labkit.attention), callable(labkit.explain), "
-                 "callable(labkit.finetune)]))")
+    out = _fresh(
+        "import labkit, labkit._attention, labkit._explain, labkit._finetune, json; "
+        "print(json.dumps([callable(labkit.attention), callable(labkit.explain), "
+        "callable(labkit.finetune)]))"
+    )
     assert json.loads(out) == [True, True, True]
