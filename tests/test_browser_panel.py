@@ -151,6 +151,18 @@ run""",
 ]
 
 
+def _kernel_env() -> dict[str, str]:
+    """Offline hub, and this checkout importable from the kernel."""
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join(
+            [str(pathlib.Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+
+
 def _wait_points(page, more_than: int, timeout: float = 90_000) -> int:
     page.wait_for_function(
         f"() => {{ const s = document.querySelector('.labkit-panel .labkit-svg');"
@@ -177,14 +189,7 @@ def test_jupyter_live_panel_stop_saves_a_checkpoint(
         for c in NOTEBOOK
     ]
     write_notebook(tmp_path / "panel.ipynb", cells)
-    env = {
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONPATH": os.pathsep.join(
-            [str(pathlib.Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
+    env = _kernel_env()
     # JupyterLab 4.4+ and Notebook 7 send comm messages over kernel subshells. After a page
     # reload the new page sometimes addresses a subshell the kernel does not know ("Cannot
     # handle comm_msg ...: Unknown subshell_id" in the kernel log), and ipykernel drops every
@@ -260,14 +265,7 @@ def test_saved_notebook_holds_the_final_snapshot(chromium, tmp_path: pathlib.Pat
         "run"
     )
     write_notebook(tmp_path / "snap.ipynb", [cell, "1 + 1"])
-    env = {
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONPATH": os.pathsep.join(
-            [str(pathlib.Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
+    env = _kernel_env()
     with jupyter_server(tmp_path, app="lab", env=env) as server:
         context = chromium.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
