@@ -159,3 +159,19 @@ def test_lora_rank_reaches_the_adapter(app):
     assert app.run.status == "finished"
     assert app.model.lora
     assert app.model.hf.peft_config["default"].r == 4
+
+
+def test_the_model_dropdown_never_names_another_model_than_load_will_load():
+    from labkit.ui.app import DEFAULT_MODEL, OTHER_MODEL, App
+
+    app = App()
+    assert app.model_preset.value == DEFAULT_MODEL
+    app.model_name.value = "my-org/my-model"  # typed over the offline default
+    assert app.model_preset.value == OTHER_MODEL
+    assert app.model_name.value == "my-org/my-model"  # the typed name is kept
+    app.model_preset.value = "roberta-base (hub)"
+    assert app.model_name.value == "roberta-base"
+    app.model_name.value = "roberta-large"
+    assert app.model_preset.value == OTHER_MODEL
+    app.model_preset.value = DEFAULT_MODEL
+    assert app.model_name.value == "" and app.model_preset.value == DEFAULT_MODEL

@@ -34,6 +34,7 @@ MODEL_PRESETS: dict[str, str | None] = {
     "roberta-base (hub)": "roberta-base",
     "other: type a hub name or folder below": "",
 }
+OTHER_MODEL = "other: type a hub name or folder below"
 # name -> (hub dataset, text column, label column)
 DATA_PRESETS: dict[str, tuple[str, str, str] | None] = {
     DEFAULT_DATA: None,
@@ -184,6 +185,7 @@ class App(W.VBox):
         )
         self.model_info = W.HTML()
         self.model_preset.observe(self._on_preset, names="value")
+        self.model_name.observe(self._on_model_name, names="value")
         self.model_load.on_click(lambda _: self.load_model())
         return W.VBox(
             [
@@ -201,6 +203,12 @@ class App(W.VBox):
             self.model_name.value = name
         elif name is None:
             self.model_name.value = ""
+
+    def _on_model_name(self, change: dict[str, Any]) -> None:
+        """A typed name that is not the chosen preset's makes the preset read "other", so the
+        dropdown never names a model other than the one Load will load."""
+        if change["new"].strip() != (MODEL_PRESETS.get(self.model_preset.value) or ""):
+            self.model_preset.value = OTHER_MODEL
 
     def load_model(self) -> None:
         """Load the model chosen in the Model tab (in the background)."""
