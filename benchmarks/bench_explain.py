@@ -216,8 +216,8 @@ with warnings.catch_warnings():
     if sys.argv[1] == "labkit":
         from labkit._attribution import auto_budget, rows_per_pass
         budget = auto_budget(model.device)
-        from labkit._explain_run import _capped
-        info = {"budget": budget, "rows": _capped(model, rows_per_pass(model, 512, budget), 512)}
+        from labkit._attribution import capped_rows
+        info = {"budget": budget, "rows": capped_rows(model, rows_per_pass(model, 512, budget), 512)}
         labkit.explain(model, text, tolerance=None)
     else:
         _direct_lig(model, text)

@@ -137,9 +137,17 @@ def bytes_per_row(
 
 
 def check_fits(
-    model: Model, method: str, seq_len: int, budget: int | None, *, min_rows: int = 1
+    model: Model,
+    method: str,
+    seq_len: int,
+    budget: int | None,
+    *,
+    backward: bool,
+    attentions: bool = False,
+    min_rows: int = 1,
 ) -> None:
-    """Refuse, before any pass, a text whose smallest pass cannot fit the memory limit.
+    """Refuse, before any pass, a text whose smallest pass (``min_rows`` sequences of
+    ``seq_len`` tokens) cannot fit the memory limit.
 
     The limit is ``budget`` when the user gave one, else half the memory available now (the
     automatic batch budget is smaller, but it only sizes batches: one row over it still runs).
@@ -148,15 +156,12 @@ def check_fits(
     from ._budget import format_bytes, suggest_budget
     from ._errors import InputError
 
-    grads = method not in ("occlusion", "lime", "kernel_shap", "attention_rollout")
-    rollout = method == "attention_rollout"
-
     def need(tokens: int) -> int:
-        row = bytes_per_row(model, tokens, backward=grads, attentions=rollout)
-        return min_rows * row
+        return min_rows * bytes_per_row(model, tokens, backward=backward, attentions=attentions)
 
     limit = budget if budget is not None else available_share(model.device)
-    if need(seq_len) <= limit:
+    needed = need(seq_len)
+    if needed <= limit:
         return
     fit = seq_len
     while fit > 2 and need(fit) > limit:
@@ -164,11 +169,11 @@ def check_fits(
     whose = "memory_budget" if budget is not None else "half the memory available now"
     raise InputError(
         f"{method.replace('_', ' ')} on {seq_len} tokens would need about "
-        f"{format_bytes(need(seq_len))} for its smallest pass ({min_rows} sequence(s) of "
+        f"{format_bytes(needed)} for its smallest pass ({min_rows} sequence(s) of "
         f"{seq_len} tokens through {_config_size(model)[1]} layers), over {whose} of "
         f"{format_bytes(limit)}. To fit: shorten the text to about {fit} tokens, run on a GPU, "
-        f"or raise the budget with memory_budget='{suggest_budget(need(seq_len))}' if the machine has that "
-        "much free memory."
+        f"or raise the budget with memory_budget='{suggest_budget(needed)}' if the machine "
+        "has that much free memory."
     )
 
 
@@ -376,6 +381,30 @@ def _integrated_gradients(
     return Outcome(scores, delta, steps)
 
 
+def _chunked_gradients(
+    method: Any,
+    reduce: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    batch: Batch,
+    rows: int,
+    **kwargs: Any,
+) -> Outcome:
+    """``method.attribute`` over ``rows``-sized slices of the batch, each [b, T, H] reduced to
+    [b, T] by ``reduce``."""
+    parts = [
+        reduce(
+            method.attribute(
+                _leaf(x[s]),
+                target=batch.targets[s],
+                additional_forward_args=(batch.ids[s], batch.mask[s]),
+                **kwargs,
+            )
+        )
+        for s in _chunks(batch.size, rows)
+    ]
+    return Outcome(_cat(parts))
+
+
 def _gradient_x_input(
     forward: Callable[..., Any],
     x: torch.Tensor,
@@ -386,16 +415,7 @@ def _gradient_x_input(
 ) -> Outcome:
     from captum.attr import InputXGradient
 
-    method = InputXGradient(forward)
-    parts = [
-        method.attribute(
-            _leaf(x[s]),
-            target=batch.targets[s],
-            additional_forward_args=(batch.ids[s], batch.mask[s]),
-        ).sum(-1)
-        for s in _chunks(batch.size, rows)
-    ]
-    return Outcome(_cat(parts))
+    return _chunked_gradients(InputXGradient(forward), lambda a: a.sum(-1), x, batch, rows)
 
 
 def _saliency(
@@ -409,17 +429,9 @@ def _saliency(
     """L2 norm of the gradient over the embedding dimension (unsigned)."""
     from captum.attr import Saliency
 
-    method = Saliency(forward)
-    parts = [
-        method.attribute(
-            _leaf(x[s]),
-            target=batch.targets[s],
-            abs=False,
-            additional_forward_args=(batch.ids[s], batch.mask[s]),
-        ).norm(dim=-1)
-        for s in _chunks(batch.size, rows)
-    ]
-    return Outcome(_cat(parts))
+    return _chunked_gradients(
+        Saliency(forward), lambda a: a.norm(dim=-1), x, batch, rows, abs=False
+    )
 
 
 def _gradient_shap(

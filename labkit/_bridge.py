@@ -41,8 +41,8 @@ class LengthGroupedEpochSampler(torch.utils.data.Sampler[int]):
     partial one last, so the loader's consecutive slices stay the grouped batches. Left in
     ``transformers``' order, each run of ~50 steps went from the longest texts to the shortest,
     and the model learned more slowly (test accuracy 0.58 against 0.73 for random batches after
-    60 steps on the demo data). The shuffle is seeded with the seed and the epoch: the order of every
-    epoch is a function of the seed alone, so resuming mid-run reproduces it exactly.
+    60 steps on the demo data). The shuffle is seeded with the seed and the epoch: the order of
+    every epoch is a function of the seed alone, so resuming mid-run reproduces it exactly.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, seed: int) -> None:

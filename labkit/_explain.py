@@ -265,7 +265,7 @@ def explain(
     and the ``options`` it takes are listed in this module's docstring. Texts longer than the
     model's limit are truncated, with one :class:`labkit.LabkitWarning`.
     """
-    from ._explain_run import encode, run
+    from ._explain_run import check_memory, encode, run
 
     name = _method_name(method)
     opts = _options(name, options)
@@ -280,6 +280,7 @@ def explain(
             "explain(model, 'the movie was not good')."
         )
     encoded = encode(model, [text], stacklevel=4)
+    check_memory(model, encoded, name, opts)
     results, unconverged = run(model, encoded, [target], name, opts)
     _warn_unconverged(unconverged, 1, opts, stacklevel=3)
     return results[0]

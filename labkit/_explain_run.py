@@ -98,12 +98,6 @@ def examples_per_call(method: str, opts: dict[str, Any], rows: int) -> int:
     return max(1, min(_MAX_EXAMPLES, rows))
 
 
-def _capped(model: Model, rows: int, seq_len: int) -> int:
-    from ._attribution import capped_rows
-
-    return capped_rows(model, rows, seq_len)
-
-
 def _target_id(model: Model, target: str | int | None, probs: np.ndarray) -> int:
     if target is None:
         return int(np.argmax(probs))
@@ -127,14 +121,21 @@ def _target_id(model: Model, target: str | int | None, probs: np.ndarray) -> int
 
 
 def check_memory(model: Model, encoded: list[Encoded], method: str, opts: dict[str, Any]) -> None:
-    """Refuse, before any pass, texts whose smallest pass cannot fit the memory limit."""
+    """Refuse, before any pass, texts whose smallest pass cannot fit the memory limit (the
+    callers run it before their first pass, the prediction included)."""
     from ._attribution import check_fits
 
     budget = opts["memory_budget"]
-    longest = max(len(e.ids) for e in encoded)
-    # integrated gradients runs at least two points of a path per pass
-    min_rows = 2 if method == "integrated_gradients" else 1
-    check_fits(model, method, longest, None if budget == "auto" else budget, min_rows=min_rows)
+    check_fits(
+        model,
+        method,
+        max(len(e.ids) for e in encoded),
+        None if budget == "auto" else budget,
+        backward=method in _GRADIENT,
+        attentions=method == "attention_rollout",
+        # integrated gradients runs at least two points of a path per pass
+        min_rows=2 if method == "integrated_gradients" else 1,
+    )
 
 
 def run(
@@ -151,6 +152,7 @@ def run(
     from ._attribution import (
         attribute,
         auto_budget,
+        capped_rows,
         length_groups,
         probabilities,
         rows_per_pass,
@@ -160,7 +162,6 @@ def run(
 
     budget = opts["memory_budget"]
     longest = max(len(e.ids) for e in encoded)
-    check_memory(model, encoded, method, opts)
     if budget == "auto":
         budget = auto_budget(model.device)
     forward_rows = rows_per_pass(model, longest, budget, backward=False)
@@ -175,7 +176,7 @@ def run(
     grads = method in _GRADIENT
 
     def rows_for(width: int) -> int:
-        return _capped(
+        return capped_rows(
             model, rows_per_pass(model, width, budget, backward=grads, attentions=rollout), width
         )
 

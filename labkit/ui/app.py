@@ -27,14 +27,14 @@ __all__ = ["App", "AppStatus"]
 
 DEFAULT_MODEL = "offline default: all-MiniLM-L6-v2"
 DEFAULT_DATA = "offline default: Rotten Tomatoes snippets"
+OTHER_MODEL = "other: type a hub name or folder below"
 MODEL_PRESETS: dict[str, str | None] = {
     DEFAULT_MODEL: None,
     "distilbert-base-uncased (hub)": "distilbert-base-uncased",
     "bert-base-uncased (hub)": "bert-base-uncased",
     "roberta-base (hub)": "roberta-base",
-    "other: type a hub name or folder below": "",
+    OTHER_MODEL: "",
 }
-OTHER_MODEL = "other: type a hub name or folder below"
 # name -> (hub dataset, text column, label column)
 DATA_PRESETS: dict[str, tuple[str, str, str] | None] = {
     DEFAULT_DATA: None,
