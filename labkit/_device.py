@@ -1,15 +1,26 @@
-"""Device and dtype choice: cuda > mps > cpu, bf16 where the GPU supports it."""
+"""Device and dtype choice: cuda > mps > cpu; float32 weights, bf16 compute where the GPU has it.
+
+Weights stay float32 by default on every device, as mixed-precision training wants them: the
+optimizer updates float32 master weights while autocast runs the matrix products in bf16 (or fp16
+with a loss scaler). Updates of ``lr * grad`` are far below bf16's resolution (2**-8 of a weight),
+so bf16 weights trained directly lose most of them, and fp16 weights cannot be trained with a loss
+scaler at all. Attributions also need float32: a completeness error of 0.01 is about bf16's
+resolution. Pass ``dtype="bfloat16"`` to halve the memory of a large model (LoRA, inference).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ._errors import ConfigError
 
 if TYPE_CHECKING:
     import torch
+    from torch import nn
 
-__all__ = ["pick_device", "pick_dtype"]
+__all__ = ["float32_weights", "native_bf16", "pick_device", "pick_dtype"]
 
 _DTYPES = {
     "float32": "float32",
@@ -49,15 +60,29 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+def native_bf16(device: torch.device) -> bool:
+    """True on a CUDA GPU whose tensor cores do bf16 (Ampere and later).
+
+    ``torch.cuda.is_bf16_supported()`` also says True on older GPUs (a T4 on Colab) where bf16
+    is emulated and slower than fp32; there fp16 autocast is the fast choice.
+    """
+    import torch
+
+    if device.type != "cuda":
+        return False
+    try:
+        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
+    except TypeError:  # torch < 2.3 has no including_emulation and does not emulate
+        return bool(torch.cuda.is_bf16_supported())
+
+
 def pick_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    """Return the weight dtype. ``"auto"`` is bf16 on a CUDA GPU that supports it, else fp32."""
+    """Return the weight dtype. ``"auto"`` is float32 on every device (see the module's note)."""
     import torch
 
     if isinstance(dtype, torch.dtype):
         return dtype
     if dtype == "auto":
-        if device.type == "cuda" and torch.cuda.is_bf16_supported():
-            return torch.bfloat16
         return torch.float32
     name = _DTYPES.get(str(dtype).lower())
     if name is None:
@@ -65,3 +90,31 @@ def pick_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
             f"dtype={dtype!r} is not supported; use 'auto', 'float32', 'bfloat16' or 'float16'."
         )
     return getattr(torch, name)
+
+
+@contextmanager
+def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool]:
+    """Hold ``module``'s bf16/fp16 parameters and buffers in float32 for the block; yields
+    whether it did.
+
+    Attributions are sums of many gradients: in bf16 their completeness error alone is about
+    0.01. The original half tensors are kept and put back in ``finally``, so nothing is
+    rounded and a LoRA adapter kept in float32 over a bf16 base stays as it was. For the block
+    the weights take three times their half-precision memory. ``allowed=False`` (a training
+    run owns the weights) leaves them alone.
+    """
+    import torch
+
+    half = (torch.float16, torch.bfloat16)
+    tensors = [t for t in (*module.parameters(), *module.buffers()) if t.dtype in half]
+    if not allowed or not tensors:
+        yield False
+        return
+    saved = [t.data for t in tensors]
+    try:
+        for t in tensors:
+            t.data = t.data.float()
+        yield True
+    finally:
+        for t, data in zip(tensors, saved):
+            t.data = data

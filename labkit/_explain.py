@@ -263,8 +263,10 @@ def explain(
 
     ``target`` is a label name (or id) to explain; None explains the predicted label. ``method``
     and the ``options`` it takes are listed in this module's docstring. Texts longer than the
-    model's limit are truncated, with one :class:`labkit.LabkitWarning`.
+    model's limit are truncated, with one :class:`labkit.LabkitWarning`. A model held in
+    bf16/fp16 is explained in float32 (its weights are put back as they were).
     """
+    from ._device import float32_weights
     from ._explain_run import check_memory, encode, run
 
     name = _method_name(method)
@@ -280,8 +282,9 @@ def explain(
             "explain(model, 'the movie was not good')."
         )
     encoded = encode(model, [text], stacklevel=4)
-    check_memory(model, encoded, name, opts)
-    results, unconverged = run(model, encoded, [target], name, opts)
+    with float32_weights(model.hf, allowed=not model.is_training):
+        check_memory(model, encoded, name, opts)
+        results, unconverged = run(model, encoded, [target], name, opts)
     _warn_unconverged(unconverged, 1, opts, stacklevel=3)
     return results[0]
 
@@ -321,11 +324,13 @@ def explain_dataset(
     a per-example table and the tokens that push each label most across the set.
     """
     from ._dataset_attribution import explain_many
+    from ._device import float32_weights
 
     name = _method_name(method)
     opts = _options(name, {"faithfulness": True, **options})
-    dataset_result, unconverged = explain_many(
-        model, dataset, subset=subset, target=target, method=name, opts=opts, split=split
-    )
+    with float32_weights(model.hf, allowed=not model.is_training):
+        dataset_result, unconverged = explain_many(
+            model, dataset, subset=subset, target=target, method=name, opts=opts, split=split
+        )
     _warn_unconverged(unconverged, len(dataset_result.results), opts, stacklevel=2)
     return dataset_result

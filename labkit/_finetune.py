@@ -74,8 +74,8 @@ class FinetuneConfig:
     grad_accum: micro-batches per optimizer step (effective batch = batch_size * grad_accum).
     max_length: truncate texts to this many tokens (None: the model's limit).
     group_by_length: batch texts of similar length together (less padding, faster).
-    precision: auto (bf16 on GPUs that support it, else fp16 on GPUs, fp32 on CPU), fp32, bf16
-        or fp16 autocast.
+    precision: autocast of the forward and backward passes over float32 weights: auto (bf16 on
+        GPUs whose tensor cores have it, else fp16 on GPUs, fp32 on CPU), fp32, bf16 or fp16.
     save_every: also save a checkpoint every this many steps (None: only at the end, on stop,
         on ``Run.save()`` and at early stopping).
     keep_checkpoints: keep only this many newest checkpoints (None: all).
@@ -298,13 +298,25 @@ def _default_output_dir(model: Model, config: FinetuneConfig) -> str:
 
 
 def _precision(config: FinetuneConfig, device: Any) -> str:
-    import torch
+    from ._device import native_bf16
 
     if config.precision != "auto":
         return config.precision
     if device.type == "cuda":
-        return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        return "bf16" if native_bf16(device) else "fp16"
     return "fp32"
+
+
+def _check_precision(precision: str, model: Model) -> None:
+    """fp16 autocast needs float32 weights: its loss scaler refuses float16 gradients."""
+    import torch
+
+    if precision == "fp16" and model.dtype == torch.float16:
+        raise ConfigError(
+            "precision='fp16' trains float32 weights under fp16 autocast with a loss scaler, "
+            "but this model's weights are float16. Load it with dtype='float32' (the default "
+            "of labkit.load_model), or pass precision='fp32'."
+        )
 
 
 def _tokenize(
@@ -413,6 +425,7 @@ def _prepare(run: Run, data: TextData) -> Any:
     train, lengths = _tokenize(model, data.train, data.labels, max_length)
     evalset, _ = _tokenize(model, data.validation, data.labels, max_length)
     args = _training_arguments(config, model, run.output_dir)
+    _check_precision(_precision(config, model.device), model)
     if config.lora is not False:
         from transformers import set_seed
 
@@ -495,6 +508,7 @@ def _prepare(run: Run, data: TextData) -> Any:
             run.early_stopped = bridge.early_stopped
         finally:
             bridge.trainer = None
+            _drop_autocast_forward(model.hf)
             model.hf.eval()
             model.device = next(model.hf.parameters()).device
             _release_memory(trainer, model)
@@ -514,6 +528,23 @@ def _restore(trainer: Any, checkpoint: str) -> bool:
     except Exception:  # noqa: BLE001 - the run still ends as diverged; the message says so
         return False
     return True
+
+
+def _drop_autocast_forward(hf: Any) -> None:
+    """Give the model back its own ``forward`` after a mixed-precision run.
+
+    accelerate wraps ``forward`` in an autocast context for bf16/fp16 training and leaves the
+    wrapper on the model: every later prediction, evaluation and attribution would run in
+    bf16, unlike the float32 weights it saved (logits off by ~4e-3, completeness errors at
+    bf16's resolution).
+    """
+    original = hf.__dict__.pop("_original_forward", None)
+    if original is None:
+        return
+    if getattr(original, "__func__", None) is type(hf).forward:
+        hf.__dict__.pop("forward", None)  # the class's own method again
+    else:
+        hf.forward = original
 
 
 def _release_memory(trainer: Any, model: Model) -> None:

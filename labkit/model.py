@@ -376,7 +376,8 @@ def load_model(
     ``name_or_path`` is a hub name (``"distilbert-base-uncased"``) or a local folder. ``labels``
     names the classes (a new classification head is made when the checkpoint has another number
     of outputs); by default the checkpoint's own labels are used. ``device="auto"`` picks cuda,
-    then mps, then cpu; ``dtype="auto"`` is bf16 on GPUs that support it, else float32.
+    then mps, then cpu; ``dtype="auto"`` keeps float32 weights (finetuning still computes in bf16
+    on GPUs that have it); ``dtype="bfloat16"`` halves the memory of a large model.
     Only safetensors weights load unless ``allow_pickle=True``; custom model code from the hub
     runs only with ``trust_remote_code=True``. ``seed`` makes a newly made head reproducible
     (without touching the global random state).

@@ -180,6 +180,44 @@ def test_the_model_is_left_as_it_was(tiny_model):
     assert labkit._eager.attn_implementation(tiny_model.hf) == "sdpa"
 
 
+def test_a_bf16_model_is_explained_in_float32_and_given_back_untouched(tiny_dirs):
+    import torch
+
+    half = _model(tiny_dirs["bert"], dtype="bfloat16")
+    same = _model(tiny_dirs["bert"], dtype="bfloat16")
+    same.hf.float()  # the very same weights, held in float32
+    before = {k: v.clone() for k, v in half.hf.state_dict().items()}
+    for text in SENTENCES[:3]:
+        r = explain(half, text, tolerance=1e-3)
+        # in bf16 the completeness error alone is ~1e-2; in float32 it meets 1e-3
+        assert r.delta is not None and r.delta <= 1e-3
+        ref = explain(same, text, tolerance=1e-3)
+        np.testing.assert_allclose(r.scores, ref.scores, rtol=1e-5, atol=1e-7)
+        assert r.probs == pytest.approx(ref.probs, abs=1e-6)
+    batched = explain_dataset(half, SENTENCES[:3], subset="all", tolerance=1e-3)
+    assert batched.results[0].scores == pytest.approx(
+        explain(same, SENTENCES[0], tolerance=1e-3).scores, abs=1e-6
+    )
+    after = half.hf.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+    assert half.dtype == torch.bfloat16
+
+
+def test_float32_weights_keeps_a_float32_adapter_over_a_bf16_base(tiny_dirs):
+    import torch
+
+    from labkit._device import float32_weights
+
+    model = _lora(_model(tiny_dirs["bert"], dtype="bfloat16"), "bert")
+    dtypes = {n: p.dtype for n, p in model.hf.named_parameters()}
+    assert torch.float32 in dtypes.values() and torch.bfloat16 in dtypes.values()
+    with float32_weights(model.hf) as changed:
+        assert changed and all(p.dtype == torch.float32 for p in model.hf.parameters())
+    assert {n: p.dtype for n, p in model.hf.named_parameters()} == dtypes
+    with float32_weights(model.hf, allowed=False) as changed:  # a run owns the weights
+        assert not changed and {n: p.dtype for n, p in model.hf.named_parameters()} == dtypes
+
+
 # -- bad input ------------------------------------------------------------------------------------
 def test_unknown_target_lists_the_labels(tiny_model):
     with pytest.raises(

@@ -270,6 +270,29 @@ def test_invalid_config_fails_before_training_naming_the_field(
     assert not any(tmp_path.iterdir())
 
 
+def test_fp16_autocast_over_fp16_weights_is_refused_before_training(tiny_dirs, toy_data, tmp_path):
+    # the loss scaler cannot unscale float16 gradients: transformers would fail at the first
+    # optimizer step, after the run had started; labkit says what to load instead
+    half = labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu", dtype="float16")
+    with pytest.raises(ConfigError, match=r"dtype='float32'.*precision='fp32'"):
+        labkit.finetune(half, toy_data, precision="fp16", output_dir=tmp_path)
+    assert not half.is_training
+    assert not any(tmp_path.iterdir())
+    assert half.hf.__class__.__name__ == "BertForSequenceClassification"  # no adapter attached
+
+
+def test_after_mixed_precision_the_model_computes_what_it_saved(tiny_model, toy_data, tmp_path):
+    # accelerate wraps forward in bf16 autocast for the run; left on, every later prediction
+    # and attribution would run in bf16 and disagree with the float32 checkpoint
+    texts = ["great fun", "the worst film of the year", "dull"]
+    forward = type(tiny_model.hf).forward
+    run = _go(tiny_model, toy_data, tmp_path, precision="bf16").wait()
+    assert run.status == "finished", run.error
+    assert "forward" not in vars(tiny_model.hf) and tiny_model.hf.forward.__func__ is forward
+    saved = labkit.load_model(run.checkpoints[-1], device="cpu")
+    torch.testing.assert_close(tiny_model.logits(texts), saved.logits(texts), rtol=0, atol=1e-6)
+
+
 def test_config_is_keyword_only_with_lr_defaults():
     with pytest.raises(TypeError):
         labkit.FinetuneConfig(True)  # type: ignore[misc]

@@ -174,14 +174,36 @@ def test_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
     assert pick_device("auto").type == "cpu"
 
 
-def test_dtype_auto_is_bf16_only_on_capable_gpus(monkeypatch):
+def test_dtype_auto_keeps_float32_weights_everywhere_and_names_are_accepted():
     from labkit._device import pick_dtype
 
-    assert pick_dtype("auto", torch.device("cpu")) == torch.float32
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
-    assert pick_dtype("auto", torch.device("cuda")) == torch.bfloat16
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: False)
-    assert pick_dtype("auto", torch.device("cuda")) == torch.float32
+    # float32 master weights: mixed-precision training autocasts the compute, not the weights
+    for device in ("cpu", "cuda", "mps"):
+        assert pick_dtype("auto", torch.device(device)) == torch.float32
+    assert pick_dtype("bf16", torch.device("cuda")) == torch.bfloat16
+    assert pick_dtype("float16", torch.device("cuda")) == torch.float16
+    assert pick_dtype(torch.bfloat16, torch.device("cpu")) == torch.bfloat16
+
+
+def test_auto_precision_is_bf16_only_where_tensor_cores_have_it(monkeypatch):
+    from labkit._finetune import FinetuneConfig, _precision
+
+    seen = {}
+
+    def supported(including_emulation=True):
+        seen["emulation"] = including_emulation
+        return native
+
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
+    cuda, auto = torch.device("cuda"), FinetuneConfig()
+    native = True  # Ampere or later
+    assert _precision(auto, cuda) == "bf16"
+    # a T4 (Colab) emulates bf16 slower than fp32: torch must be asked without emulation
+    assert seen["emulation"] is False
+    native = False
+    assert _precision(auto, cuda) == "fp16"
+    assert _precision(auto, torch.device("cpu")) == "fp32"
+    assert _precision(FinetuneConfig(precision="bf16"), torch.device("cpu")) == "bf16"
 
 
 def test_wrap_an_existing_hf_model(tiny_dirs):
