@@ -14,6 +14,26 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests import _tiny
 
+_NO_GPU: list[str] = []
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Deselect ``gpu`` tests where torch sees no CUDA device, and say so in the summary."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    gpu = [item for item in items if item.get_closest_marker("gpu")]
+    if gpu:
+        config.hook.pytest_deselected(items=gpu)
+        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
+        _NO_GPU.append(f"{len(gpu)} gpu tests deselected: torch sees no CUDA device here")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in _NO_GPU:
+        terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def tiny_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
