@@ -19,7 +19,9 @@ Rows (ratios measured within one run, the two sides interleaved):
 
 Per-step time is taken between the ends of the 2nd and the last step (the first step carries
 one-time warm-up), identically for every side. Run: ``python benchmarks/bench_finetune.py
-[--quick] [--skip-demo]``.
+[--quick] [--skip-demo] [--device auto]``. The device is the CPU unless ``--device`` names
+another (``auto``: what labkit picks). On a GPU both sides of row 1 use the precision labkit
+picks (bf16 autocast on Ampere and later); row 2's HF defaults are HF's own (fp32).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 BATCH = 16
+DEVICE = "cpu"  # --device
 
 
 def _row(
@@ -65,7 +68,7 @@ def _fresh_model(seed: int = 0):
     import labkit
 
     set_seed(seed)  # the new head starts the same on every side
-    return labkit.demo.model(device="cpu")
+    return labkit.demo.model(device=DEVICE)
 
 
 def _hf_trainer(
@@ -74,9 +77,11 @@ def _hf_trainer(
     """Plain Trainer; returns (seconds per step, trainer)."""
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
-    from labkit._finetune import _tokenize
+    from labkit._finetune import FinetuneConfig, _precision, _tokenize
 
     tok = model.tokenizer
+    # "same setup" includes labkit's precision; HF's defaults are fp32 everywhere
+    precision = _precision(FinetuneConfig(), model.device) if labkit_prep else "fp32"
     if labkit_prep:  # the very dataset labkit builds
         train, _ = _tokenize(model, data.train, data.labels, model.max_length)
     else:  # the tutorial recipe: tokenize with truncation, let the default collator pad
@@ -85,6 +90,10 @@ def _hf_trainer(
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
+            if model.device.type == "cuda":  # labkit's per-step loss log syncs too
+                import torch
+
+                torch.cuda.synchronize()
             stamps.append(time.perf_counter())
 
     args = TrainingArguments(
@@ -95,7 +104,9 @@ def _hf_trainer(
         report_to="none",
         disable_tqdm=True,
         save_strategy="no",
-        use_cpu=True,
+        use_cpu=model.device.type == "cpu",
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
         seed=seed,
         **({"weight_decay": 0.01} if labkit_prep else {}),
     )
@@ -146,10 +157,13 @@ def _seed_recipe(model, data, steps: int) -> float:
             max_length=model.max_length,
             return_tensors="pt",
         )
-        out = hf(**enc, labels=torch.tensor(labels[batch]))
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        out = hf(**enc, labels=torch.tensor(labels[batch], device=model.device))
         out.loss.backward()
         opt.step()
         opt.zero_grad()
+        if model.device.type == "cuda":
+            torch.cuda.synchronize()  # the step is done when the GPU is, not when it is queued
         stamps.append(time.perf_counter())
     hf.eval()
     return _per_step(stamps)
@@ -169,7 +183,7 @@ _DEMO = (
     "        pass\n"
     "atexit.register(hwm)\n"
     "from labkit.cli import main\n"
-    "sys.argv = ['labkit', 'demo', '--no-progress']\n"
+    "sys.argv = ['labkit', 'demo', '--no-progress', '--device', sys.argv[1]]\n"
     "main()\n"
 )
 
@@ -182,7 +196,7 @@ def _demo() -> tuple[float, float, float]:
     t0 = time.perf_counter()
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-c", _DEMO],
+            [sys.executable, "-c", _DEMO, "auto" if DEVICE == "auto" else DEVICE],
             stdout=out,
             stderr=err,
             text=True,
@@ -306,7 +320,10 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--quick", action="store_true", help="fewer steps (a few minutes on 2 cores)")
     p.add_argument("--skip-demo", action="store_true", help="leave out the labkit demo rows")
+    p.add_argument("--device", default="cpu", help="cpu (default), auto, cuda, mps")
     a = p.parse_args()
+    global DEVICE
+    DEVICE = a.device
     rows = run(quick=a.quick, demo=not a.skip_demo)
     print(f"{'figure':62} {'value':>10} {'baseline':>10} {'ratio':>7} {'goal':>8}  unit")
     for r in rows:
