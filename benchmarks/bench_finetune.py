@@ -324,14 +324,19 @@ def main() -> None:
     a = p.parse_args()
     global DEVICE
     DEVICE = a.device
-    rows = run(quick=a.quick, demo=not a.skip_demo)
-    print(f"{'figure':62} {'value':>10} {'baseline':>10} {'ratio':>7} {'goal':>8}  unit")
+    print_rows(run(quick=a.quick, demo=not a.skip_demo))
+
+
+def print_rows(rows: list[dict[str, Any]], width: int = 62) -> None:
+    """One line per row: figure, value, baseline, ratio, goal, unit."""
+    print(f"{'figure':{width}} {'value':>10} {'baseline':>10} {'ratio':>7} {'goal':>14}  unit")
     for r in rows:
         base = "" if r["baseline"] is None else r["baseline"]
         ratio = "" if r["ratio"] is None else r["ratio"]
         print(
-            f"{r['figure']:62} {r['value']:>10} {base!s:>10} {ratio!s:>7} {r['goal']:>8}  "
-            f"{r['unit']}"
+            f"{r['figure']:{width}} {r['value']!s:>10} {base!s:>10} {ratio!s:>7} "
+            f"{r['goal']!s:>14}  {r['unit']}",
+            flush=True,
         )
 
 

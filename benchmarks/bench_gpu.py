@@ -40,7 +40,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import bench_explain, bench_finetune
-from benchmarks.bench_finetune import BATCH, _per_step, _row
+from benchmarks.bench_finetune import BATCH, _labkit, _row
 
 EPOCH = 243  # steps of 16 over the demo's train split
 
@@ -161,21 +161,9 @@ def _epoch(seed: int, steps: int, out: str, **kw: Any) -> tuple[float, float, in
     torch.cuda.synchronize()
     torch.cuda.reset_peak_memory_stats()
     start = torch.cuda.memory_allocated()
-    run = labkit.finetune(
-        model,
-        data,
-        max_steps=steps,
-        batch_size=BATCH,
-        output_dir=out,
-        progress=False,
-        save_every=None,
-        seed=seed,
-        **kw,
-    ).wait()
-    assert run.status == "finished", run.error
+    per_step, run = _labkit(model, data, steps, out, seed=seed, **kw)
     torch.cuda.synchronize()
     peak = torch.cuda.max_memory_allocated() - start
-    per_step = _per_step(run.history.column("time"))
     accuracy = model.evaluate(data, split="test").accuracy
     del model, run
     torch.cuda.empty_cache()
@@ -239,15 +227,7 @@ def autocast_rows() -> list[dict[str, Any]]:
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
-    print(f"{'figure':78} {'value':>10} {'baseline':>10} {'ratio':>7} {'goal':>14}  unit")
-    for r in rows:
-        base = "" if r["baseline"] is None else r["baseline"]
-        ratio = "" if r["ratio"] is None else r["ratio"]
-        print(
-            f"{r['figure']:78} {r['value']!s:>10} {base!s:>10} {ratio!s:>7} {r['goal']!s:>14}  "
-            f"{r['unit']}",
-            flush=True,
-        )
+    bench_finetune.print_rows(rows, width=78)
 
 
 def main() -> None:
