@@ -43,6 +43,7 @@ from benchmarks import bench_explain, bench_finetune
 from benchmarks.bench_finetune import BATCH, _labkit, _row
 
 EPOCH = 243  # steps of 16 over the demo's train split
+PARTS = ("precision", "autocast", "explain", "finetune")
 
 
 def _environment() -> str:
@@ -230,28 +231,40 @@ def _print(rows: list[dict[str, Any]]) -> None:
     bench_finetune.print_rows(rows, width=78)
 
 
-def main() -> None:
+def unavailable() -> str | None:
+    """Why this benchmark cannot run here (run_all.py asks), or None."""
     import torch
 
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--quick", action="store_true")
-    p.add_argument("--only", choices=["precision", "autocast", "finetune", "explain"], default=None)
-    a = p.parse_args()
-    if not torch.cuda.is_available():
-        sys.exit("bench_gpu needs a CUDA device; torch sees none here.")
+    return None if torch.cuda.is_available() else "torch sees no CUDA device here"
+
+
+def run(quick: bool = False, parts: tuple[str, ...] = PARTS) -> list[dict[str, Any]]:
     warnings.simplefilter("ignore")
-    print(_environment(), flush=True)
-    parts = [a.only] if a.only else ["precision", "autocast", "explain", "finetune"]
+    rows: list[dict[str, Any]] = []
     for part in parts:
         if part == "precision":
-            _print(precision_rows(a.quick))
+            rows += precision_rows(quick)
         elif part == "autocast":
-            _print(autocast_rows())
+            rows += autocast_rows()
         elif part == "explain":
-            _print(bench_explain.run(quick=a.quick))
+            rows += bench_explain.run(quick=quick)
         else:
             bench_finetune.DEVICE = "cuda"
-            _print(bench_finetune.run(quick=a.quick, demo=True))
+            rows += bench_finetune.run(quick=quick, demo=True)
+    return rows
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--quick", action="store_true")
+    p.add_argument("--only", choices=PARTS, default=None)
+    a = p.parse_args()
+    why = unavailable()
+    if why:
+        sys.exit(f"bench_gpu needs a CUDA device: {why}.")
+    print(_environment(), flush=True)
+    for part in [a.only] if a.only else PARTS:
+        _print(run(a.quick, (part,)))  # each part's table as soon as it is done
 
 
 if __name__ == "__main__":

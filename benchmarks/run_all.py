@@ -52,6 +52,10 @@ def main() -> int:
         t0 = time.perf_counter()
         try:
             spec.loader.exec_module(module)
+            why = getattr(module, "unavailable", lambda: None)()
+            if why:
+                print(f"[{path.name}: not run: {why}]", file=sys.stderr)
+                continue
             kwargs = (
                 {"quick": args.quick} if "quick" in inspect.signature(module.run).parameters else {}
             )
