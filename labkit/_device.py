@@ -10,6 +10,7 @@ resolution. Pass ``dtype="bfloat16"`` to halve the memory of a large model (LoRA
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
@@ -92,6 +93,10 @@ def pick_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
     return getattr(torch, name)
 
 
+def _upcast(t: torch.Tensor) -> torch.Tensor:
+    return t.float()
+
+
 @contextmanager
 def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool]:
     """Hold ``module``'s bf16/fp16 parameters and buffers in float32 for the block; yields
@@ -100,11 +105,15 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
     Attributions are sums of many gradients: in bf16 their completeness error alone is about
     0.01. The original half tensors are kept and put back in ``finally``, so nothing is
     rounded and a LoRA adapter kept in float32 over a bf16 base stays as it was. For the block
-    the weights take three times their half-precision memory. ``allowed=False`` (a training
-    run owns the weights) leaves them alone.
+    the weights take three times their half-precision memory; where that does not fit, the
+    block runs in the model's own dtype, with one warning. ``allowed=False`` (a training run
+    owns the weights) leaves them alone.
     """
     import torch
 
+    from ._errors import LabkitWarning
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError  # torch < 2.5
     half = (torch.float16, torch.bfloat16)
     tensors = [t for t in (*module.parameters(), *module.buffers()) if t.dtype in half]
     if not allowed or not tensors:
@@ -112,8 +121,21 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
         return
     saved = [t.data for t in tensors]
     try:
-        for t in tensors:
-            t.data = t.data.float()
+        try:
+            for t in tensors:
+                t.data = _upcast(t.data)
+        except oom:
+            for t, data in zip(tensors, saved):
+                t.data = data
+            warnings.warn(
+                f"a float32 copy of this {saved[0].dtype} model does not fit in memory, so "
+                "the attributions are computed in its own dtype: expect completeness errors "
+                "near 0.01 (free memory, or load the model with dtype='float32').",
+                LabkitWarning,
+                stacklevel=4,
+            )
+            yield False
+            return
         yield True
     finally:
         for t, data in zip(tensors, saved):

@@ -203,6 +203,30 @@ def test_a_bf16_model_is_explained_in_float32_and_given_back_untouched(tiny_dirs
     assert half.dtype == torch.bfloat16
 
 
+def test_a_bf16_model_too_big_for_a_float32_copy_is_explained_as_it_is(tiny_dirs, monkeypatch):
+    import torch
+
+    from labkit import _device
+
+    half = _model(tiny_dirs["bert"], dtype="bfloat16")
+    before = {k: v.clone() for k, v in half.hf.state_dict().items()}
+    made = []
+
+    def upcast(t):  # the third tensor's float32 copy does not fit
+        if len(made) == 2:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        made.append(t)
+        return t.float()
+
+    monkeypatch.setattr(_device, "_upcast", upcast)
+    with pytest.warns(labkit.LabkitWarning, match=r"does not fit.*dtype='float32'") as seen:
+        r = explain(half, "great fun")
+    assert seen[0].filename == __file__  # points at the caller's line
+    assert np.isfinite(r.scores).all()
+    after = half.hf.state_dict()
+    assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+
+
 def test_float32_weights_keeps_a_float32_adapter_over_a_bf16_base(tiny_dirs):
     import torch
 
