@@ -19,7 +19,8 @@ device labkit picks; integrated gradients, n_steps=50, probability of the predic
    the per-call cost saved (tokenizing, hooks, small passes) and nothing else: batches are
    grouped by length so that padding adds at most 15% work. Integrated gradients and occlusion
    already run one text as a batch (50 path points, or one row per token), which keeps the
-   cores busy, so batching texts cannot buy them 2x on a CPU; on a GPU it fills the device.
+   cores busy, so batching texts cannot buy them 2x on a CPU; on a GPU it fills the device
+   (H100: integrated gradients 3.9x, occlusion 6.8x; ``bench_gpu.py --only explain``).
 3. Peak memory (RSS growth of a fresh process, CPU; or CUDA peak allocated) of integrated
    gradients at 512 tokens with the automatic batch budget, vs captum's LIG with all 50 steps
    in one pass (its default).
