@@ -62,19 +62,19 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """True on a CUDA GPU whose tensor cores do bf16 (Ampere and later).
+    """True on a CUDA GPU whose tensor cores do bf16 (compute capability 8.0 and later).
 
     ``torch.cuda.is_bf16_supported()`` also says True on older GPUs (a T4 on Colab) where bf16
-    is emulated and slower than fp32; there fp16 autocast is the fast choice.
+    is emulated and slower than fp32; there fp16 autocast is the fast choice. The capability
+    is read for ``device`` itself, not the current GPU.
     """
     import torch
 
     if device.type != "cuda":
         return False
-    try:
-        return bool(torch.cuda.is_bf16_supported(including_emulation=False))
-    except TypeError:  # torch < 2.3 has no including_emulation and does not emulate
+    if torch.version.hip:  # ROCm: torch knows which of its GPUs do bf16
         return bool(torch.cuda.is_bf16_supported())
+    return torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def pick_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
@@ -113,7 +113,6 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
 
     from ._errors import LabkitWarning
 
-    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError  # torch < 2.5
     half = (torch.float16, torch.bfloat16)
     tensors = [t for t in (*module.parameters(), *module.buffers()) if t.dtype in half]
     if not allowed or not tensors:
@@ -121,10 +120,8 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
         return
     saved = [t.data for t in tensors]
     try:
-        try:
-            for t in tensors:
-                t.data = _upcast(t.data)
-        except oom:
+        fits = _upcast_all(tensors)
+        if not fits:
             for t, data in zip(tensors, saved):
                 t.data = data
             warnings.warn(
@@ -134,9 +131,24 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
                 LabkitWarning,
                 stacklevel=4,
             )
-            yield False
-            return
-        yield True
+        yield fits
     finally:
         for t, data in zip(tensors, saved):
             t.data = data
+
+
+def _upcast_all(tensors: list[torch.Tensor]) -> bool:
+    """Swap each tensor's data for a float32 copy; False when memory ran out on the way."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError  # torch < 2.5
+    try:
+        for t in tensors:
+            t.data = _upcast(t.data)
+    except (oom, MemoryError):
+        return False
+    except RuntimeError as exc:  # the CPU allocator's "can't allocate memory"
+        if "allocate memory" in str(exc) or "out of memory" in str(exc):
+            return False
+        raise
+    return True

@@ -541,6 +541,9 @@ def _drop_autocast_forward(hf: Any) -> None:
     original = hf.__dict__.pop("_original_forward", None)
     if original is None:
         return
+    # accelerate skips a model it has marked as prepared: a later run would then train
+    # without autocast, in fp32, silently
+    hf.__dict__.pop("_is_accelerate_prepared", None)
     if getattr(original, "__func__", None) is type(hf).forward:
         hf.__dict__.pop("forward", None)  # the class's own method again
     else:

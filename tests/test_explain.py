@@ -203,7 +203,16 @@ def test_a_bf16_model_is_explained_in_float32_and_given_back_untouched(tiny_dirs
     assert half.dtype == torch.bfloat16
 
 
-def test_a_bf16_model_too_big_for_a_float32_copy_is_explained_as_it_is(tiny_dirs, monkeypatch):
+@pytest.mark.parametrize(
+    "error",
+    [
+        "cuda",  # torch.cuda.OutOfMemoryError
+        "DefaultCPUAllocator: can't allocate memory: you tried to allocate 1024 bytes",
+    ],
+)
+def test_a_bf16_model_too_big_for_a_float32_copy_is_explained_as_it_is(
+    tiny_dirs, monkeypatch, error
+):
     import torch
 
     from labkit import _device
@@ -214,7 +223,9 @@ def test_a_bf16_model_too_big_for_a_float32_copy_is_explained_as_it_is(tiny_dirs
 
     def upcast(t):  # the third tensor's float32 copy does not fit
         if len(made) == 2:
-            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            if error == "cuda":
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+            raise RuntimeError(error)
         made.append(t)
         return t.float()
 
@@ -225,6 +236,15 @@ def test_a_bf16_model_too_big_for_a_float32_copy_is_explained_as_it_is(tiny_dirs
     assert np.isfinite(r.scores).all()
     after = half.hf.state_dict()
     assert all(after[k].dtype == v.dtype and torch.equal(after[k], v) for k, v in before.items())
+    # a later, unrelated failure is not reported as happening while handling the OOM
+    made.clear()
+    with (
+        pytest.raises(ValueError) as failed,
+        pytest.warns(labkit.LabkitWarning),
+        _device.float32_weights(half.hf),
+    ):
+        raise ValueError("something else")
+    assert failed.value.__context__ is None
 
 
 def test_float32_weights_keeps_a_float32_adapter_over_a_bf16_base(tiny_dirs):

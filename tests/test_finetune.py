@@ -270,6 +270,26 @@ def test_invalid_config_fails_before_training_naming_the_field(
     assert not any(tmp_path.iterdir())
 
 
+def test_a_second_mixed_precision_run_on_the_same_model_computes_in_bf16(
+    tiny_model, toy_data, tmp_path
+):
+    # accelerate marks a model it has prepared and skips it next time: with its autocast
+    # wrapper gone but the mark left, a second bf16 run would silently train in fp32
+    seen: list[torch.dtype] = []
+    hook = tiny_model.hf.classifier.register_forward_hook(lambda m, i, out: seen.append(out.dtype))
+    try:
+        for name in ("first", "second"):
+            seen.clear()
+            run = _go(tiny_model, toy_data, tmp_path, name, precision="bf16", max_steps=3).wait()
+            assert run.status == "finished", run.error
+            assert seen and set(seen) == {torch.bfloat16}, (name, set(seen))
+        seen.clear()
+        tiny_model.predict(["great fun"])
+        assert seen == [torch.float32]  # and inference afterwards is float32 again
+    finally:
+        hook.remove()
+
+
 def test_fp16_autocast_over_fp16_weights_is_refused_before_training(tiny_dirs, toy_data, tmp_path):
     # the loss scaler cannot unscale float16 gradients: transformers would fail at the first
     # optimizer step, after the run had started; labkit says what to load instead

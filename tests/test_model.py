@@ -188,20 +188,23 @@ def test_dtype_auto_keeps_float32_weights_everywhere_and_names_are_accepted():
 def test_auto_precision_is_bf16_only_where_tensor_cores_have_it(monkeypatch):
     from labkit._finetune import FinetuneConfig, _precision
 
-    seen = {}
+    asked = []
 
-    def supported(including_emulation=True):
-        seen["emulation"] = including_emulation
-        return native
+    def capability(device=None):
+        asked.append(device)
+        return major, 0
 
-    monkeypatch.setattr(torch.cuda, "is_bf16_supported", supported)
-    cuda, auto = torch.device("cuda"), FinetuneConfig()
-    native = True  # Ampere or later
-    assert _precision(auto, cuda) == "bf16"
-    # a T4 (Colab) emulates bf16 slower than fp32: torch must be asked without emulation
-    assert seen["emulation"] is False
-    native = False
-    assert _precision(auto, cuda) == "fp16"
+    # torch.cuda.is_bf16_supported() says True on a T4 (Colab), where bf16 is emulated and
+    # slower than fp32: labkit reads the compute capability of the device it trains on
+    monkeypatch.setattr(torch.cuda, "get_device_capability", capability)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: True)
+    monkeypatch.setattr(torch.version, "hip", None)
+    auto = FinetuneConfig()
+    major = 8  # Ampere or later
+    assert _precision(auto, torch.device("cuda:1")) == "bf16"
+    assert asked == [torch.device("cuda:1")]
+    major = 7  # a T4 or a V100
+    assert _precision(auto, torch.device("cuda")) == "fp16"
     assert _precision(auto, torch.device("cpu")) == "fp32"
     assert _precision(FinetuneConfig(precision="bf16"), torch.device("cpu")) == "bf16"
 
