@@ -282,7 +282,7 @@ def explain(
             "explain(model, 'the movie was not good')."
         )
     encoded = encode(model, [text], stacklevel=4)
-    with float32_weights(model.hf, allowed=not model.is_training):
+    with model._dtype_guard, float32_weights(model.hf, allowed=not model.is_training):
         check_memory(model, encoded, name, opts)
         results, unconverged = run(model, encoded, [target], name, opts)
     _warn_unconverged(unconverged, 1, opts, stacklevel=3)
@@ -328,7 +328,7 @@ def explain_dataset(
 
     name = _method_name(method)
     opts = _options(name, {"faithfulness": True, **options})
-    with float32_weights(model.hf, allowed=not model.is_training):
+    with model._dtype_guard, float32_weights(model.hf, allowed=not model.is_training):
         dataset_result, unconverged = explain_many(
             model, dataset, subset=subset, target=target, method=name, opts=opts, split=split
         )

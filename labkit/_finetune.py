@@ -274,7 +274,9 @@ def finetune(
 
         config.resume_from = _checkpoint.resolve(config.resume_from)
     out = config.output_dir or _default_output_dir(model, config)
-    if not model._training.acquire(blocking=False):
+    with model._dtype_guard:  # waits for an explain call holding float32 copies
+        free = model._training.acquire(blocking=False)
+    if not free:
         raise TrainingError(
             f"{model.name!r} is already training in another run. Stop that run "
             "(run.stop()) or wait for it (run.wait()) before starting another."

@@ -61,6 +61,9 @@ class Model:
     name: str
     max_length: int = 512
     _training: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    # held while explain holds half-precision weights in float32, and by finetune while it
+    # takes _training: a run never starts on weights that are about to be swapped back
+    _dtype_guard: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @classmethod
     def wrap(

@@ -247,6 +247,46 @@ def test_a_bf16_model_too_big_for_a_float32_copy_is_explained_as_it_is(
     assert failed.value.__context__ is None
 
 
+def test_finetune_waits_for_an_explain_holding_float32_copies(
+    tiny_dirs, toy_data, tmp_path, monkeypatch
+):
+    import threading
+
+    import torch
+
+    from labkit import _explain_run
+
+    half = _model(tiny_dirs["bert"], dtype="bfloat16")
+    inside, release, dtypes, runs = threading.Event(), threading.Event(), [], []
+    real = _explain_run.run
+
+    def held(model, *args, **kwargs):  # explain, paused while it holds float32 copies
+        dtypes.append(model.dtype)
+        inside.set()
+        release.wait(30)
+        return real(model, *args, **kwargs)
+
+    monkeypatch.setattr(_explain_run, "run", held)
+    explaining = threading.Thread(target=explain, args=(half, "great fun"))
+    explaining.start()
+    assert inside.wait(30)
+
+    def train():
+        runs.append(
+            labkit.finetune(half, toy_data, max_steps=2, output_dir=tmp_path, progress=False)
+        )
+
+    training = threading.Thread(target=train)
+    training.start()
+    training.join(0.5)  # a run started now would train weights about to be swapped back
+    assert training.is_alive() and not runs and not half.is_training
+    release.set()
+    explaining.join(30)
+    training.join(30)
+    assert runs and runs[0].wait().status == "finished", runs[0].error
+    assert dtypes == [torch.float32] and half.dtype == torch.bfloat16
+
+
 def test_float32_weights_keeps_a_float32_adapter_over_a_bf16_base(tiny_dirs):
     import torch
 
