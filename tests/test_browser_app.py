@@ -8,6 +8,9 @@ import os
 import pathlib
 import re
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
 
 import nbformat
 import pytest
@@ -88,17 +91,27 @@ def _status_ok(page, pattern: str, timeout: float = 60_000) -> str:
     return text
 
 
-def _open(chromium, server, path: str):
+@contextmanager
+def _opened(chromium, server, path: str, name: str) -> Iterator[Any]:
+    """The notebook at ``path``, run; on failure the server's log and a screenshot
+    (artifacts/<name>_failure.png) are kept."""
     from tests._jupyter import open_notebook, run_all
 
     context = chromium.new_context(viewport={"width": 1100, "height": 1000})
     page = context.new_page()
     page.page_errors = []
     page.on("pageerror", lambda e: page.page_errors.append(str(e)))
-    open_notebook(page, server, path)
-    run_all(page)
-    page.wait_for_selector(APP, state="visible", timeout=120_000)
-    return context, page
+    try:
+        open_notebook(page, server, path)
+        run_all(page)
+        page.wait_for_selector(APP, state="visible", timeout=120_000)
+        yield page
+    except Exception:
+        print(server.log_tail(), file=sys.stderr)
+        page.screenshot(path=str(ARTIFACTS / f"{name}_failure.png"), full_page=True)
+        raise
+    finally:
+        context.close()
 
 
 def _own_errors(page) -> list[str]:
@@ -113,99 +126,92 @@ def test_quickstart_in_jupyterlab_trains_shows_attention_and_explains(
     if app_missing("lab"):
         pytest.skip(f"JupyterLab not available here: {app_missing('lab')}")
     path = _quickstart(tmp_path, MODEL="tiny-bert", DATA=None, TRAIN_STEPS=40)
-    with jupyter_server(tmp_path, app="lab", env=_env()) as server:
-        context, page = _open(chromium, server, path)
-        try:
-            ready = _status_ok(page, "^Ready")
-            assert "tiny-bert" in ready and "rotten_tomatoes" in ready
-            assert page.locator(f"{APP} .lm-TabBar-tab").all_inner_texts() == [
-                "Model",
-                "Data",
-                "Train",
-                "Attention",
-                "Explain",
-                "Compare",
-            ]
-            model_info = page.inner_text(f"{APP} .labkit-model")
-            assert "tiny-bert" in model_info and "negative, positive" in model_info
-            page.evaluate(
-                "() => window.jupyterapp.commands.execute('application:toggle-left-area')"
-            )
-            _shot(page, "app_lab")
+    with (
+        jupyter_server(tmp_path, app="lab", env=_env()) as server,
+        _opened(chromium, server, path, "app_lab") as page,
+    ):
+        ready = _status_ok(page, "^Ready")
+        assert "tiny-bert" in ready and "rotten_tomatoes" in ready
+        assert page.locator(f"{APP} .lm-TabBar-tab").all_inner_texts() == [
+            "Model",
+            "Data",
+            "Train",
+            "Attention",
+            "Explain",
+            "Compare",
+        ]
+        model_info = page.inner_text(f"{APP} .labkit-model")
+        assert "tiny-bert" in model_info and "negative, positive" in model_info
+        page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
+        _shot(page, "app_lab")
 
-            # Train: Start shows the live panel; points arrive; the run finishes
-            _tab(page, "Train")
-            max_steps = page.locator(f"{APP} .widget-inline-hbox").filter(has_text="Max steps")
-            assert max_steps.locator("input").input_value() == "40"  # TRAIN_STEPS reached it
-            _button(page, "Start training").click()
-            page.wait_for_function(
-                """() => { const s = document.querySelector('.labkit-app .labkit-panel .labkit-svg');
-                           return s && Number(s.dataset.points) > 0; }""",
-                timeout=60_000,
-            )
-            page.wait_for_selector(
-                f"{APP} .labkit-panel .labkit-status[data-status='finished']", timeout=90_000
-            )
-            points = int(page.get_attribute(f"{APP} .labkit-panel .labkit-svg", "data-points"))
-            assert points == 40, points  # one point a step, none lost
-            assert page.inner_text(f"{APP} .labkit-panel .labkit-progress-text").startswith(
-                "step 40 / 40"
-            )
-            path_d = page.get_attribute(f"{APP} .labkit-panel .labkit-raw", "d") or ""
-            assert path_d.count("L") > 0  # the loss line is drawn
-            _status_ok(page, "^Training finished")
-            _shot(page, "app_train")
-            _tab(page, "Model")  # the model now carries the LoRA adapter it was trained with
-            page.wait_for_function(
-                "() => /LoRA\\s*yes/.test(document.querySelector('.labkit-app .labkit-model')"
-                ".innerText)"
-            )
+        # Train: Start shows the live panel; points arrive; the run finishes
+        _tab(page, "Train")
+        max_steps = page.locator(f"{APP} .widget-inline-hbox").filter(has_text="Max steps")
+        assert max_steps.locator("input").input_value() == "40"  # TRAIN_STEPS reached it
+        _button(page, "Start training").click()
+        page.wait_for_function(
+            """() => { const s = document.querySelector('.labkit-app .labkit-panel .labkit-svg');
+                       return s && Number(s.dataset.points) > 0; }""",
+            timeout=60_000,
+        )
+        page.wait_for_selector(
+            f"{APP} .labkit-panel .labkit-status[data-status='finished']", timeout=90_000
+        )
+        points = int(page.get_attribute(f"{APP} .labkit-panel .labkit-svg", "data-points"))
+        assert points == 40, points  # one point a step, none lost
+        assert page.inner_text(f"{APP} .labkit-panel .labkit-progress-text").startswith(
+            "step 40 / 40"
+        )
+        path_d = page.get_attribute(f"{APP} .labkit-panel .labkit-raw", "d") or ""
+        assert path_d.count("L") > 0  # the loss line is drawn
+        _status_ok(page, "^Training finished")
+        _shot(page, "app_train")
+        _tab(page, "Model")  # the model now carries the LoRA adapter it was trained with
+        page.wait_for_function(
+            "() => /LoRA\\s*yes/.test(document.querySelector('.labkit-app .labkit-model')"
+            ".innerText)"
+        )
 
-            # Attention: the head view of the example text
-            _tab(page, "Attention")
-            _button(page, "Show attention").click()
-            page.wait_for_selector(f"{APP} .lk-attn[data-ready='1']", timeout=60_000)
-            tokens = page.locator(f"{APP} .lk-attn .lk-left .lk-tok").all_inner_texts()
-            assert "gorgeous" in tokens and tokens[0] == "[CLS]", tokens
-            _status_ok(page, "^Attention of")
-            _shot(page, "app_attention")
+        # Attention: the head view of the example text
+        _tab(page, "Attention")
+        _button(page, "Show attention").click()
+        page.wait_for_selector(f"{APP} .lk-attn[data-ready='1']", timeout=60_000)
+        tokens = page.locator(f"{APP} .lk-attn .lk-left .lk-tok").all_inner_texts()
+        assert "gorgeous" in tokens and tokens[0] == "[CLS]", tokens
+        _status_ok(page, "^Attention of")
+        _shot(page, "app_attention")
 
-            # Explain: tokens coloured by attribution
-            _tab(page, "Explain")
-            _button(page, "Explain").click()
-            page.wait_for_selector(f"{APP} .labkit-attr .labkit-attr-token", timeout=60_000)
-            _status_ok(page, "^Explained")
-            alphas = page.evaluate(
-                """() => [...document.querySelectorAll('.labkit-app .labkit-attr-token')]
-                   .map((t) => getComputedStyle(t).backgroundColor)"""
-            )
-            coloured = [c for c in alphas if _alpha(c) > 0.05]
-            assert coloured, f"no token is coloured: {alphas}"
-            words = page.locator(f"{APP} .labkit-attr-token").all_inner_texts()
-            assert "gorgeous" in words, words
-            _shot(page, "app_explain")
+        # Explain: tokens coloured by attribution
+        _tab(page, "Explain")
+        _button(page, "Explain").click()
+        page.wait_for_selector(f"{APP} .labkit-attr .labkit-attr-token", timeout=60_000)
+        _status_ok(page, "^Explained")
+        alphas = page.evaluate(
+            """() => [...document.querySelectorAll('.labkit-app .labkit-attr-token')]
+               .map((t) => getComputedStyle(t).backgroundColor)"""
+        )
+        coloured = [c for c in alphas if _alpha(c) > 0.05]
+        assert coloured, f"no token is coloured: {alphas}"
+        words = page.locator(f"{APP} .labkit-attr-token").all_inner_texts()
+        assert "gorgeous" in words, words
+        _shot(page, "app_explain")
 
-            # a hostile text is shown literally and never runs
-            area = page.locator(f"{APP} textarea >> visible=true")
-            area.fill(HOSTILE)
-            _button(page, "Explain").click()
-            page.wait_for_function(
-                """() => [...document.querySelectorAll('.labkit-app .labkit-attr-token')]
-                   .some((t) => t.textContent.includes('window'))""",
-                timeout=60_000,
-            )
-            _status_ok(page, "^Explained")
-            shown = "".join(page.locator(f"{APP} .labkit-attr-token").all_inner_texts())
-            assert HOSTILE.replace(" ", "") in shown, shown
-            assert page.locator(f"{APP} img").count() == 0
-            assert page.evaluate("() => window.__pwned") is None
-            assert not _own_errors(page), page.page_errors
-        except Exception:
-            print(server.log_tail(), file=sys.stderr)
-            page.screenshot(path=str(ARTIFACTS / "app_lab_failure.png"), full_page=True)
-            raise
-        finally:
-            context.close()
+        # a hostile text is shown literally and never runs
+        area = page.locator(f"{APP} textarea >> visible=true")
+        area.fill(HOSTILE)
+        _button(page, "Explain").click()
+        page.wait_for_function(
+            """() => [...document.querySelectorAll('.labkit-app .labkit-attr-token')]
+               .some((t) => t.textContent.includes('window'))""",
+            timeout=60_000,
+        )
+        _status_ok(page, "^Explained")
+        shown = "".join(page.locator(f"{APP} .labkit-attr-token").all_inner_texts())
+        assert HOSTILE.replace(" ", "") in shown, shown
+        assert page.locator(f"{APP} img").count() == 0
+        assert page.evaluate("() => window.__pwned") is None
+        assert not _own_errors(page), page.page_errors
 
 
 def _alpha(css: str) -> float:
@@ -217,35 +223,30 @@ def _alpha(css: str) -> float:
 
 
 def test_quickstart_in_notebook7_renders_the_app(chromium, tmp_path: pathlib.Path) -> None:
+    """The notebook as shipped (no parameters): the offline default model and data."""
     from tests._jupyter import app_missing, jupyter_server
 
     if app_missing("notebook"):
         pytest.skip(f"Notebook 7 not available here: {app_missing('notebook')}")
-    """The notebook as shipped (no parameters): the offline default model and data."""
     path = _quickstart(tmp_path)
-    with jupyter_server(tmp_path, app="notebook", env=_env()) as server:
-        context, page = _open(chromium, server, path)
-        try:
-            _status_ok(page, "^Ready")
-            tabs = page.locator(f"{APP} .lm-TabBar-tab")
-            tabs.first.wait_for(state="visible")
-            assert tabs.all_inner_texts() == [
-                "Model",
-                "Data",
-                "Train",
-                "Attention",
-                "Explain",
-                "Compare",
-            ]
-            assert "all-MiniLM-L6-v2" in page.inner_text(f"{APP} .labkit-model")
-            _tab(page, "Data")
-            assert page.locator(f"{APP} .labkit-preview tbody tr").count() > 0
-            _tab(page, "Model")
-            _shot(page, "app_notebook7")
-            assert not _own_errors(page), page.page_errors
-        except Exception:
-            print(server.log_tail(), file=sys.stderr)
-            page.screenshot(path=str(ARTIFACTS / "app_notebook7_failure.png"), full_page=True)
-            raise
-        finally:
-            context.close()
+    with (
+        jupyter_server(tmp_path, app="notebook", env=_env()) as server,
+        _opened(chromium, server, path, "app_notebook7") as page,
+    ):
+        _status_ok(page, "^Ready")
+        tabs = page.locator(f"{APP} .lm-TabBar-tab")
+        tabs.first.wait_for(state="visible")
+        assert tabs.all_inner_texts() == [
+            "Model",
+            "Data",
+            "Train",
+            "Attention",
+            "Explain",
+            "Compare",
+        ]
+        assert "all-MiniLM-L6-v2" in page.inner_text(f"{APP} .labkit-model")
+        _tab(page, "Data")
+        assert page.locator(f"{APP} .labkit-preview tbody tr").count() > 0
+        _tab(page, "Model")
+        _shot(page, "app_notebook7")
+        assert not _own_errors(page), page.page_errors
