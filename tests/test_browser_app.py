@@ -74,6 +74,9 @@ def _button(page, text: str):
     )
 
 
+TABS = ["Model", "Data", "Train", "Attention", "Explain", "Compare"]
+
+
 def _status_ok(page, pattern: str, timeout: float = 60_000) -> str:
     """Wait until the App's status line is 'ok' and matches ``pattern``; return its text.
 
@@ -132,14 +135,7 @@ def test_quickstart_in_jupyterlab_trains_shows_attention_and_explains(
     ):
         ready = _status_ok(page, "^Ready")
         assert "tiny-bert" in ready and "rotten_tomatoes" in ready
-        assert page.locator(f"{APP} .lm-TabBar-tab").all_inner_texts() == [
-            "Model",
-            "Data",
-            "Train",
-            "Attention",
-            "Explain",
-            "Compare",
-        ]
+        assert page.locator(f"{APP} .lm-TabBar-tab").all_inner_texts() == TABS
         model_info = page.inner_text(f"{APP} .labkit-model")
         assert "tiny-bert" in model_info and "negative, positive" in model_info
         page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
@@ -236,14 +232,7 @@ def test_quickstart_in_notebook7_renders_the_app(chromium, tmp_path: pathlib.Pat
         _status_ok(page, "^Ready")
         tabs = page.locator(f"{APP} .lm-TabBar-tab")
         tabs.first.wait_for(state="visible")
-        assert tabs.all_inner_texts() == [
-            "Model",
-            "Data",
-            "Train",
-            "Attention",
-            "Explain",
-            "Compare",
-        ]
+        assert tabs.all_inner_texts() == TABS
         assert "all-MiniLM-L6-v2" in page.inner_text(f"{APP} .labkit-model")
         _tab(page, "Data")
         assert page.locator(f"{APP} .labkit-preview tbody tr").count() > 0
