@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     import torch
     from torch import nn
 
-__all__ = ["float32_weights", "native_bf16", "pick_device", "pick_dtype"]
+__all__ = ["float32_weights", "is_out_of_memory", "native_bf16", "pick_device", "pick_dtype"]
 
 _DTYPES = {
     "float32": "float32",
@@ -98,7 +98,9 @@ def _upcast(t: torch.Tensor) -> torch.Tensor:
 
 
 @contextmanager
-def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool]:
+def float32_weights(
+    module: nn.Module, *, allowed: bool = True, stacklevel: int = 4
+) -> Iterator[bool]:
     """Hold ``module``'s bf16/fp16 parameters and buffers in float32 for the block; yields
     whether it did.
 
@@ -107,7 +109,8 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
     rounded and a LoRA adapter kept in float32 over a bf16 base stays as it was. For the block
     the weights take three times their half-precision memory; where that does not fit, the
     block runs in the model's own dtype, with one warning. ``allowed=False`` (a training run
-    owns the weights) leaves them alone.
+    owns the weights) leaves them alone. ``stacklevel`` places the warning (4: the caller of
+    the function that entered the block).
     """
     import torch
 
@@ -129,7 +132,7 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
                 "the attributions are computed in its own dtype: expect completeness errors "
                 "near 0.01 (free memory, or load the model with dtype='float32').",
                 LabkitWarning,
-                stacklevel=4,
+                stacklevel=stacklevel,
             )
         yield fits
     finally:
@@ -139,16 +142,25 @@ def float32_weights(module: nn.Module, *, allowed: bool = True) -> Iterator[bool
 
 def _upcast_all(tensors: list[torch.Tensor]) -> bool:
     """Swap each tensor's data for a float32 copy; False when memory ran out on the way."""
-    import torch
-
-    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError  # torch < 2.5
     try:
         for t in tensors:
             t.data = _upcast(t.data)
-    except (oom, MemoryError):
-        return False
-    except RuntimeError as exc:  # the CPU allocator's "can't allocate memory"
-        if "allocate memory" in str(exc) or "out of memory" in str(exc):
+    except (RuntimeError, MemoryError) as exc:
+        if is_out_of_memory(exc):
             return False
         raise
     return True
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    """True for torch's CUDA out-of-memory error, Python's MemoryError and the CPU allocator's
+    "can't allocate memory" RuntimeError."""
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError  # torch < 2.5
+    text = str(exc)
+    return (
+        isinstance(exc, oom | MemoryError)
+        or "out of memory" in text
+        or "can't allocate memory" in text
+    )

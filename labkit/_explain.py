@@ -32,6 +32,8 @@ from __future__ import annotations
 
 import difflib
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -266,7 +268,6 @@ def explain(
     model's limit are truncated, with one :class:`labkit.LabkitWarning`. A model held in
     bf16/fp16 is explained in float32 (its weights are put back as they were).
     """
-    from ._device import float32_weights
     from ._explain_run import check_memory, encode, run
 
     name = _method_name(method)
@@ -282,11 +283,26 @@ def explain(
             "explain(model, 'the movie was not good')."
         )
     encoded = encode(model, [text], stacklevel=4)
-    with model._dtype_guard, float32_weights(model.hf, allowed=not model.is_training):
+    with _in_float32(model):
         check_memory(model, encoded, name, opts)
         results, unconverged = run(model, encoded, [target], name, opts)
     _warn_unconverged(unconverged, 1, opts, stacklevel=3)
     return results[0]
+
+
+@contextmanager
+def _in_float32(model: Model) -> Iterator[None]:
+    """A bf16/fp16 model held in float32 for one explain call, unless a training run owns it;
+    ``finetune`` waits for the block (``Model._dtype_guard``)."""
+    from ._device import float32_weights
+
+    # is_training is read once the guard that finetune takes is held; stacklevel 6 reaches
+    # past this generator and its contextlib frame to explain's caller
+    with (
+        model._dtype_guard,
+        float32_weights(model.hf, allowed=not model.is_training, stacklevel=6),
+    ):
+        yield
 
 
 def _warn_unconverged(
@@ -324,11 +340,10 @@ def explain_dataset(
     a per-example table and the tokens that push each label most across the set.
     """
     from ._dataset_attribution import explain_many
-    from ._device import float32_weights
 
     name = _method_name(method)
     opts = _options(name, {"faithfulness": True, **options})
-    with model._dtype_guard, float32_weights(model.hf, allowed=not model.is_training):
+    with _in_float32(model):
         dataset_result, unconverged = explain_many(
             model, dataset, subset=subset, target=target, method=name, opts=opts, split=split
         )

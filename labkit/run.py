@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _checkpoint
+from ._device import is_out_of_memory
 from ._errors import TrainingError
 from .events import Control, Event, TrainEnd
 from .history import MetricHistory
@@ -73,7 +74,7 @@ class Run:
         except BaseException as exc:  # noqa: BLE001 - the run reports every way it can end
             with self._lock:
                 if self._status not in _ENDED:
-                    oom = _is_oom(exc)
+                    oom = is_out_of_memory(exc)
                     self._status = "out_of_memory" if oom else "failed"
                     self._error = _oom_advice(exc) if oom else f"{type(exc).__name__}: {exc}"
                     if not oom:
@@ -281,18 +282,11 @@ def _now() -> float:
     return time.time()
 
 
-def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
-    except ImportError:  # pragma: no cover
-        return False
-    oom = getattr(torch, "OutOfMemoryError", None) or torch.cuda.OutOfMemoryError
-    return isinstance(exc, oom) or "CUDA out of memory" in str(exc)
-
-
 def _oom_advice(exc: BaseException) -> str:
+    where = "the GPU" if "CUDA" in str(exc) else "the machine"
     return (
-        f"the GPU ran out of memory ({str(exc).splitlines()[0][:200]}). Try a smaller "
+        f"{where} ran out of memory ({(str(exc) or type(exc).__name__).splitlines()[0][:200]}). "
+        "Try a smaller "
         "batch_size (with gradient_accumulation_steps to keep the effective batch), lora=True, "
         "a shorter max_length, or gradient_checkpointing=True. The model is still usable."
     )

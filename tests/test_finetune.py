@@ -194,12 +194,23 @@ def test_nan_loss_ends_as_diverged_and_keeps_last_good_checkpoint(tiny_model, to
     assert torch.allclose(run.model.logits(texts), reloaded.logits(texts), atol=1e-6)
 
 
-def test_out_of_memory_ends_the_run_with_advice_and_a_usable_model(tiny_model, toy_data, tmp_path):
+@pytest.mark.parametrize(
+    "error",
+    [
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+        RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate 2 GB"),
+        MemoryError(),
+    ],
+    ids=["cuda", "cpu-allocator", "MemoryError"],
+)
+def test_out_of_memory_ends_the_run_with_advice_and_a_usable_model(
+    tiny_model, toy_data, tmp_path, error
+):
     armed = threading.Event()
 
     def oom(module, inputs, output):
         if armed.is_set():
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+            raise error
         return output
 
     handle = tiny_model.hf.classifier.register_forward_hook(oom)
