@@ -106,9 +106,9 @@ def _one(call: str, kind: str, tokens: int) -> dict[str, Any]:
     import gc
 
     import labkit
-    from labkit._attention import attention_memory
-    from labkit._budget import auto_budget
-    from labkit._memory import return_freed_memory
+    from labkit._utils.malloc import return_freed_memory
+    from labkit.inspect.attention.extract import attention_memory
+    from labkit.inspect.budget import refusal_limit
 
     folder = Path(tempfile.mkdtemp(prefix="labkit-bench-budgets-"))
     model = _model(kind, folder)
@@ -142,7 +142,7 @@ def _one(call: str, kind: str, tokens: int) -> dict[str, Any]:
         out["seconds"] = time.perf_counter() - t0
     out["warnings"] = [str(w.message)[:120] for w in seen if w.category is labkit.LabkitWarning]
     out["peak_mib"] = (peak.peak - peak.start) / _MIB
-    out["budget_mib"] = auto_budget() / _MIB
+    out["budget_mib"] = refusal_limit() / _MIB
     return out
 
 

@@ -215,9 +215,9 @@ info = {}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
     if sys.argv[1] == "labkit":
-        from labkit._attribution import auto_budget, rows_per_pass
-        budget = auto_budget(model.device)
-        from labkit._attribution import capped_rows
+        from labkit.inspect.attribution.batching import capped_rows, rows_per_pass
+        from labkit.inspect.budget import batch_budget
+        budget = batch_budget(model.device)
         info = {"budget": budget, "rows": capped_rows(model, rows_per_pass(model, 512, budget), 512)}
         labkit.explain(model, text, tolerance=None)
     else:

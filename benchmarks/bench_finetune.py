@@ -77,7 +77,7 @@ def _hf_trainer(
     """Plain Trainer; returns (seconds per step, trainer)."""
     from transformers import DataCollatorWithPadding, Trainer, TrainerCallback, TrainingArguments
 
-    from labkit._finetune import FinetuneConfig, _precision, _tokenize
+    from labkit.train.finetune import FinetuneConfig, _precision, _tokenize
 
     tok = model.tokenizer
     # "same setup" includes labkit's precision; HF's defaults are fp32 everywhere

@@ -68,7 +68,7 @@ def precision_rows(quick: bool) -> list[dict[str, Any]]:
     import torch
 
     import labkit
-    from labkit._device import native_bf16
+    from labkit._utils.device import native_bf16
 
     model = labkit.demo.model()
     assert model.device.type == "cuda", model.device

@@ -14,7 +14,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from ._errors import (
+from labkit._errors import (
     ConfigError,
     DataError,
     InputError,
@@ -23,7 +23,7 @@ from ._errors import (
     ModelLoadError,
     TrainingError,
 )
-from ._version import __version__
+from labkit._version import __version__
 
 # public name -> module that defines it (imported on first access)
 _LAZY: dict[str, str] = {
@@ -33,7 +33,7 @@ _LAZY: dict[str, str] = {
     "load_data": "labkit.data",
     "TextData": "labkit.data",
     "Metrics": "labkit.metrics",
-    "pick_device": "labkit._device",
+    "pick_device": "labkit._utils.device",
     "StepEnd": "labkit.events",
     "EvalEnd": "labkit.events",
     "Saved": "labkit.events",
@@ -41,21 +41,27 @@ _LAZY: dict[str, str] = {
     "Callback": "labkit.events",
     "Control": "labkit.events",
     "MetricHistory": "labkit.history",
-    "FinetuneConfig": "labkit._finetune",
-    "finetune": "labkit._finetune",
-    "Run": "labkit.run",
-    "attention": "labkit._attention",
-    "AttentionResult": "labkit._attention",
-    "attention_diff": "labkit._attention",
-    "AttentionDiff": "labkit._attention",
-    "head_importance": "labkit._attention",
-    "explain": "labkit._explain",
-    "explain_dataset": "labkit._explain",
-    "AttributionResult": "labkit._explain",
-    "DatasetAttribution": "labkit._explain",
-    "App": "labkit.ui",
+    "FinetuneConfig": "labkit.train.config",
+    "finetune": "labkit.train.finetune",
+    "Run": "labkit.train.run",
+    "attention": "labkit.inspect.attention.extract",
+    "AttentionResult": "labkit.inspect.attention.result",
+    "attention_diff": "labkit.inspect.attention.diff",
+    "AttentionDiff": "labkit.inspect.attention.diff",
+    "head_importance": "labkit.inspect.attention.importance",
+    "explain": "labkit.inspect.attribution.api",
+    "explain_dataset": "labkit.inspect.attribution.api",
+    "AttributionResult": "labkit.inspect.attribution.result",
+    "DatasetAttribution": "labkit.inspect.attribution.result",
+    "App": "labkit.ui.app",
 }
-_SUBMODULES = ("demo", "cli", "report", "ui")
+# public submodule name -> module (``lk.report`` is the report builder in labkit.render)
+_SUBMODULES: dict[str, str] = {
+    "demo": "labkit.demo",
+    "cli": "labkit.cli",
+    "report": "labkit.render.report",
+    "ui": "labkit.ui",
+}
 
 __all__ = [
     "ConfigError",
@@ -75,7 +81,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _SUBMODULES:
-        value = importlib.import_module(f"labkit.{name}")
+        value = importlib.import_module(_SUBMODULES[name])
     else:
         raise AttributeError(f"module 'labkit' has no attribute {name!r}")
     globals()[name] = value  # cache: the next access is a plain attribute lookup
@@ -87,21 +93,21 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from . import cli, demo, report, ui
-    from ._attention import (
-        AttentionDiff,
-        AttentionResult,
-        attention,
-        attention_diff,
-        head_importance,
-    )
-    from ._device import pick_device
-    from ._explain import AttributionResult, DatasetAttribution, explain, explain_dataset
-    from ._finetune import FinetuneConfig, finetune
-    from .data import TextData, load_data
-    from .events import Callback, Control, EvalEnd, Saved, StepEnd, TrainEnd
-    from .history import MetricHistory
-    from .metrics import Metrics
-    from .model import Model, Prediction, load_model
-    from .run import Run
-    from .ui import App
+    from labkit import cli, demo, ui
+    from labkit._utils.device import pick_device
+    from labkit.data import TextData, load_data
+    from labkit.events import Callback, Control, EvalEnd, Saved, StepEnd, TrainEnd
+    from labkit.history import MetricHistory
+    from labkit.inspect.attention.diff import AttentionDiff, attention_diff
+    from labkit.inspect.attention.extract import attention
+    from labkit.inspect.attention.importance import head_importance
+    from labkit.inspect.attention.result import AttentionResult
+    from labkit.inspect.attribution.api import explain, explain_dataset
+    from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution
+    from labkit.metrics import Metrics
+    from labkit.model import Model, Prediction, load_model
+    from labkit.render import report
+    from labkit.train.config import FinetuneConfig
+    from labkit.train.finetune import finetune
+    from labkit.train.run import Run
+    from labkit.ui.app import App

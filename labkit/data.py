@@ -9,14 +9,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._errors import DataError, InputError
-from ._text import clean_text, path_kind, short
+from labkit._errors import DataError, InputError
+from labkit._utils.hub import hub_unreachable
+from labkit._utils.text import clean_text, path_kind, short
 
 if TYPE_CHECKING:
     import pandas as pd
     from datasets import Dataset, DatasetDict
 
-__all__ = ["TextData", "load_data"]
+__all__ = ["TextData", "label_ids", "labelled_split", "load_data"]
 
 _FILE_BUILDERS = {
     ".csv": "csv",
@@ -222,9 +223,7 @@ def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
     try:
         return datasets.load_dataset(source, config), source
     except Exception as exc:
-        from .model import _hub_unreachable
-
-        if _hub_unreachable(exc):
+        if hub_unreachable(exc):
             raise DataError(
                 f"could not load dataset {short(source)!r}: the Hugging Face hub is "
                 "unreachable from here and the dataset is not cached. Use a local "
@@ -368,3 +367,50 @@ def to_frame(data: TextData, split: str = "train") -> pd.DataFrame:
     df = data.splits[split].to_pandas()
     df["label_name"] = [data.labels[i] for i in df["label"]]
     return df
+
+
+def labelled_split(data: Any, split: str | None) -> tuple[Any, tuple[str, ...] | None]:
+    """(dataset with text/label, label names or None) from TextData or a datasets.Dataset."""
+    if isinstance(data, TextData):
+        if split is None:
+            split = "test" if data.test is not None else "validation"
+        ds = data.splits.get(split) if split in data.splits else None
+        if ds is None:
+            raise DataError(
+                f"this TextData has no split {split!r}; it has {', '.join(data.splits)}."
+            )
+        return ds, data.labels
+    cols = getattr(data, "column_names", None)
+    if cols is None or "text" not in cols or "label" not in cols:
+        raise DataError(
+            f"evaluate needs a TextData or a datasets.Dataset with 'text' and 'label' "
+            f"columns; got {type(data).__name__} with columns {cols}. "
+            "Use labkit.load_data(...) first."
+        )
+    feature = data.features["label"]
+    names = tuple(feature.names) if hasattr(feature, "names") else None
+    return data, names
+
+
+def label_ids(
+    model_labels: Sequence[str], data_labels: Sequence[str] | None, values: Sequence[Any]
+) -> list[int]:
+    """Map a split's labels onto the model's label ids, by name where names are known."""
+    if data_labels is None:
+        ids = [int(v) for v in values]
+        bad = sorted({i for i in ids if not 0 <= i < len(model_labels)})
+        if bad:
+            raise DataError(
+                f"label ids {bad[:5]} are outside the model's {len(model_labels)} "
+                f"labels {list(model_labels)}."
+            )
+        return ids
+    index = {name: i for i, name in enumerate(model_labels)}
+    missing = [n for n in data_labels if n not in index]
+    if missing:
+        raise DataError(
+            f"the data has labels {missing} that the model does not know; the model's "
+            f"labels are {list(model_labels)}. Load the model with labels= matching "
+            "the data."
+        )
+    return [index[data_labels[int(v)]] for v in values]

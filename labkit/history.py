@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from .events import Control, EvalEnd, Event, Saved, StepEnd, TrainEnd
+from labkit.events import Control, EvalEnd, Event, Saved, StepEnd, TrainEnd
 
 __all__ = ["MetricHistory"]
 
@@ -114,7 +114,7 @@ class MetricHistory:
 
     def to_dict(self) -> dict[str, Any]:
         """The whole history as JSON-ready data."""
-        from .events import event_to_dict
+        from labkit.events import event_to_dict
 
         with self._lock:
             return {

@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["Metrics", "compute_metrics"]
+__all__ = ["METRIC_NAMES", "Metrics", "compute_metrics"]
+
+# The scalar metrics a classifier's evaluation reports (``Metrics.as_dict`` keys): what training
+# logs, early stopping may watch (``FinetuneConfig.metric``) and the panel charts.
+METRIC_NAMES = ("loss", "accuracy", "precision", "recall", "f1")
 
 
 @dataclass(frozen=True)

@@ -12,17 +12,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ._device import pick_device, pick_dtype
-from ._errors import ConfigError, DataError, InputError, ModelLoadError
-from ._quiet import hf_quiet
-from ._text import as_texts, encode, model_max_length, path_kind, short
+from labkit._errors import ConfigError, InputError, ModelLoadError
+from labkit._utils.device import pick_device, pick_dtype
+from labkit._utils.hub import hub_unreachable
+from labkit._utils.quiet import hf_quiet
+from labkit._utils.text import as_texts, encode, model_max_length, path_kind, short
+from labkit.data import label_ids, labelled_split
 
 if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-    from .data import TextData
-    from .metrics import Metrics
+    from labkit.data import TextData
+    from labkit.metrics import Metrics
 
 __all__ = ["Model", "Prediction", "load_model"]
 
@@ -155,7 +157,7 @@ class Model:
         """
         import torch
 
-        from ._text import pad_batch
+        from labkit._utils.text import pad_batch
 
         items = as_texts(texts)
         if batch_size < 1:
@@ -214,10 +216,10 @@ class Model:
         """
         import torch
 
-        from .metrics import compute_metrics
+        from labkit.metrics import compute_metrics
 
-        dataset, names = _labelled_split(data, split)
-        ids = _label_ids_for(self.labels, names, dataset["label"])
+        dataset, names = labelled_split(data, split)
+        ids = label_ids(self.labels, names, dataset["label"])
         logits = self.logits(dataset["text"], batch_size=batch_size)
         target = torch.tensor(ids, dtype=torch.long)
         loss = torch.nn.functional.cross_entropy(logits, target).item()
@@ -246,55 +248,6 @@ class Model:
             f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows
         )
         return f"<table class='labkit-model'>{body}</table>"
-
-
-def _labelled_split(data: Any, split: str | None) -> tuple[Any, tuple[str, ...] | None]:
-    """(dataset with text/label, label names or None) from TextData or a datasets.Dataset."""
-    from .data import TextData
-
-    if isinstance(data, TextData):
-        if split is None:
-            split = "test" if data.test is not None else "validation"
-        ds = data.splits.get(split) if split in data.splits else None
-        if ds is None:
-            raise DataError(
-                f"this TextData has no split {split!r}; it has {', '.join(data.splits)}."
-            )
-        return ds, data.labels
-    cols = getattr(data, "column_names", None)
-    if cols is None or "text" not in cols or "label" not in cols:
-        raise DataError(
-            f"evaluate needs a TextData or a datasets.Dataset with 'text' and 'label' "
-            f"columns; got {type(data).__name__} with columns {cols}. "
-            "Use labkit.load_data(...) first."
-        )
-    feature = data.features["label"]
-    names = tuple(feature.names) if hasattr(feature, "names") else None
-    return data, names
-
-
-def _label_ids_for(
-    model_labels: Sequence[str], data_labels: Sequence[str] | None, values: Sequence[Any]
-) -> list[int]:
-    """Map a split's labels onto the model's label ids, by name where names are known."""
-    if data_labels is None:
-        ids = [int(v) for v in values]
-        bad = sorted({i for i in ids if not 0 <= i < len(model_labels)})
-        if bad:
-            raise DataError(
-                f"label ids {bad[:5]} are outside the model's {len(model_labels)} "
-                f"labels {list(model_labels)}."
-            )
-        return ids
-    index = {name: i for i, name in enumerate(model_labels)}
-    missing = [n for n in data_labels if n not in index]
-    if missing:
-        raise DataError(
-            f"the data has labels {missing} that the model does not know; the model's "
-            f"labels are {list(model_labels)}. Load the model with labels= matching "
-            "the data."
-        )
-    return [index[data_labels[int(v)]] for v in values]
 
 
 def _ensure_pad_token(hf: Any, tokenizer: Any) -> None:
@@ -334,33 +287,6 @@ def _check_local_weights(folder: Path, allow_pickle: bool) -> None:
             f"{folder} is not a model folder: no config.json and no weights "
             f"(found: {', '.join(sorted(files)[:8]) or 'nothing'})."
         )
-
-
-def _hub_unreachable(exc: BaseException) -> bool:
-    """Whether an exception chain says the hub could not be reached (vs. the name not existing)."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return True
-    seen: BaseException | None = exc
-    while seen is not None:
-        name = type(seen).__name__
-        text = str(seen).lower()
-        if name in {
-            "ConnectionError",
-            "ConnectError",
-            "ConnectTimeout",
-            "OfflineModeIsEnabled",
-            "LocalEntryNotFoundError",
-            "Timeout",
-            "ReadTimeout",
-            "ProxyError",
-        }:
-            return True
-        if "couldn't connect" in text or "offline mode" in text or "connection" in text:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
 
 
 def load_model(
@@ -480,7 +406,7 @@ def _load_error(
         return ModelLoadError(
             f"could not load {short(source)!r}: {short(text.splitlines()[0], 300)}"
         )
-    if not is_local and _hub_unreachable(exc):
+    if not is_local and hub_unreachable(exc):
         return ModelLoadError(
             f"could not load {short(source)!r}: the Hugging Face hub is unreachable from here (offline "
             "or blocked), and the model is not in the local cache. Use a local folder, or "
@@ -519,7 +445,7 @@ def _load_adapter(
             f"{folder}/adapter_config.json names no base model "
             "(base_model_name_or_path); load the base and attach it with peft."
         )
-    from ._checkpoint import read_labels
+    from labkit._utils.checkpoint import read_labels
 
     base = load_model(
         base_name,

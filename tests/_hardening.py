@@ -54,7 +54,7 @@ def serve() -> None:
     import transformers  # noqa: F401 - imported once here, shared by every child
 
     import labkit
-    from labkit import _bridge  # noqa: F401 - Trainer and friends
+    from labkit.train import trainer as _bridge  # noqa: F401 - Trainer and friends
 
     torch.set_num_threads(1)
     for line in sys.stdin:
@@ -123,7 +123,7 @@ def checkpoint_problem(path: str | Path, *, full: bool = False) -> str | None:
     from safetensors import safe_open
 
     import labkit
-    from labkit import _checkpoint
+    from labkit._utils import checkpoint as _checkpoint
 
     path = Path(path)
     missing = [f for f in CHECKPOINT_FILES if not (path / f).is_file()]
@@ -175,7 +175,7 @@ def read_log(path: Path) -> tuple[list[int], list[int]]:
 
 def kill_phase(out: Path) -> str:
     """Which part of a checkpoint write the staging debris in ``out`` shows was interrupted."""
-    from labkit import _checkpoint
+    from labkit._utils import checkpoint as _checkpoint
 
     staging = out / _checkpoint.STAGING
     partial = list(staging.glob("checkpoint-*")) if staging.is_dir() else []
@@ -194,7 +194,7 @@ def kill_phase(out: Path) -> str:
 
 def inspect_kill(out: Path, log: Path, *, mode: str, expected_first: int) -> KillReport:
     """Check the run folder ``out`` after a kill against what the run logged."""
-    from labkit import _checkpoint
+    from labkit._utils import checkpoint as _checkpoint
 
     steps, saved = read_log(log)
     present = [_checkpoint.step_of(p) for p in _checkpoint.find(out)]
@@ -283,7 +283,7 @@ class KillServer:
     def trial(self, rng: random.Random) -> KillReport:
         """Resume the run (or start it), wait for its first step, then SIGKILL it: in "save"
         mode a random moment into the next checkpoint write, else after a random delay."""
-        from labkit import _checkpoint
+        from labkit._utils import checkpoint as _checkpoint
 
         self.trials += 1
         latest = _checkpoint.latest(self.out)

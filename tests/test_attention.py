@@ -16,8 +16,8 @@ import torch
 
 import labkit
 from labkit import ConfigError, InputError, LabkitWarning
-from labkit._attention import AttentionResult
-from labkit._eager import attn_implementation
+from labkit._utils.eager import attn_implementation
+from labkit.inspect.attention.extract import AttentionResult
 
 TEXT = "the movie was not good"
 
@@ -281,7 +281,7 @@ def test_head_importance_per_example_gradients(tiny_model, toy_data):
 
 def test_head_importance_matches_removing_a_head_to_first_order(tiny_model, toy_data):
     """dL/dxi_h predicts the change of the loss when head h is scaled by (1 - eps)."""
-    from labkit._importance import _gates, _out_projections
+    from labkit.inspect.attention.importance import _gates, _out_projections
 
     tiny_model.hf.double()  # float32 loss differences are too coarse for a finite difference
     imp = labkit.head_importance(

@@ -27,10 +27,15 @@ def _result(weights):
 
 
 def test_public_name_stays_the_function_after_the_module_is_imported():
-    from labkit._attention import AttentionResult  # imports the submodule labkit.attention
+    from labkit.inspect.attention.extract import (
+        AttentionResult,  # imports the submodule labkit.attention
+    )
 
     assert AttentionResult is labkit.AttentionResult
-    assert callable(labkit.attention) and labkit.attention.__module__ == "labkit._attention"
+    assert (
+        callable(labkit.attention)
+        and labkit.attention.__module__ == "labkit.inspect.attention.extract"
+    )
 
 
 def test_view_traits_and_layer_reply(tiny_model):

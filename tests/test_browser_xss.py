@@ -259,8 +259,8 @@ def assert_no_markup_from_data(html: str, shown: tuple[str, ...] = ()) -> None:
 
 
 def _static_htmls(tiny_model, attn, diff, attribution) -> dict[str, tuple[str, tuple[str, ...]]]:
-    from labkit._importance import HeadImportance
-    from labkit._render_run import run_html
+    from labkit.inspect.attention.importance import HeadImportance
+    from labkit.render.run import run_html
 
     model = labkit.Model.wrap(tiny_model.hf, tiny_model.tokenizer, labels=PAYLOADS[:2], name=P_JS)
     rows = [{"text": p, "label": lab} for p in PAYLOADS for lab in (P_IMG, P_JS)]
@@ -314,7 +314,7 @@ def test_static_reprs_in_python_and_chromium(page, tiny_model, attn, diff, attri
 
 
 def _report_html(tiny_model, attn, diff, attribution) -> str:
-    from labkit.report import Report
+    from labkit.render.report import Report
 
     rep = Report(P_IMG, subtitle=P_SCRIPT)
     rep.add_text(P_JS, "\n".join(PAYLOADS))
@@ -339,7 +339,7 @@ def test_report_in_chromium(page, tiny_model, attn, diff, attribution, csp) -> N
 
 
 def test_demo_report_escapes_the_texts_it_inspects(tmp_path, tiny_model, page) -> None:
-    from labkit._demo_report import demo_report
+    from labkit.cli.demo_report import demo_report
 
     data = labkit.load_data(
         [{"text": p, "label": lab} for p in PAYLOADS for lab in ("negative", "positive")] * 3

@@ -11,7 +11,7 @@ import pytest
 
 import labkit
 from labkit import ConfigError, InputError, LabkitWarning
-from labkit._attention import attention_memory
+from labkit.inspect.attention.extract import attention_memory
 
 LONG = " ".join(["the movie was not good but the actors were fun"] * 410)  # ~4,100 words
 
@@ -73,9 +73,9 @@ def test_keeping_fewer_heads_fits_where_all_do_not(tiny_model) -> None:
 
 
 def test_the_automatic_budget_refuses_and_says_so(tiny_model, monkeypatch) -> None:
-    import labkit._budget
+    import labkit.inspect.budget
 
-    monkeypatch.setattr(labkit._budget, "auto_budget", lambda *a, **k: 4096)
+    monkeypatch.setattr(labkit.inspect.budget, "available_ram", lambda: 8192)  # half: 4 KiB
     with pytest.raises(InputError, match="automatic memory budget"):
         labkit.attention(tiny_model, "the movie was not good")
 
@@ -118,7 +118,7 @@ def test_default_model_takes_a_4096_token_text(demo_model_session) -> None:
 
 @pytest.mark.parametrize("method", ["integrated_gradients", "saliency", "occlusion"])
 def test_explain_refuses_a_text_whose_smallest_pass_cannot_fit(tiny_model, method) -> None:
-    from labkit._attribution import bytes_per_row
+    from labkit.inspect.attribution.batching import bytes_per_row
 
     calls = _forward_calls(tiny_model)
     text = " ".join(["good"] * 60)
@@ -145,8 +145,8 @@ def test_explain_refuses_a_text_whose_smallest_pass_cannot_fit(tiny_model, metho
 
 
 def test_explain_under_the_automatic_limit_says_so(tiny_model, monkeypatch) -> None:
-    import labkit._budget
+    import labkit.inspect.budget
 
-    monkeypatch.setattr(labkit._budget, "auto_budget", lambda *a, **k: 4096)
+    monkeypatch.setattr(labkit.inspect.budget, "available_ram", lambda: 8192)  # half: 4 KiB
     with pytest.raises(InputError, match="half the memory available now"):
         labkit.explain(tiny_model, "the movie was not good")

@@ -8,7 +8,13 @@ import numpy as np
 import pytest
 
 import labkit
-from labkit._explain import METHODS, AttributionResult, explain, explain_dataset, rank_agreement
+from labkit.inspect.attribution.api import (
+    METHODS,
+    AttributionResult,
+    explain,
+    explain_dataset,
+    rank_agreement,
+)
 
 FAST = {
     "lime": {"n_samples": 40},
@@ -177,7 +183,7 @@ def test_the_model_is_left_as_it_was(tiny_model):
     assert tiny_model.hf.training
     assert [p.requires_grad for p in tiny_model.hf.parameters()] == trainable
     assert ours() == []
-    assert labkit._eager.attn_implementation(tiny_model.hf) == "sdpa"
+    assert labkit._utils.eager.attn_implementation(tiny_model.hf) == "sdpa"
 
 
 def test_a_bf16_model_is_explained_in_float32_and_given_back_untouched(tiny_dirs):
@@ -215,7 +221,7 @@ def test_a_bf16_model_too_big_for_a_float32_copy_is_explained_as_it_is(
 ):
     import torch
 
-    from labkit import _device
+    from labkit._utils import device as _device
 
     half = _model(tiny_dirs["bert"], dtype="bfloat16")
     before = {k: v.clone() for k, v in half.hf.state_dict().items()}
@@ -254,11 +260,11 @@ def test_finetune_waits_for_an_explain_holding_float32_copies(
 
     import torch
 
-    from labkit import _explain_run
+    from labkit.inspect.attribution import api
 
     half = _model(tiny_dirs["bert"], dtype="bfloat16")
     inside, release, dtypes, runs = threading.Event(), threading.Event(), [], []
-    real = _explain_run.run
+    real = api.run
 
     def held(model, *args, **kwargs):  # explain, paused while it holds float32 copies
         dtypes.append(model.dtype)
@@ -266,7 +272,7 @@ def test_finetune_waits_for_an_explain_holding_float32_copies(
         release.wait(30)
         return real(model, *args, **kwargs)
 
-    monkeypatch.setattr(_explain_run, "run", held)
+    monkeypatch.setattr(api, "run", held)  # the engine call explain makes
     explaining = threading.Thread(target=explain, args=(half, "great fun"))
     explaining.start()
     assert inside.wait(30)
@@ -290,7 +296,7 @@ def test_finetune_waits_for_an_explain_holding_float32_copies(
 def test_float32_weights_keeps_a_float32_adapter_over_a_bf16_base(tiny_dirs):
     import torch
 
-    from labkit._device import float32_weights
+    from labkit._utils.device import float32_weights
 
     model = _lora(_model(tiny_dirs["bert"], dtype="bfloat16"), "bert")
     dtypes = {n: p.dtype for n, p in model.hf.named_parameters()}
@@ -375,7 +381,7 @@ def test_faithfulness_is_computed_on_request(tiny_model):
 def test_aopc_matches_deleting_tokens_by_hand(tiny_model):
     import torch
 
-    from labkit._faithfulness import aopc
+    from labkit.inspect.attribution.faithfulness import aopc
 
     r = explain(tiny_model, "an excellent and moving film")
     target = tiny_model.labels.index(r.target)
@@ -474,7 +480,7 @@ def test_no_warning_escapes_a_normal_call(tiny_model):
 
 
 def test_the_memory_budget_decides_how_much_one_pass_holds(tiny_model):
-    from labkit._attribution import rows_per_pass
+    from labkit.inspect.attribution.batching import rows_per_pass
 
     assert rows_per_pass(tiny_model, 64, 2**30) > rows_per_pass(tiny_model, 256, 2**30) >= 1
     assert rows_per_pass(tiny_model, 64, 2**30) > rows_per_pass(tiny_model, 64, 2**24)
@@ -500,7 +506,7 @@ def test_the_memory_budget_decides_how_much_one_pass_holds(tiny_model):
 def test_length_groups_cover_every_text_once_with_little_padding():
     import random
 
-    from labkit._attribution import PAD_SLACK, length_groups
+    from labkit.inspect.attribution.batching import PAD_SLACK, length_groups
 
     rng = random.Random(0)
     lengths = [rng.randint(3, 80) for _ in range(300)]
@@ -521,7 +527,7 @@ def test_length_groups_cover_every_text_once_with_little_padding():
 def test_probabilities_come_back_in_input_order(tiny_model):
     import torch
 
-    from labkit._attribution import probabilities
+    from labkit.inspect.attribution.methods import probabilities
 
     rows = [tiny_model.tokenizer(t)["input_ids"] for t in SENTENCES]
     together = probabilities(tiny_model, rows, max_rows=4)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import labkit
-from labkit._explain import explain, explain_dataset
+from labkit.inspect.attribution.api import explain, explain_dataset
 
 pytestmark = pytest.mark.slow
 
@@ -68,7 +68,7 @@ def test_completeness_holds_on_held_back_sentences(finetuned, demo_data):
         assert r.delta is not None and r.delta <= 0.01
 
     # faithfulness: integrated gradients ranks tokens the model needs, better than chance
-    from labkit._faithfulness import aopc
+    from labkit.inspect.attribution.faithfulness import aopc
 
     rng = np.random.default_rng(0)
     results = result.results

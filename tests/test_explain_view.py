@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import labkit
-from labkit._explain import explain
+from labkit.inspect.attribution.api import explain
 
 EVIL = ["<script>window.__pwned=1</script>", '<img src=x onerror="window.__pwned=2">']
 TEXT = f"great fun {EVIL[0]} and {EVIL[1]}"

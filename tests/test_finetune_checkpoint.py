@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit import _checkpoint
-from labkit._progress import ConsoleProgress
+from labkit._utils import checkpoint as _checkpoint
 from labkit.events import EvalEnd, Saved, StepEnd, TrainEnd
+from labkit.render.console import ConsoleProgress
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import labkit
-from labkit import _lora
+from labkit.train import lora as _lora
 
 LABELS = ["negative", "positive"]
 TEXTS = ["a great film", "dull and lifeless", "the movie was not good", "brilliant fun", ""]

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import labkit
 from labkit import LabkitError
-from labkit._text import clean_text
+from labkit._utils.text import clean_text
 
 # Every code point, lone surrogates, NUL and control characters included.
 ANY_CHAR = st.characters(min_codepoint=0, max_codepoint=0x10FFFF, categories=None)

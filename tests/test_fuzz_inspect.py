@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 import labkit
 from labkit import LabkitError, LabkitWarning
-from labkit._text import clean_text
+from labkit._utils.text import clean_text
 from tests.test_fuzz_core import NASTY, TEXT
 
 EXPLAIN_TEXT = TEXT  # lone surrogates included: explain cleans them like predict does

@@ -47,8 +47,8 @@ def _finetune(model, data, tmp_path, **kw):
 
 
 def test_auto_precision_trains_float32_weights_under_bf16_autocast(demo_data, tmp_path):
-    from labkit._device import native_bf16
-    from labkit._finetune import FinetuneConfig, _training_arguments
+    from labkit._utils.device import native_bf16
+    from labkit.train.finetune import FinetuneConfig, _training_arguments
 
     model = labkit.demo.model()  # the real default, on the GPU
     # bf16 autocast where the tensor cores have it (A100, H100), fp16 with a scaler elsewhere
@@ -132,7 +132,7 @@ def test_a_bf16_model_is_explained_in_float32_on_the_gpu(tiny_dirs):
 
 
 def test_integrated_gradients_at_512_tokens_keeps_within_its_memory_budget():
-    from labkit._attribution import bytes_per_row
+    from labkit.inspect.attribution.batching import bytes_per_row
 
     model = labkit.demo.model()
     text = " ".join(["a gorgeous, witty, seductive movie that never quite lands"] * 80)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 import labkit
-from labkit import _checkpoint
+from labkit._utils import checkpoint as _checkpoint
 from tests import _hardening as h
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"

@@ -105,7 +105,7 @@ def test_no_module_shadows_a_public_function():
     clashes = [n for n in labkit._LAZY if (root / f"{n}.py").exists() or (root / n).is_dir()]
     assert clashes == []
     out = _fresh(
-        "import labkit, labkit._attention, labkit._explain, labkit._finetune, json; "
+        "import labkit, labkit.inspect.attention.extract, labkit.inspect.attribution.api, labkit.train.finetune, json; "
         "print(json.dumps([callable(labkit.attention), callable(labkit.explain), "
         "callable(labkit.finetune)]))"
     )

@@ -163,7 +163,7 @@ def test_bad_device_and_dtype_are_config_errors(tiny_dirs):
 
 
 def test_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
-    from labkit._device import pick_device
+    from labkit._utils.device import pick_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert pick_device("auto").type == "cuda"
@@ -175,7 +175,7 @@ def test_device_auto_prefers_cuda_then_mps_then_cpu(monkeypatch):
 
 
 def test_dtype_auto_keeps_float32_weights_everywhere_and_names_are_accepted():
-    from labkit._device import pick_dtype
+    from labkit._utils.device import pick_dtype
 
     # float32 master weights: mixed-precision training autocasts the compute, not the weights
     for device in ("cpu", "cuda", "mps"):
@@ -186,7 +186,7 @@ def test_dtype_auto_keeps_float32_weights_everywhere_and_names_are_accepted():
 
 
 def test_auto_precision_is_bf16_only_where_tensor_cores_have_it(monkeypatch):
-    from labkit._finetune import FinetuneConfig, _precision
+    from labkit.train.finetune import FinetuneConfig, _precision
 
     asked = []
 

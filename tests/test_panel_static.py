@@ -10,9 +10,9 @@ import xml.etree.ElementTree as ET
 
 import pytest
 
-from labkit._render_run import loss_chart_svg, run_html
-from labkit._svgchart import Series, ema, line_chart, log_ticks, nice_ticks
 from labkit.events import EvalEnd, Saved
+from labkit.render.run import loss_chart_svg, run_html
+from labkit.render.svgchart import Series, ema, line_chart, log_ticks, nice_ticks
 from tests.test_panel import Run
 
 

@@ -6,7 +6,7 @@ import random
 
 import numpy as np
 
-from labkit._bridge import LengthGroupedEpochSampler
+from labkit.train.trainer import LengthGroupedEpochSampler
 
 BATCH = 16
 

@@ -10,7 +10,7 @@ import pytest
 
 CHILD = r"""
 import os, torch
-from labkit._threads import release_idle_pool
+from labkit._utils.threads import release_idle_pool
 
 def tasks():
     return len(os.listdir("/proc/self/task"))
@@ -49,7 +49,7 @@ def test_release_is_harmless_without_torch_loaded() -> None:
         [
             sys.executable,
             "-c",
-            "import sys; from labkit._threads import release_idle_pool; "
+            "import sys; from labkit._utils.threads import release_idle_pool; "
             "print(release_idle_pool(), 'torch' in sys.modules)",
         ],
         capture_output=True,
@@ -61,7 +61,7 @@ def test_release_is_harmless_without_torch_loaded() -> None:
 
 
 def test_torchs_own_libgomp_is_picked_even_under_a_wheel_renamed_name() -> None:
-    from labkit._threads import pick_libgomp
+    from labkit._utils.threads import pick_libgomp
 
     site = "/venv/lib/python3.11/site-packages"
     mapped = [

@@ -17,7 +17,7 @@ __all__ = ["display"]
 
 def display(obj: Any) -> None:
     """Show ``obj`` (a Run or a result) with its live view and static HTML."""
-    from .._display import mimebundle
+    from labkit.render.display import mimebundle
 
     bundle = mimebundle(obj, obj._repr_html_())
     handle = ipython_display(bundle, raw=True, display_id=True)

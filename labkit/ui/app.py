@@ -21,7 +21,7 @@ from typing import Any
 import ipywidgets as W
 import traitlets
 
-from ._base import LabkitWidget, asset
+from labkit.ui._base import LabkitWidget, asset
 
 __all__ = ["App", "AppStatus"]
 
@@ -121,7 +121,7 @@ class App(W.VBox):
 
     def _work(self, busy: str, job: Callable[[], Any], done: Callable[[Any], str]) -> None:
         """Run ``job`` on a worker thread; ``done(result)`` returns the success message."""
-        from .._errors import LabkitError
+        from labkit._errors import LabkitError
 
         with self._lock:
             if self._thread is not None and self._thread.is_alive():
@@ -138,7 +138,7 @@ class App(W.VBox):
                 except Exception as exc:  # noqa: BLE001 - the app shows it, the kernel survives
                     self._say(f"Unexpected {type(exc).__name__}: {exc}", "error")
 
-            from .._threads import release_idle_pool
+            from labkit._utils.threads import release_idle_pool
 
             release_idle_pool()  # this thread's idle OpenMP workers would slow the job's ops
             self._thread = threading.Thread(target=target, name="labkit-app", daemon=True)
@@ -152,7 +152,7 @@ class App(W.VBox):
         return self
 
     def _need(self, *, model: bool = True, data: bool = False) -> None:
-        from .._errors import InputError
+        from labkit._errors import InputError
 
         if model and self.model is None:
             raise InputError("No model loaded yet: open the Model tab and press Load.")
@@ -381,8 +381,7 @@ class App(W.VBox):
         """Start ``labkit.finetune`` with the Train tab's settings and show its live panel."""
         import labkit
         from labkit import LabkitError
-
-        from . import view_for
+        from labkit.ui import view_for
 
         try:
             self._need(data=True)
@@ -390,7 +389,7 @@ class App(W.VBox):
                 raise labkit.TrainingError("A run is in progress: stop it in its panel first.")
             lora: Any = False
             if self.train_mode.value == "LoRA":
-                from .._lora import lora_config
+                from labkit.train.lora import lora_config
 
                 lora = (
                     True
@@ -446,8 +445,7 @@ class App(W.VBox):
     def show_attention(self) -> None:
         """``labkit.attention(model, text)`` in the Attention tab."""
         import labkit
-
-        from . import view_for
+        from labkit.ui import view_for
 
         text = self.attention_text.value
 
@@ -463,7 +461,7 @@ class App(W.VBox):
 
     # -- Explain -------------------------------------------------------------------------------
     def _explain_tab(self) -> W.VBox:
-        from labkit._explain import METHODS
+        from labkit.inspect.attribution.api import METHODS
 
         self.explain_text = self._text_area()
         self.explain_method = W.Dropdown(
@@ -485,8 +483,7 @@ class App(W.VBox):
     def show_explanation(self) -> None:
         """``labkit.explain(model, text, target=..., method=...)`` in the Explain tab."""
         import labkit
-
-        from . import view_for
+        from labkit.ui import view_for
 
         text, method = self.explain_text.value, self.explain_method.value
         target = (
@@ -515,7 +512,7 @@ class App(W.VBox):
 
     def _before(self) -> Any:
         """The model as it was before training: a kept copy, or the base under a LoRA adapter."""
-        from .._errors import InputError
+        from labkit._errors import InputError
 
         if self.base is not None:
             return self.base
@@ -527,8 +524,7 @@ class App(W.VBox):
     def compare(self) -> None:
         """The same text under the model before and after finetuning, side by side."""
         import labkit
-
-        from . import view_for
+        from labkit.ui import view_for
 
         text = self.compare_text.value
 

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import traitlets as t
 
-from .. import _heatmap
-from ._base import LabkitWidget, asset
+from labkit.render import heatmap as _heatmap
+from labkit.ui._base import LabkitWidget, asset
 
 if TYPE_CHECKING:
-    from ..attention import AttentionDiff, AttentionResult
+    from labkit.attention import AttentionDiff, AttentionResult
 
 __all__ = [
     "DENSE_MAX",

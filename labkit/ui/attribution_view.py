@@ -14,7 +14,7 @@ from typing import Any
 
 import traitlets as t
 
-from ._base import LabkitWidget, asset
+from labkit.ui._base import LabkitWidget, asset
 
 __all__ = ["AttributionView", "view_for_attribution"]
 
@@ -65,7 +65,7 @@ class AttributionView(LabkitWidget):
     @classmethod
     def from_result(cls, result: Any) -> AttributionView:
         """The view of an :class:`~labkit.AttributionResult` (interactive when it has a model)."""
-        from labkit._explain import METHODS
+        from labkit.inspect.attribution.api import METHODS
 
         view = cls(methods=list(METHODS))
         view._apply(result)
@@ -106,7 +106,7 @@ class AttributionView(LabkitWidget):
         if self._applying or self._result is None or self._result.model is None:
             return
         from labkit._errors import LabkitError
-        from labkit._explain import explain, method_options
+        from labkit.inspect.attribution.api import explain, method_options
 
         old = self._result
         try:

@@ -29,7 +29,7 @@ from typing import Any
 
 import traitlets as t
 
-from ._base import LabkitWidget, asset
+from labkit.ui._base import LabkitWidget, asset
 
 __all__ = ["LossChart", "RunPanel", "view_for_run"]
 
@@ -92,7 +92,7 @@ class LossChart(LabkitWidget):
         metric: str = "",
         interval: float = 0.1,
     ) -> None:
-        from ..history import MetricHistory
+        from labkit.history import MetricHistory
 
         super().__init__(
             smoothing=smoothing,

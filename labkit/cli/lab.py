@@ -1,0 +1,67 @@
+"""``labkit lab``: open JupyterLab on labkit's notebooks."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+HELP = "open JupyterLab on labkit's notebooks"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--dir",
+        default=None,
+        help="where to open (default: the repository's notebooks/, or a copy of the "
+        "packaged notebooks in ./labkit-notebooks)",
+    )
+    p.add_argument("--port", type=int, default=None, help="port for the server")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser window")
+    p.add_argument(
+        "--print-only", action="store_true", help="print the command instead of running it"
+    )
+
+
+def notebooks_source() -> Path | None:
+    """The notebooks of a source checkout, else those packaged in the wheel, else None."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here.parent / "notebooks", here / "_notebooks"):
+        if candidate.is_dir() and any(candidate.glob("*.ipynb")):
+            return candidate
+    return None
+
+
+def main(args: argparse.Namespace) -> int:
+    from labkit._errors import LabkitError
+
+    if args.dir:
+        folder = Path(args.dir)
+    else:
+        source = notebooks_source()
+        if source is None:
+            raise LabkitError("labkit's notebooks were not found; pass --dir to open a folder.")
+        folder = source
+        if source.name == "_notebooks":  # installed wheel: work on a copy, not site-packages
+            folder = Path.cwd() / "labkit-notebooks"
+            if not folder.exists():
+                shutil.copytree(source, folder)
+    if shutil.which("jupyter") is None and not _has_jupyterlab():
+        raise LabkitError("JupyterLab is not installed: pip install 'labkit[ui]'.")
+    cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}"]
+    if args.port:
+        cmd.append(f"--port={args.port}")
+    if args.no_browser:
+        cmd.append("--no-browser")
+    if args.print_only:
+        print(" ".join(cmd))
+        return 0
+    return subprocess.call(cmd)
+
+
+def _has_jupyterlab() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("jupyterlab") is not None

@@ -1,0 +1,251 @@
+"""``labkit train``: headless finetuning with the options of ``labkit.finetune``.
+
+Options come as flags or from a ``--config`` file (JSON or TOML, keys named like the flags with
+underscores: ``{"lora": true, "epochs": 2, "lr": 1e-3}``); flags given on the command line win.
+The command runs unchanged under ``accelerate launch`` and ``torchrun``: every process trains
+its share, only the first prints, saves and exports.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+HELP = "finetune a model (full or LoRA) headless; runs under accelerate launch and torchrun"
+
+# (flag, FinetuneConfig field, type, help); defaults live in FinetuneConfig, not here
+_CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
+    ("--epochs", "epochs", float, "passes over the training split"),
+    ("--max-steps", "max_steps", int, "optimizer steps instead of epochs"),
+    ("--lr", "lr", float, "peak learning rate (default 5e-5 full, 1e-3 LoRA)"),
+    ("--batch-size", "batch_size", int, "texts per device per step"),
+    ("--eval-every", "eval_every", int, "evaluate every N steps (default: every epoch)"),
+    ("--early-stopping", "early_stopping", int, "stop after N evaluations without improvement"),
+    ("--metric", "metric", str, "loss, accuracy, precision, recall or f1 (best checkpoint)"),
+    ("--seed", "seed", int, "seed for new weights, dropout and data order"),
+    ("--output-dir", "output_dir", str, "where checkpoints go"),
+    ("--resume-from", "resume_from", str, "a checkpoint-N folder or an earlier run's folder"),
+    ("--warmup", "warmup", float, "warmup: fraction of steps (<1) or a step count"),
+    ("--schedule", "schedule", str, "linear, cosine, constant, ..."),
+    ("--weight-decay", "weight_decay", float, "AdamW weight decay"),
+    ("--max-grad-norm", "max_grad_norm", float, "gradient clipping norm (0: none)"),
+    ("--grad-accum", "grad_accum", int, "micro-batches per optimizer step"),
+    ("--max-length", "max_length", int, "truncate texts to N tokens"),
+    ("--precision", "precision", str, "auto, fp32, bf16 or fp16"),
+    ("--save-every", "save_every", int, "also save every N steps"),
+    ("--keep-checkpoints", "keep_checkpoints", int, "keep only the N newest checkpoints"),
+)
+_RUN_KEYS = {
+    "model",
+    "data",
+    "labels",
+    "text_column",
+    "label_column",
+    "device",
+    "export",
+    "summary",
+    "lora",
+    "group_by_length",
+    "progress",
+    "trainer_args",
+}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default=None, help="JSON or TOML file with any of these options")
+    p.add_argument(
+        "--model", default=None, help="hub name or local folder (default: offline MiniLM)"
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        help="hub dataset, .csv/.json/.jsonl/.parquet file (default: offline reviews)",
+    )
+    p.add_argument("--labels", default=None, help="comma-separated label names")
+    p.add_argument("--text-column", default=None, help="column holding the text (default: text)")
+    p.add_argument("--label-column", default=None, help="column holding the label (default: label)")
+    p.add_argument("--device", default=None, help="auto (cuda > mps > cpu), cpu, cuda, mps")
+    p.add_argument(
+        "--lora",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="train a LoRA adapter instead of all weights",
+    )
+    p.add_argument(
+        "--group-by-length",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="batch texts of similar length together (default: on)",
+    )
+    p.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="console progress bar (default: on)",
+    )
+    for flag, field, kind, text in _CONFIG_FLAGS:
+        p.add_argument(flag, dest=field, type=kind, default=None, help=text)
+    p.add_argument(
+        "--set",
+        dest="trainer_set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a transformers.TrainingArguments field (value parsed as JSON if it can be)",
+    )
+    p.add_argument("--export", default=None, help="write the trained model here (safetensors)")
+    p.add_argument(
+        "--summary",
+        default=None,
+        help="write a JSON summary here (each extra process writes PATH.rankN)",
+    )
+
+
+def _read_config(path: str) -> dict[str, Any]:
+    from labkit._errors import ConfigError
+
+    file = Path(path)
+    if not file.is_file():
+        raise ConfigError(f"--config {path!r} does not exist.")
+    text = file.read_text(encoding="utf-8")
+    try:
+        if file.suffix.lower() == ".toml":
+            import tomllib
+
+            return dict(tomllib.loads(text))
+        return dict(json.loads(text))
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(
+            f"--config {path!r} is not valid {file.suffix[1:] or 'JSON'}: {exc}"
+        ) from exc
+
+
+def _options(args: argparse.Namespace) -> dict[str, Any]:
+    """Config file values overridden by the flags that were given."""
+    from labkit._errors import ConfigError
+
+    opts: dict[str, Any] = _read_config(args.config) if args.config else {}
+    opts = {k.replace("-", "_"): v for k, v in opts.items()}
+    for key, value in vars(args).items():
+        if key in ("config", "command", "trainer_set") or value is None:
+            continue
+        opts[key] = value
+    extra = dict(opts.pop("trainer_args", {}) or {})
+    for item in args.trainer_set:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r} must look like KEY=VALUE.")
+        try:
+            extra[key.strip()] = json.loads(raw)
+        except ValueError:
+            extra[key.strip()] = raw
+    opts["trainer_args"] = extra
+    return opts
+
+
+def _rank() -> tuple[int, int]:
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _digest(model: Any) -> str:
+    """A short hash of the trainable weights: equal on every process that trained one model."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for name, p in sorted(model.hf.named_parameters()):
+        if p.requires_grad:
+            h.update(name.encode())
+            h.update(p.detach().float().cpu().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _load(opts: dict[str, Any]) -> tuple[Any, Any]:
+    from labkit import demo
+
+    device = opts.pop("device", None) or "auto"
+    local = os.environ.get("LOCAL_RANK")
+    if device == "auto" and local is not None:
+        import torch
+
+        if torch.cuda.is_available():  # one GPU per process under a launcher
+            device = f"cuda:{int(local)}"
+    labels = opts.pop("labels", None)
+    labels = labels.split(",") if isinstance(labels, str) else labels
+    source = opts.pop("data", None)
+    text_col, label_col = opts.pop("text_column", None), opts.pop("label_column", None)
+    if source is None:
+        data = demo.data()
+    else:
+        from labkit.data import load_data
+
+        data = load_data(source, text=text_col or "text", label=label_col or "label", labels=labels)
+    name = opts.pop("model", None)
+    if name is None:
+        model = demo.model(device=device)
+    else:
+        from labkit.model import load_model
+
+        model = load_model(name, labels=labels or list(data.labels), device=device)
+    return model, data
+
+
+def main(args: argparse.Namespace) -> int:
+    from labkit._errors import ConfigError
+    from labkit.train.finetune import FinetuneConfig, finetune
+
+    opts = _options(args)
+    export, summary = opts.pop("export", None), opts.pop("summary", None)
+    unknown = sorted(
+        set(opts)
+        - _RUN_KEYS
+        - {f for _, f, _, _ in _CONFIG_FLAGS}
+        - set(FinetuneConfig.__dataclass_fields__)
+    )
+    if unknown:
+        raise ConfigError(f"unknown option(s) in the config: {', '.join(unknown)}.")
+    rank, world = _rank()
+    say = print if rank == 0 else (lambda *a, **k: None)
+    model, data = _load(opts)
+    say(f"model: {model}\ndata:  {data}", flush=True)
+    trainer_args = opts.pop("trainer_args")
+    run = finetune(model, data, **opts, **trainer_args)
+    try:
+        while not run.wait(0.5).done:
+            pass
+    except KeyboardInterrupt:
+        say(
+            "labkit train: stopping after the current step (checkpoint first)...",
+            file=sys.stderr,
+            flush=True,
+        )
+        run.stop()
+        run.wait()
+        return 130
+    say(f"status: {run.status}" + (f" ({run.error})" if run.error else ""))
+    if run.evaluation is not None:
+        say(f"validation: {run.evaluation}")
+    say(f"checkpoint: {run.best_checkpoint}")
+    if export and rank == 0 and run.status in ("finished", "stopped"):
+        say(f"exported: {run.export(export)}")
+    if summary:
+        target = summary if rank == 0 else f"{summary}.rank{rank}"
+        record = {
+            "status": run.status,
+            "error": run.error,
+            "step": run.step,
+            "total_steps": run.total_steps,
+            "rank": rank,
+            "world_size": world,
+            "steps": run.history.column("step"),
+            "loss": run.history.column("loss"),
+            "metrics": run.metrics,
+            "output_dir": run.output_dir,
+            "checkpoints": run.checkpoints,
+            "weights_digest": _digest(model),
+        }
+        Path(target).write_text(json.dumps(record, indent=1), encoding="utf-8")
+    return 0 if run.status in ("finished", "stopped") else 1

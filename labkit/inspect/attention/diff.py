@@ -1,0 +1,153 @@
+"""What changed between two attention maps of the same text (base vs finetuned, base vs LoRA)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit._errors import InputError
+from labkit.render import heatmap as _heatmap
+
+if TYPE_CHECKING:
+    from labkit.inspect.attention.result import AttentionResult
+
+__all__ = ["AttentionDiff", "attention_diff", "js_divergence"]
+
+_SHOWN = 10  # heads listed in the static HTML
+_THUMB = 32
+
+
+def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon divergence in bits (0 = same, 1 = disjoint) along the last axis."""
+    p = p.astype(np.float64)
+    q = q.astype(np.float64)
+    m = 0.5 * (p + q)
+
+    def kl(a: np.ndarray) -> np.ndarray:
+        ratio = np.where(a > 0, a / np.where(m > 0, m, 1.0), 1.0)
+        return (a * np.log2(ratio)).sum(-1)
+
+    return np.clip(0.5 * kl(p) + 0.5 * kl(q), 0.0, 1.0)
+
+
+@dataclass(frozen=True, eq=False)
+class AttentionDiff:
+    """How each head's attention moved between ``a`` and ``b`` (same text, same tokens).
+
+    ``jsd`` float32 [layers, heads]: mean over query tokens of the Jensen-Shannon divergence
+    (bits, 0..1) between the two rows. ``row_jsd`` float32 [layers, heads, T]: the same per
+    query token. ``ranked()`` lists heads from most to least changed.
+    """
+
+    a: AttentionResult = field(repr=False)
+    b: AttentionResult = field(repr=False)
+    jsd: np.ndarray
+    row_jsd: np.ndarray = field(repr=False)
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        return self.a.tokens
+
+    @property
+    def layers(self) -> tuple[int, ...]:
+        return self.a.layers
+
+    @property
+    def heads(self) -> tuple[int, ...]:
+        return self.a.heads
+
+    def ranked(self, k: int | None = None) -> list[tuple[int, int, float]]:
+        """(layer, head, jsd) of the ``k`` most changed heads (all by default), largest first."""
+        order = np.argsort(-self.jsd, axis=None, kind="stable")
+        if k is not None:
+            order = order[: max(0, int(k))]
+        n_heads = len(self.heads)
+        return [
+            (self.layers[i // n_heads], self.heads[i % n_heads], float(self.jsd.flat[i]))
+            for i in order
+        ]
+
+    def __repr__(self) -> str:
+        top = self.ranked(1)[0]
+        return (
+            f"AttentionDiff({self.a.model_name!r} -> {self.b.model_name!r}, "
+            f"{len(self.tokens)} tokens, mean JSD {float(self.jsd.mean()):.4f}, "
+            f"most changed layer {top[0]} head {top[1]} ({top[2]:.4f}))"
+        )
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        peak = float(self.jsd.max())
+        grid = _heatmap.png(
+            _heatmap.to_levels(self.jsd, top=peak if peak > 0 else 1.0), _heatmap.REDS
+        )
+        rows = []
+        for layer, head, score in self.ranked(_SHOWN):
+            li, hi = self.layers.index(layer), self.heads.index(head)
+            imgs = "".join(
+                f"<img alt='{e(name)}' title='{e(name)}' style='height:48px;"
+                f"image-rendering:pixelated;margin-right:4px' src='"
+                f"{_heatmap.data_uri(_heatmap.png(_heatmap.to_levels(_heatmap.pool(r.weights[li, hi], _THUMB))))}'>"
+                for name, r in (
+                    ("before: " + self.a.model_name, self.a),
+                    ("after: " + self.b.model_name, self.b),
+                )
+            )
+            rows.append(
+                f"<tr><td>layer {layer}</td><td>head {head}</td>"
+                f"<td>{score:.4f}</td><td>{imgs}</td></tr>"
+            )
+        width = max(120, 16 * len(self.heads))
+        return (
+            f"<div class='labkit-attention-diff' style='font-family:sans-serif;font-size:13px'>"
+            f"<div><b>Attention change</b> · {e(self.a.model_name)} → {e(self.b.model_name)} · "
+            f"{len(self.tokens)} tokens · mean Jensen-Shannon divergence "
+            f"{float(self.jsd.mean()):.4f} bits (max {peak:.4f})</div>"
+            f"<div style='display:flex;gap:16px;align-items:flex-start'>"
+            f"<figure style='margin:4px'><img alt='JSD per head: rows layers, columns heads' "
+            f"src='{_heatmap.data_uri(grid)}' style='width:{width}px;image-rendering:pixelated'>"
+            f"<figcaption>rows: layers {e(str(list(self.layers)))}; columns: heads</figcaption>"
+            f"</figure><table><thead><tr><th>layer</th><th>head</th><th>JSD</th>"
+            f"<th>before / after</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
+            f"</div>"
+        )
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from labkit.render.display import mimebundle
+
+        return mimebundle(self, self._repr_html_(), include, exclude)
+
+
+def attention_diff(a: AttentionResult, b: AttentionResult) -> AttentionDiff:
+    """Per-head change between two results for the same text (e.g. before / after finetuning).
+
+    Both must have the same tokens and the same kept layers and heads: compute them with
+    ``labkit.attention(model_a, text)`` and ``labkit.attention(model_b, text)``.
+    """
+    from labkit.inspect.attention.result import AttentionResult
+
+    for name, r in (("a", a), ("b", b)):
+        if not isinstance(r, AttentionResult):
+            raise InputError(
+                f"{name} must be an AttentionResult (from labkit.attention), got "
+                f"{type(r).__name__}."
+            )
+    if a.tokens != b.tokens:
+        raise InputError(
+            f"a and b tokenize differently (a: {len(a.tokens)} tokens {list(a.tokens[:8])}..., "
+            f"b: {len(b.tokens)} tokens {list(b.tokens[:8])}...): compare the same text under "
+            "two models that share a tokenizer."
+        )
+    if a.layers != b.layers or a.heads != b.heads:
+        raise InputError(
+            f"a keeps layers {list(a.layers)} and heads {list(a.heads)} but b keeps layers "
+            f"{list(b.layers)} and heads {list(b.heads)}: compute both with the same layers= "
+            "and heads=."
+        )
+    rows = js_divergence(a.weights, b.weights)  # [L, H, T]
+    return AttentionDiff(
+        a=a, b=b, jsd=rows.mean(-1).astype(np.float32), row_jsd=rows.astype(np.float32)
+    )

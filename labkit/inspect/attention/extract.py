@@ -1,0 +1,233 @@
+"""Attention maps of one input: ``labkit.attention(model, text)`` -> :class:`AttentionResult`.
+
+The pass runs with eager attention (the fast sdpa kernel returns no weights) and switches back
+in ``finally``. The result is plain data: tokens, float32 weights [layers, heads, T, T] as a
+numpy array, special-token flags, and summaries per head. Jupyter shows it with labkit's own
+interactive view (weights sent as fp16 buffers, one layer at a time); saved notebooks keep a
+static heatmap per layer. ``to_bertviz`` gives bertviz's views.
+
+Changes between two models on the same text: :func:`attention_diff`. Gradient-based head
+importance (Michel et al., 2019): :func:`head_importance`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit._errors import InputError, LabkitError
+from labkit.inspect._checks import check_model, dims, indices, one_text
+from labkit.inspect.attention.memory import attention_memory
+from labkit.inspect.attention.result import AttentionResult
+
+if TYPE_CHECKING:
+    from labkit.model import Model
+
+__all__ = ["attention"]
+
+# Modules whose outputs are a layer's queries and keys, per architecture family: (regex, fused)
+_QK_MODULES = (
+    (re.compile(r"\.(\d+)\.attention\.self\.(query|key)$"), False),  # BERT, RoBERTa, MiniLM
+    (re.compile(r"\.(\d+)\.attention\.(q_lin|k_lin)$"), False),  # DistilBERT
+    (re.compile(r"\.(\d+)\.attn\.(c_attn)$"), True),  # GPT-2: q, k, v in one projection
+)
+
+
+def _takes_pairs(model: Model) -> bool:
+    """Whether the model was built for two segments (encoders with separators), not decoders."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+    cfg = model.base.config
+    return getattr(cfg, "model_type", "") in MODEL_FOR_MASKED_LM_MAPPING_NAMES and not getattr(
+        cfg, "is_decoder", False
+    )
+
+
+@contextmanager
+def _capture_qk(hf: Any, num_heads: int) -> Iterator[dict[int, dict[str, Any]]]:
+    """Record each layer's query and key projections during the block (hooks removed after)."""
+    found: dict[int, dict[str, Any]] = {}
+    handles = []
+
+    def hook_for(layer: int, part: str, fused: bool) -> Any:
+        def hook(_module: Any, _args: Any, output: Any) -> None:
+            out = output[0] if isinstance(output, tuple) else output  # [1, T, width]
+            if fused:
+                q, k, _ = out.chunk(3, dim=-1)
+                found.setdefault(layer, {}).update(query=q, key=k)
+            else:
+                found.setdefault(layer, {})["query" if part in ("query", "q_lin") else "key"] = out
+
+        return hook
+
+    try:
+        for name, module in hf.named_modules():
+            for pattern, fused in _QK_MODULES:
+                match = pattern.search(name)
+                if match:
+                    layer, part = int(match.group(1)), match.group(2)
+                    handles.append(module.register_forward_hook(hook_for(layer, part, fused)))
+                    break
+        yield found
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _stack_qk(
+    found: dict[int, dict[str, Any]],
+    layers: tuple[int, ...],
+    heads: tuple[int, ...] | None,
+    num_heads: int,
+    keep: Any,
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    if not found or any(set(found.get(x, {})) != {"query", "key"} for x in layers):
+        return None, None
+    out = []
+    for part in ("query", "key"):
+        per_layer = []
+        for layer in layers:
+            t = found[layer][part][0]  # [T, width]
+            if keep is not None:
+                t = t[keep]
+            t = t.reshape(t.shape[0], num_heads, -1).transpose(0, 1)  # [heads, T, head_dim]
+            per_layer.append(t if heads is None else t[list(heads)])
+        out.append(np.stack([p.float().cpu().numpy() for p in per_layer]))
+    return out[0], out[1]
+
+
+def _segments(
+    model: Model, text: str, pair: str, ids: list[int], special: np.ndarray
+) -> np.ndarray | None:
+    tok = model.tokenizer
+    if not getattr(tok, "is_fast", False):
+        return None
+    enc = tok(text, pair, truncation=True, max_length=model.max_length)
+    if list(enc["input_ids"]) != ids:
+        return None
+    seq = enc.sequence_ids()
+    return np.array(
+        [-1 if s is None or special[i] else s for i, s in enumerate(seq)], dtype=np.int8
+    )
+
+
+def attention(
+    model: Model,
+    text: str,
+    *,
+    pair: str | None = None,
+    layers: int | Sequence[int] | None = None,
+    heads: int | Sequence[int] | None = None,
+    memory_budget: int | str = "auto",
+) -> AttentionResult:
+    """Attention weights of every kept layer and head for ``text`` (and ``pair``).
+
+    ``model`` is a :class:`labkit.Model` (encoder or decoder, LoRA adapter or not). ``pair`` is
+    a second segment for encoders built for pairs (BERT, RoBERTa, ...). ``layers`` / ``heads``
+    keep only those model indices (an int or a list; default all). Text longer than the model's
+    limit is truncated with one ``LabkitWarning``. The model runs with eager attention for this
+    pass only; its fast kernel is restored afterwards, also when the pass fails.
+
+    ``memory_budget`` caps the bytes the pass may hold: ``"auto"`` (half the memory available
+    now), an int, or a string like ``"512MB"`` / ``"2GiB"``. The pass holds every layer's
+    [heads, T, T] maps plus the kept copy, so it grows with the square of the token count T;
+    :func:`attention_memory` gives the estimate, and an input over the budget is refused
+    before anything runs, with an :class:`labkit.InputError` naming the sizes.
+    """
+    import torch
+
+    from labkit._utils.eager import eager_attention
+    from labkit.inspect.budget import parse_budget, refusal_limit
+
+    check_model(model)
+    budget = parse_budget(memory_budget)
+    text = one_text(text, "text")
+    if pair is not None:
+        pair = one_text(pair, "pair")
+        if not _takes_pairs(model):
+            raise InputError(
+                f"{model.name} ({model.base.config.model_type}) reads one sequence, so it takes "
+                "no pair: join the two texts into one string, or leave pair=None."
+            )
+    cfg = model.base.config
+    size = dims(cfg)
+    # refuse bad indices before the pass when the config tells the sizes (else after it)
+    if size.layers:
+        indices(layers, size.layers, "layers")
+    if size.heads:
+        indices(heads, size.heads, "heads")
+    enc = model.encode([text], pairs=None if pair is None else [pair], stacklevel=4)
+    t_in = int(enc["input_ids"].shape[-1])
+    need = attention_memory(model, t_in, layers=layers, heads=heads)
+    limit = budget if budget is not None else refusal_limit(model.device)
+    if need.total > limit:
+        raise InputError(need.advice(limit, explicit=budget is not None))
+    hf = model.hf
+    num_heads = size.heads
+    was_training = hf.training
+    hf.eval()
+    try:
+        with eager_attention(hf), _capture_qk(hf, num_heads) as qk, torch.inference_mode():
+            out = hf(**enc, output_attentions=True)
+    except LabkitError:
+        raise
+    except (TypeError, ValueError, NotImplementedError, AttributeError, RuntimeError) as exc:
+        raise InputError(
+            f"{model.name} could not run with output_attentions=True and eager attention "
+            f"({type(exc).__name__}: {exc}). Attention maps need a model whose layers can "
+            "return their weights."
+        ) from None
+    finally:
+        hf.train(was_training)
+    atts = getattr(out, "attentions", None)
+    if not atts or any(a is None or a.dim() != 4 for a in atts):
+        raise InputError(
+            f"{model.name} ({type(model.base).__name__}) returned no attention weights even with "
+            "output_attentions=True and eager attention; this architecture cannot be inspected "
+            "with labkit.attention."
+        )
+    total_layers, total_heads = len(atts), int(atts[0].shape[1])
+    keep_layers = indices(layers, total_layers, "layers")
+    keep_heads = indices(heads, total_heads, "heads")
+    mask = enc["attention_mask"][0].bool()
+    keep = None if bool(mask.all()) else mask  # one text: no padding, nothing to drop
+    every_head = None if keep_heads == tuple(range(total_heads)) else list(keep_heads)
+    per_layer = []
+    for i in keep_layers:
+        att = atts[i][0] if every_head is None else atts[i][0][every_head]
+        if keep is not None:
+            att = att[:, keep][:, :, keep]
+        per_layer.append(att)
+    weights = torch.stack(per_layer).float().cpu().numpy()
+    del out, atts, per_layer  # every layer's maps: free them before the copies below
+    ids = enc["input_ids"][0][mask].tolist()
+    tok = model.tokenizer
+    special_ids = set(tok.all_special_ids)
+    special = np.array([i in special_ids for i in ids], dtype=bool)
+    t = len(ids)
+    # one [T, T] map at a time: np.triu of the whole array would copy all of it
+    causal = t > 1 and not any(np.triu(m, 1).any() for m in weights.reshape(-1, t, t))
+    queries, keys = _stack_qk(
+        qk, keep_layers, None if every_head is None else keep_heads, num_heads or total_heads, keep
+    )
+    return AttentionResult(
+        tokens=tuple(tok.convert_ids_to_tokens(ids)),
+        weights=weights,
+        special=special,
+        model_name=model.name,
+        layers=keep_layers,
+        heads=keep_heads,
+        text=text,
+        pair=pair,
+        segments=None if pair is None else _segments(model, text, pair, ids, special),
+        causal=causal,
+        model_type=str(getattr(cfg, "model_type", "")),
+        num_layers=total_layers,
+        num_heads=total_heads,
+        queries=queries,
+        keys=keys,
+    )

@@ -1,0 +1,183 @@
+"""Head importance by gradient (Michel, Levy and Neubig, 2019, "Are Sixteen Heads Really Better
+than One?").
+
+Each head's output is multiplied by a gate xi = 1 placed before the layer's output projection;
+the importance of a head is the mean over labelled examples of |dL/dxi|, the first-order change
+of the loss if the head were removed. The paper normalises the scores of each layer by their L2
+norm (``normalize=True``). The gates are forward pre-hooks, registered inside a context manager
+and removed in ``finally``; the model's weights and gradients are untouched.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from labkit._errors import ConfigError, InputError
+from labkit.data import label_ids, labelled_split
+from labkit.inspect._checks import check_model, dims
+from labkit.render import heatmap as _heatmap
+
+if TYPE_CHECKING:
+    from labkit.model import Model
+
+__all__ = ["HeadImportance", "head_importance"]
+
+# The projection that mixes the heads back together, per architecture family.
+_OUT_PROJ = re.compile(
+    r"\.(\d+)\.(attention\.output\.dense|attention\.out_lin|attn\.c_proj|self_attn\.o_proj|"
+    r"self_attention\.dense|attention\.dense|attn\.out_proj)$"
+)
+
+
+@dataclass(frozen=True, eq=False)
+class HeadImportance:
+    """``scores`` float32 [layers, heads]: importance of each head (larger = the loss depends on
+    it more), over ``examples`` labelled texts; normalised per layer when ``normalized``."""
+
+    scores: np.ndarray
+    model_name: str
+    examples: int
+    normalized: bool
+
+    def ranked(self, k: int | None = None) -> list[tuple[int, int, float]]:
+        """(layer, head, score) of the ``k`` most important heads (all by default)."""
+        order = np.argsort(-self.scores, axis=None, kind="stable")
+        if k is not None:
+            order = order[: max(0, int(k))]
+        n = self.scores.shape[1]
+        return [(int(i // n), int(i % n), float(self.scores.flat[i])) for i in order]
+
+    def __repr__(self) -> str:
+        layer, head, score = self.ranked(1)[0]
+        return (
+            f"HeadImportance({self.model_name!r}, {self.scores.shape[0]} layers x "
+            f"{self.scores.shape[1]} heads, {self.examples} examples, top: layer {layer} "
+            f"head {head} = {score:.4f})"
+        )
+
+    def _repr_html_(self) -> str:
+        e = html.escape
+        grid = _heatmap.png(_heatmap.to_levels(self.scores))
+        top = "".join(
+            f"<tr><td>{layer}</td><td>{head}</td><td>{score:.4f}</td></tr>"
+            for layer, head, score in self.ranked(10)
+        )
+        width = max(120, 16 * self.scores.shape[1])
+        return (
+            f"<div class='labkit-importance' style='font-family:sans-serif;font-size:13px'>"
+            f"<div><b>Head importance</b> (Michel et al. 2019) · {e(self.model_name)} · "
+            f"{self.examples} examples{' · normalised per layer' if self.normalized else ''}"
+            f"</div><div style='display:flex;gap:16px;align-items:flex-start'>"
+            f"<img alt='importance: rows layers, columns heads' src='{_heatmap.data_uri(grid)}' "
+            f"style='width:{width}px;image-rendering:pixelated'>"
+            f"<table><thead><tr><th>layer</th><th>head</th><th>score</th></tr></thead>"
+            f"<tbody>{top}</tbody></table></div></div>"
+        )
+
+
+def _out_projections(hf: Any) -> dict[int, Any]:
+    found = {}
+    for name, module in hf.named_modules():
+        match = _OUT_PROJ.search(name)
+        if match:
+            found.setdefault(int(match.group(1)), module)
+    return found
+
+
+@contextmanager
+def _gates(modules: dict[int, Any], num_heads: int, xi: list[Any]) -> Iterator[None]:
+    """Multiply each head's output by ``xi[0][layer]`` [B, H] during the block."""
+    handles = []
+
+    def gate(layer: int) -> Any:
+        def hook(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
+            x = args[0]
+            b, t, width = x.shape
+            heads = x.view(b, t, num_heads, width // num_heads)
+            gated = heads * xi[0][layer][:, None, :, None].to(x.dtype)
+            return (gated.view(b, t, width), *args[1:])
+
+        return hook
+
+    try:
+        for layer, module in modules.items():
+            handles.append(module.register_forward_pre_hook(gate(layer)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def head_importance(
+    model: Model,
+    data: Any,
+    *,
+    split: str | None = None,
+    max_examples: int = 256,
+    batch_size: int = 16,
+    normalize: bool = True,
+) -> HeadImportance:
+    """Gradient-based importance of every head on labelled examples (Michel et al. 2019).
+
+    ``data`` is a :class:`labkit.TextData` (its test split, else validation, or ``split=``) or a
+    ``datasets.Dataset`` with ``text`` and ``label`` columns; the first ``max_examples`` rows
+    are used, ``batch_size`` at a time. Returns scores float32 [layers, heads].
+    """
+    import torch
+
+    check_model(model)
+    if not isinstance(max_examples, int) or max_examples < 1:
+        raise ConfigError(f"max_examples must be an int >= 1, got {max_examples!r}.")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}.")
+    dataset, names = labelled_split(data, split)
+    n = min(len(dataset), max_examples)
+    if n == 0:
+        raise InputError("the data has no rows: head importance needs labelled examples.")
+    texts = list(dataset["text"][:n])
+    labels = label_ids(model.labels, names, dataset["label"][:n])
+    num_heads = dims(model.base.config).heads
+    modules = _out_projections(model.hf)
+    if not modules or num_heads < 1:
+        raise InputError(
+            f"head_importance does not know where the heads of {type(model.base).__name__} are "
+            "merged (no attention output projection found); it supports BERT, RoBERTa, "
+            "DistilBERT, GPT-2 and Llama-style models."
+        )
+    num_layers = max(modules) + 1
+    total = torch.zeros(num_layers, num_heads, dtype=torch.float64)
+    holder: list[Any] = [None]
+    hf = model.hf
+    was_training = hf.training
+    hf.eval()
+    try:
+        with _gates(modules, num_heads, holder), torch.enable_grad():
+            for start in range(0, n, batch_size):
+                chunk = texts[start : start + batch_size]
+                enc = model.encode(chunk, stacklevel=4)
+                xi = torch.ones(
+                    num_layers, len(chunk), num_heads, device=model.device, requires_grad=True
+                )
+                holder[0] = xi
+                logits = hf(**enc).logits.float()
+                target = torch.tensor(labels[start : start + batch_size], device=logits.device)
+                loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+                (grad,) = torch.autograd.grad(loss, xi)
+                total += grad.abs().sum(1).double().cpu()  # |dL/dxi| per example, then summed
+    finally:
+        holder[0] = None
+        hf.train(was_training)
+    scores = total / n
+    if normalize:
+        norms = scores.norm(dim=1, keepdim=True)
+        scores = torch.where(norms > 0, scores / norms.clamp_min(1e-20), scores)
+    return HeadImportance(
+        scores=scores.float().numpy(), model_name=model.name, examples=n, normalized=normalize
+    )

@@ -1,0 +1,179 @@
+"""Static HTML of a run: status, progress, an inline SVG loss chart and the last metrics.
+
+This is a ``Run``'s ``_repr_html_``: what a saved notebook, nbviewer and GitHub show where the
+live panel cannot run. Pure Python, inline styles and SVG presentation attributes only (no
+``<style>``, no script), every value escaped.
+"""
+
+from __future__ import annotations
+
+import html
+from typing import Any
+
+from labkit.render.svgchart import Series, ema, fmt, line_chart
+
+__all__ = ["loss_chart_svg", "run_html"]
+
+_STATUS_COLORS = {
+    "pending": "#777",
+    "running": "#1a73e8",
+    "paused": "#b26a00",
+    "stopped": "#555",
+    "finished": "#188038",
+    "diverged": "#c5221f",
+    "out_of_memory": "#c5221f",
+    "failed": "#c5221f",
+}
+_BAD = ("diverged", "out_of_memory", "failed")
+RAW, SMOOTH, VAL, METRIC = "#1f77b4", "#1f77b4", "#d62728", "#2ca02c"
+
+
+def pick_metric(evals: list[Any], wanted: str = "") -> str:
+    """The metric drawn on the second axis: ``wanted`` if recorded, else accuracy, else the
+    first non-loss metric found; "" when the evaluations hold only the loss."""
+    names: list[str] = []
+    for e in evals:
+        for k in getattr(e, "metrics", {}) or {}:
+            if k != "loss" and k not in names:
+                names.append(k)
+    for choice in (wanted, "accuracy"):
+        if choice and choice in names:
+            return choice
+    return names[0] if names else ""
+
+
+def loss_chart_svg(
+    history: Any,
+    *,
+    smoothing: float = 0.6,
+    metric: str = "",
+    log_y: bool = False,
+    width: int = 640,
+    height: int = 260,
+) -> str:
+    """The loss chart of a ``MetricHistory`` as an ``<svg>`` string.
+
+    Raw training loss (faint), its EMA (``smoothing`` in [0, 1)), validation loss as points on
+    the loss axis and ``metric`` (default: accuracy when recorded) as points on a second axis.
+    """
+    cols = history.steps_since(0)
+    steps, loss = cols["step"], cols["loss"]
+    evals = list(history.evals)
+    metric = pick_metric(evals, metric)
+    series = [
+        Series("train loss", loss, color=RAW, width=1, opacity=0.3, legend=False),
+        Series("train loss (smoothed)", ema(loss, smoothing), color=SMOOTH, width=2),
+    ]
+    ev_x = [float(e.step) for e in evals]
+    val = [e.metrics.get("loss") for e in evals]
+    if any(v is not None for v in val):
+        series.append(Series("val loss", val, x=ev_x, color=VAL, kind="points"))
+    if metric:
+        series.append(
+            Series(
+                f"val {metric}",
+                [e.metrics.get(metric) for e in evals],
+                x=ev_x,
+                color=METRIC,
+                kind="points",
+                axis=2,
+            )
+        )
+    return line_chart(
+        steps,
+        series,
+        width=width,
+        height=height,
+        y_label="loss",
+        y2_label=metric,
+        log_y=log_y,
+        title="training loss",
+    )
+
+
+def _get(obj: Any, name: str, default: Any = None) -> Any:
+    try:
+        return getattr(obj, name, default)
+    except Exception:  # noqa: BLE001 - a half-built run must still render
+        return default
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, int(seconds))
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
+
+
+def run_html(run: Any) -> str:
+    """A static summary of ``run``: status, progress, loss chart, last metrics, error."""
+    esc = html.escape
+    history = _get(run, "history")
+    status = str(_get(run, "status", "?"))
+    color = _STATUS_COLORS.get(status, "#555")
+    step = _get(run, "step", 0) or 0
+    total = _get(run, "total_steps") or (_get(history, "total_steps") if history else None)
+    parts = [
+        "<div class='labkit-run' style='font-family:system-ui,-apple-system,Segoe UI,"
+        "sans-serif;font-size:13px;line-height:1.45;max-width:680px;color:#222'>",
+        "<div style='margin-bottom:6px'>",
+        f"<b>labkit run</b> <span style='display:inline-block;padding:1px 8px;"
+        f"border-radius:9px;background:{color};color:#fff;font-size:12px'>"
+        f"{esc(status)}</span> ",
+    ]
+    progress = f"step {step:,}" + (f" / {total:,}" if total else "")
+    facts = [progress]
+    last = _get(history, "last_step") if history is not None else None
+    if last:
+        facts.append(f"epoch {last['epoch']:.2f}")
+        if last.get("samples_per_s"):
+            facts.append(f"{last['samples_per_s']:.1f} samples/s")
+    times = history.column("time") if history is not None and len(history) > 1 else []
+    if len(times) > 1:
+        facts.append(f"{_duration(times[-1] - times[0])} elapsed")
+    model = _get(run, "model")
+    device = _get(model, "device") if model is not None else None
+    if device is not None:
+        facts.append(str(device))
+    parts.append(esc(" · ".join(facts)) + "</div>")
+    error = _get(run, "error") or (
+        history.end.error if history is not None and history.end else None
+    )
+    if error and status in (*_BAD, "stopped"):
+        parts.append(
+            "<div style='border-left:4px solid #c5221f;background:#fce8e6;"
+            f"padding:6px 10px;margin:6px 0;white-space:pre-wrap'>{esc(str(error))}"
+            "</div>"
+        )
+    if history is not None:
+        config = _get(run, "config")
+        metric = str(_get(config, "metric", "") or "")
+        parts.append(loss_chart_svg(history, metric=metric if metric != "loss" else ""))
+    metrics = _get(run, "metrics") or (
+        history.last_eval.metrics if history is not None and history.last_eval else {}
+    )
+    if metrics:
+        cells = "".join(
+            f"<td style='padding:2px 12px 2px 0'><span style='color:#666'>{esc(str(k))}</span> "
+            f"<b>{esc(fmt(float(v)) if isinstance(v, (int, float)) else str(v))}</b></td>"
+            for k, v in metrics.items()
+        )
+        parts.append(
+            f"<table style='border-collapse:collapse;margin-top:4px'><tr>"
+            f"<td style='padding:2px 12px 2px 0;color:#666'>last evaluation</td>"
+            f"{cells}</tr></table>"
+        )
+    checkpoints = list(_get(run, "checkpoints") or [])
+    if checkpoints:
+        parts.append(
+            f"<div style='color:#666;margin-top:4px'>{len(checkpoints)} checkpoint"
+            f"{'s' if len(checkpoints) != 1 else ''}, last: "
+            f"<code>{esc(str(checkpoints[-1]))}</code></div>"
+        )
+    if status in ("pending", "running", "paused"):
+        parts.append(
+            "<div style='color:#888;margin-top:4px'>snapshot taken while the run was "
+            f"{esc(status)}; display the run again for the latest state</div>"
+        )
+    parts.append("</div>")
+    return "".join(parts)

@@ -1,0 +1,386 @@
+"""``finetune``: full or LoRA finetuning of a labkit ``Model`` on ``TextData``, in the background.
+
+The engine is Hugging Face ``Trainer`` (accelerate underneath, so ``accelerate launch`` and
+``torchrun`` work unchanged), bridged to labkit's typed events by ``labkit.train.trainer``. What labkit
+adds is fast defaults (dynamic padding, length-grouped batches, sdpa attention, fused AdamW,
+bf16/fp16 autocast on GPUs), a validated config, and a ``Run`` you can stop, pause and save.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import fields
+from typing import TYPE_CHECKING, Any
+
+from labkit._errors import ConfigError, TrainingError
+from labkit.train.config import CONFIG_FIELDS, FinetuneConfig
+
+if TYPE_CHECKING:
+    from labkit.data import TextData
+    from labkit.model import Model
+    from labkit.train.run import Run
+
+__all__ = ["FinetuneConfig", "finetune"]
+
+
+def finetune(
+    model: Model,
+    data: TextData | Any,
+    *,
+    lora: Any = False,
+    epochs: float = 3.0,
+    max_steps: int | None = None,
+    lr: float | None = None,
+    batch_size: int = 16,
+    eval_every: int | None = None,
+    early_stopping: int | None = None,
+    seed: int = 0,
+    output_dir: str | os.PathLike[str] | None = None,
+    resume_from: str | os.PathLike[str] | None = None,
+    callbacks: Sequence[Any] = (),
+    **trainer_args: Any,
+) -> Run:
+    """Start finetuning ``model`` on ``data`` and return the :class:`~labkit.Run` at once.
+
+    Training runs on a background thread; ``run.wait()`` blocks until it ends. ``data`` is a
+    :class:`labkit.TextData` (anything ``labkit.load_data`` reads is accepted too): its train
+    split trains, its validation split evaluates. Further keywords are
+    :class:`FinetuneConfig` fields (``warmup=0.1``, ``schedule="cosine"``, ``metric="f1"``, ...)
+    or ``transformers.TrainingArguments`` fields, passed through. ``callbacks`` are objects with
+    ``on_event(event, control)``; an exception in one ends the run as failed.
+
+    Raises ``ConfigError`` (naming the field) before anything starts when a value is invalid,
+    and ``TrainingError`` when ``model`` is already training in another run.
+    """
+    from labkit.data import TextData, load_data
+    from labkit.model import Model
+    from labkit.train.run import Run
+
+    if not isinstance(model, Model):
+        raise ConfigError(
+            f"model must be a labkit Model (labkit.load_model(...) or "
+            f"Model.wrap(hf_model, tokenizer)), got {type(model).__name__}."
+        )
+    extra = {k: trainer_args.pop(k) for k in list(trainer_args) if k in CONFIG_FIELDS}
+    config = FinetuneConfig(
+        lora=lora,
+        epochs=epochs,
+        max_steps=max_steps,
+        lr=lr,
+        batch_size=batch_size,
+        eval_every=eval_every,
+        early_stopping=early_stopping,
+        seed=seed,
+        output_dir=None if output_dir is None else os.fspath(output_dir),
+        resume_from=None if resume_from is None else os.fspath(resume_from),
+        trainer_args=trainer_args,
+        **extra,
+    )
+    for i, cb in enumerate(callbacks):
+        if not callable(getattr(cb, "on_event", None)):
+            raise ConfigError(
+                f"callbacks[{i}] ({type(cb).__name__}) has no on_event(event, control) method."
+            )
+    if not isinstance(data, TextData):
+        data = load_data(data)
+    if config.resume_from is not None:
+        from labkit._utils import checkpoint as _checkpoint
+
+        config.resume_from = _checkpoint.resolve(config.resume_from)
+    out = config.output_dir or _default_output_dir(model, config)
+    with model._dtype_guard:  # waits for an explain call holding float32 copies
+        free = model._training.acquire(blocking=False)
+    if not free:
+        raise TrainingError(
+            f"{model.name!r} is already training in another run. Stop that run "
+            "(run.stop()) or wait for it (run.wait()) before starting another."
+        )
+    run = Run(model, config, out, callbacks)
+    try:
+        job = _prepare(run, data)  # tokenize, attach LoRA, build the trainer: bad input fails here
+    except BaseException:
+        model._training.release()
+        raise
+    run._start(job)
+    return run
+
+
+def _default_output_dir(model: Model, config: FinetuneConfig) -> str:
+    if config.resume_from is not None:  # continue in the run's own folder
+        return os.path.dirname(config.resume_from)
+    name = os.path.basename(str(model.name).rstrip("/\\")) or "model"
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return os.path.join("labkit-runs", f"{name}-{stamp}")
+
+
+def _precision(config: FinetuneConfig, device: Any) -> str:
+    from labkit._utils.device import native_bf16
+
+    if config.precision != "auto":
+        return config.precision
+    if device.type == "cuda":
+        return "bf16" if native_bf16(device) else "fp16"
+    return "fp32"
+
+
+def _check_precision(precision: str, model: Model) -> None:
+    """fp16 autocast needs float32 weights: its loss scaler refuses float16 gradients."""
+    import torch
+
+    if precision == "fp16" and model.dtype == torch.float16:
+        raise ConfigError(
+            "precision='fp16' trains float32 weights under fp16 autocast with a loss scaler, "
+            "but this model's weights are float16. Load it with dtype='float32' (the default "
+            "of labkit.load_model), or pass precision='fp32'."
+        )
+
+
+def _tokenize(
+    model: Model, ds: Any, names: Sequence[str], max_length: int
+) -> tuple[Any, list[int]]:
+    """A ``datasets.Dataset`` of model inputs + ``labels`` (unpadded), and the token lengths."""
+    import inspect
+
+    from datasets import Dataset
+
+    from labkit._utils.text import _filler_id
+    from labkit.data import label_ids
+
+    labels = label_ids(model.labels, names, ds["label"])
+    enc = model.tokenizer(list(ds["text"]), truncation=True, max_length=max_length)
+    accepted = inspect.signature(model.base.forward).parameters
+    cols = {k: list(enc[k]) for k in enc if k in accepted}
+    filler = _filler_id(model.tokenizer)
+    for i, row in enumerate(cols["input_ids"]):
+        if not row:  # decoder tokenizers give an empty text zero tokens; the model needs one
+            for k in cols:
+                cols[k][i] = [filler] if k == "input_ids" else [1 if k == "attention_mask" else 0]
+    cols["labels"] = labels
+    return Dataset.from_dict(cols), [len(r) for r in cols["input_ids"]]
+
+
+def _training_arguments(config: FinetuneConfig, model: Model, out: str) -> Any:
+    from transformers import TrainingArguments
+
+    known = {f.name for f in fields(TrainingArguments)}
+    precision = _precision(config, model.device)
+    kw: dict[str, Any] = {
+        "output_dir": out,
+        "num_train_epochs": float(config.epochs),
+        "max_steps": config.max_steps or -1,
+        "learning_rate": config.learning_rate,
+        "per_device_train_batch_size": config.batch_size,
+        "per_device_eval_batch_size": config.eval_batch_size or 2 * config.batch_size,
+        "gradient_accumulation_steps": config.grad_accum,
+        "weight_decay": float(config.weight_decay),
+        "max_grad_norm": float(config.max_grad_norm or 0.0),
+        "lr_scheduler_type": config.schedule,
+        "warmup_steps": config.warmup,
+        "eval_strategy": "steps" if config.eval_every else "epoch",
+        "eval_steps": config.eval_every,
+        "save_strategy": "steps" if config.save_every else "no",
+        "save_steps": config.save_every or 500,
+        # one log per step: the bridge turns each into a StepEnd (and checks it for NaN)
+        "logging_strategy": "steps",
+        "logging_steps": 1,
+        "logging_nan_inf_filter": False,
+        "report_to": "none",
+        "disable_tqdm": True,
+        "seed": config.seed,
+        "data_seed": config.seed,
+        "bf16": precision == "bf16",
+        "fp16": precision == "fp16",
+        "use_cpu": model.device.type == "cpu",
+        "optim": "adamw_torch_fused" if model.device.type in ("cpu", "cuda") else "adamw_torch",
+        "dataloader_pin_memory": model.device.type == "cuda",
+        # classifiers ignore num_items_in_batch: averaging tokens across ranks would double the
+        # logged loss under DDP
+        "average_tokens_across_devices": False,
+    }
+    if "eval_strategy" not in known:  # transformers < 4.41
+        kw["evaluation_strategy"] = kw.pop("eval_strategy")
+    kw.update(config.trainer_args)
+    try:
+        return TrainingArguments(**{k: v for k, v in kw.items() if k in known})
+    except (ValueError, TypeError) as exc:
+        raise ConfigError(f"transformers rejected the training arguments: {exc}") from exc
+
+
+def _use_sdpa(hf: Any) -> None:
+    """Train with the fused attention kernel where the model has one."""
+    from labkit._utils.eager import attn_implementation
+
+    if attn_implementation(hf) in (None, "sdpa", "flash_attention_2"):
+        return
+    base = hf.get_base_model() if hasattr(hf, "get_base_model") else hf
+    import contextlib
+
+    with contextlib.suppress(ValueError, AttributeError, ImportError):  # no sdpa kernel there
+        base.set_attn_implementation("sdpa")
+
+
+def _prepare(run: Run, data: TextData) -> Any:
+    """Everything that can fail on bad input, done now; returns the job for the thread."""
+    import dataclasses
+
+    from transformers import DataCollatorWithPadding
+    from transformers.trainer_callback import PrinterCallback, ProgressCallback
+
+    from labkit._utils import checkpoint as _checkpoint
+    from labkit.events import EvalEnd, StepEnd
+    from labkit.metrics import compute_metrics
+    from labkit.render import console as _progress
+    from labkit.train.lora import attach_lora
+    from labkit.train.trainer import Bridge, LabkitTrainer
+
+    config, model = run.config, run.model
+    if model.device.type == "cpu":
+        from labkit._utils.malloc import tune_cpu_allocator
+
+        tune_cpu_allocator()
+    max_length = min(config.max_length or model.max_length, model.max_length)
+    train, lengths = _tokenize(model, data.train, data.labels, max_length)
+    evalset, _ = _tokenize(model, data.validation, data.labels, max_length)
+    args = _training_arguments(config, model, run.output_dir)
+    _check_precision(_precision(config, model.device), model)
+    if config.lora is not False:
+        from transformers import set_seed
+
+        set_seed(config.seed)  # the adapter's initial weights come from the seed, not by chance
+        model.hf = attach_lora(model.hf, config.lora)
+    _use_sdpa(model.hf)
+
+    def metrics_fn(pred: Any) -> dict[str, float]:
+        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
+        full = compute_metrics(pred.label_ids, logits.argmax(-1), model.labels)
+        run.evaluation = full
+        return {k: v for k, v in full.as_dict().items() if k != "loss"}
+
+    def emit(event: Any) -> None:
+        if isinstance(event, StepEnd):
+            run._step, run._total_steps = event.step, event.total_steps
+        elif isinstance(event, EvalEnd) and run.evaluation is not None:
+            run.evaluation = dataclasses.replace(run.evaluation, loss=event.metrics.get("loss"))
+        run._emit(event)
+
+    def on_status(status: str) -> None:
+        run._step, run._total_steps = bridge.step, bridge.total_steps
+        run._set_status(status)
+
+    def on_diverged(step: int, loss: float) -> None:
+        good = run.checkpoints
+        if good and _restore(bridge.trainer, good[-1]):
+            keep = f" The model was reset to the last good checkpoint, {good[-1]}."
+        elif good:
+            keep = (
+                f" The last good checkpoint is {good[-1]}; the model in memory holds the "
+                "diverged weights (load the checkpoint with labkit.load_model)."
+            )
+        else:
+            keep = (
+                " No checkpoint was written before it, so the model's weights are not usable "
+                "now: load the model again (save_every= keeps checkpoints along the way)."
+            )
+        run._end(
+            "diverged",
+            f"the training loss became {loss} at step {step}: training "
+            f"diverged. Use a lower learning rate (lr={config.learning_rate:g} now; try "
+            f"{config.learning_rate / 10:g}).{keep}",
+        )
+
+    bridge = Bridge(
+        run.control,
+        emit,
+        on_status=on_status,
+        on_diverged=on_diverged,
+        metric=config.metric,
+        patience=config.early_stopping,
+    )
+    pad8 = 8 if model.device.type == "cuda" else None
+    trainer = LabkitTrainer(
+        model=model.hf,
+        args=args,
+        train_dataset=train,
+        eval_dataset=evalset,
+        processing_class=model.tokenizer,
+        data_collator=DataCollatorWithPadding(model.tokenizer, pad_to_multiple_of=pad8),
+        compute_metrics=metrics_fn,
+        callbacks=[bridge],
+        train_lengths=lengths if config.group_by_length else None,
+        keep_checkpoints=config.keep_checkpoints,
+        labels=model.labels,
+    )
+    for noisy in (PrinterCallback, ProgressCallback):
+        trainer.remove_callback(noisy)
+    bridge.trainer = trainer
+    show = config.progress if config.progress is not None else _progress.wanted()
+    if show and args.process_index == 0:
+        run.history.subscribe(_progress.ConsoleProgress())
+
+    def job(run: Run) -> None:
+        run._set_status("running")
+        _checkpoint.clean_staging(run.output_dir)
+        try:
+            trainer.train(resume_from_checkpoint=config.resume_from)
+            run.early_stopped = bridge.early_stopped
+        finally:
+            bridge.trainer = None
+            _drop_autocast_forward(model.hf)
+            model.hf.eval()
+            model.device = next(model.hf.parameters()).device
+            _release_memory(trainer, model)
+
+    return job
+
+
+def _restore(trainer: Any, checkpoint: str) -> bool:
+    """Load ``checkpoint``'s weights (full or adapter) back into the trainer's model."""
+    if trainer is None:
+        return False
+    from labkit._utils.quiet import hf_quiet
+
+    try:
+        with hf_quiet():
+            trainer._load_from_checkpoint(checkpoint)
+    except Exception:  # noqa: BLE001 - the run still ends as diverged; the message says so
+        return False
+    return True
+
+
+def _drop_autocast_forward(hf: Any) -> None:
+    """Give the model back its own ``forward`` after a mixed-precision run.
+
+    accelerate wraps ``forward`` in an autocast context for bf16/fp16 training and leaves the
+    wrapper on the model: every later prediction, evaluation and attribution would run in
+    bf16, unlike the float32 weights it saved (logits off by ~4e-3, completeness errors at
+    bf16's resolution).
+    """
+    original = hf.__dict__.pop("_original_forward", None)
+    if original is None:
+        return
+    # accelerate skips a model it has marked as prepared: a later run would then train
+    # without autocast, in fp32, silently
+    hf.__dict__.pop("_is_accelerate_prepared", None)
+    if getattr(original, "__func__", None) is type(hf).forward:
+        hf.__dict__.pop("forward", None)  # the class's own method again
+    else:
+        hf.forward = original
+
+
+def _release_memory(trainer: Any, model: Model) -> None:
+    """Drop optimizer state and cached GPU blocks so the model stays usable (e.g. after OOM)."""
+    import gc
+
+    import torch
+
+    trainer.optimizer = None
+    trainer.lr_scheduler = None
+    model.hf.zero_grad(set_to_none=True)
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    from labkit._utils.malloc import return_freed_memory
+
+    return_freed_memory()

@@ -1,0 +1,113 @@
+"""LoRA defaults per architecture, and attaching an adapter to a classifier.
+
+``lora=True`` picks the attention projections LoRA is usually applied to for the model's family
+(BERT, MiniLM, DistilBERT, RoBERTa, GPT-2, Llama and look-alikes) and keeps the new
+classification head fully trainable. A ``peft.LoraConfig`` or ``peft.AdaLoraConfig`` passes
+through as it is.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labkit._errors import ConfigError
+
+__all__ = ["attach_lora", "head_modules", "lora_config", "target_modules"]
+
+# model_type -> the Linear modules LoRA adapts (attention projections).
+_TARGETS: dict[str, tuple[str, ...]] = {
+    "bert": ("query", "key", "value"),
+    "roberta": ("query", "key", "value"),
+    "xlm-roberta": ("query", "key", "value"),
+    "camembert": ("query", "key", "value"),
+    "electra": ("query", "key", "value"),
+    "deberta-v2": ("query_proj", "key_proj", "value_proj"),
+    "distilbert": ("q_lin", "k_lin", "v_lin"),
+    "gpt2": ("c_attn",),
+    "llama": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "mistral": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "qwen2": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "gemma": ("q_proj", "k_proj", "v_proj", "o_proj"),
+    "phi3": ("qkv_proj", "o_proj"),
+}
+# Heads a sequence classifier puts on top; they are new (random), so they train fully.
+_HEADS = ("classifier", "pre_classifier", "score", "pooler")
+
+
+def target_modules(hf: Any) -> list[str]:
+    """Names of the modules ``lora=True`` adapts in ``hf`` (a transformers model)."""
+    model_type = getattr(hf.config, "model_type", "")
+    names = _TARGETS.get(model_type)
+    present = {name.rsplit(".", 1)[-1] for name, _ in hf.named_modules()}
+    if names is None:  # an unknown family: fall back on the usual projection names
+        for guess in _TARGETS.values():
+            if all(n in present for n in guess):
+                names = guess
+                break
+    if names is None or not all(n in present for n in names):
+        raise ConfigError(
+            f"lora=True does not know which modules to adapt in a {model_type or type(hf).__name__} "
+            "model. Pass lora=peft.LoraConfig(task_type='SEQ_CLS', target_modules=[...]) naming "
+            "its attention projections."
+        )
+    return list(names)
+
+
+def head_modules(hf: Any) -> list[str]:
+    """The classification head (and pooler) modules present in ``hf``; trained fully."""
+    present = {name for name, _ in hf.named_children()}
+    # the pooler sits inside the encoder wrapper (bert.pooler), so look one level down too
+    for _, child in hf.named_children():
+        present |= {name for name, _ in child.named_children()}
+    return [h for h in _HEADS if h in present]
+
+
+def lora_config(
+    hf: Any,
+    *,
+    r: int = 8,
+    alpha: int | None = None,
+    dropout: float = 0.1,
+    modules_to_save: list[str] | None = None,
+) -> Any:
+    """A ``peft.LoraConfig`` for sequence classification with this model's default targets."""
+    from peft import LoraConfig, TaskType
+
+    if r < 1:
+        raise ConfigError(f"LoRA rank r must be >= 1, got {r}.")
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS,
+        r=r,
+        lora_alpha=alpha or 2 * r,
+        lora_dropout=dropout,
+        target_modules=target_modules(hf),
+        modules_to_save=modules_to_save if modules_to_save is not None else head_modules(hf),
+        fan_in_fan_out=getattr(hf.config, "model_type", "") == "gpt2",
+    )
+
+
+def attach_lora(hf: Any, lora: Any) -> Any:
+    """``hf`` wrapped as a ``peft.PeftModel`` (``lora`` is True or a peft config)."""
+    from peft import PeftConfig, get_peft_model
+
+    if hasattr(hf, "peft_config"):
+        raise ConfigError(
+            "this model already has a LoRA adapter; pass lora=False to keep "
+            "training it, or load the base model again for a new adapter."
+        )
+    if lora is True:
+        config = lora_config(hf)
+    elif isinstance(lora, PeftConfig):
+        config = lora
+    else:
+        raise ConfigError(
+            f"lora must be True, False or a peft.LoraConfig/AdaLoraConfig; got "
+            f"{type(lora).__name__}."
+        )
+    import warnings
+
+    with warnings.catch_warnings():  # peft reads a transformers attribute deprecated in v5
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning
+        )
+        return get_peft_model(hf, config)

@@ -1,0 +1,292 @@
+"""``Run``: one finetuning run on a background thread, steerable from any thread.
+
+A notebook cell that blocks also blocks widget messages, so training runs on its own thread and
+``labkit.finetune`` returns at once. The run records every event in ``run.history``; the live
+panel, the console bar and reports read from there.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from labkit._errors import TrainingError
+from labkit._utils import checkpoint as _checkpoint
+from labkit._utils.device import is_out_of_memory
+from labkit.events import Control, Event, TrainEnd
+from labkit.history import MetricHistory
+
+if TYPE_CHECKING:
+    from labkit.metrics import Metrics
+    from labkit.model import Model
+    from labkit.train.finetune import FinetuneConfig
+
+__all__ = ["Run"]
+
+_ENDED = frozenset({"stopped", "finished", "diverged", "out_of_memory", "failed"})
+
+
+class Run:
+    """A finetuning run. Created by :func:`labkit.finetune`; training starts at once.
+
+    Steer it with ``stop()`` (at the next step, after saving a checkpoint), ``pause()`` /
+    ``resume()`` (held at the next step boundary) and ``save()`` (a checkpoint at the next step
+    boundary, also while paused). Each is idempotent and never raises once the run has ended.
+    ``wait()`` blocks until the end and re-raises the exception of a failed run.
+    """
+
+    def __init__(
+        self, model: Model, config: FinetuneConfig, output_dir: str, callbacks: Sequence[Any] = ()
+    ) -> None:
+        self._model = model
+        self._config = config
+        self._output_dir = output_dir
+        self._callbacks = tuple(callbacks)
+        self.history = MetricHistory()
+        self.control = Control()
+        self._status = "pending"
+        self._error: str | None = None
+        self._exc: BaseException | None = None
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._step = 0
+        self._total_steps: int | None = None
+        self.early_stopped = False
+        self.evaluation: Metrics | None = None  # the last full evaluation (confusion, report)
+
+    # -- driven by the engine (training thread) -------------------------------------------------
+    def _start(self, target: Callable[[Run], None]) -> None:
+        from labkit._utils.threads import release_idle_pool
+
+        # the caller's idle OpenMP workers would make the training thread's ops slower
+        release_idle_pool()
+        self._thread = threading.Thread(
+            target=self._main, args=(target,), name=f"labkit-run-{id(self):x}", daemon=False
+        )
+        self._thread.start()
+
+    def _main(self, target: Callable[[Run], None]) -> None:
+        try:
+            target(self)
+        except BaseException as exc:  # noqa: BLE001 - the run reports every way it can end
+            with self._lock:
+                if self._status not in _ENDED:
+                    oom = is_out_of_memory(exc)
+                    self._status = "out_of_memory" if oom else "failed"
+                    self._error = _oom_advice(exc) if oom else f"{type(exc).__name__}: {exc}"
+                    if not oom:
+                        self._exc = exc
+        else:
+            with self._lock:
+                if self._status not in _ENDED:
+                    self._status = (
+                        "stopped"
+                        if self.control.stop_requested
+                        and (self._total_steps is None or self._step < self._total_steps)
+                        else "finished"
+                    )
+        finally:
+            self._model._training.release()
+            try:
+                self._emit(
+                    TrainEnd(
+                        status=self._status,
+                        error=self._error,  # type: ignore[arg-type]
+                        step=self._step,
+                        time=_now(),
+                    )
+                )
+            except BaseException as exc:  # noqa: BLE001 - a failing listener must not hang wait()
+                if self._exc is None:
+                    self._exc = exc
+            finally:
+                self._done.set()
+
+    def _emit(self, event: Event) -> None:
+        """Record ``event`` and hand it to the user's callbacks (on the training thread)."""
+        self.history.record(event)
+        for cb in self._callbacks:
+            cb.on_event(event, self.control)
+
+    def _set_status(self, status: str) -> None:
+        with self._lock:
+            if self._status not in _ENDED:
+                self._status = status
+
+    def _end(self, status: str, error: str | None) -> None:
+        with self._lock:
+            self._status = status
+            self._error = error
+
+    # -- steering (any thread) ------------------------------------------------------------------
+    def stop(self) -> None:
+        """End the run at the next step boundary, saving a checkpoint first."""
+        if not self.done:
+            self.control.stop()
+
+    def pause(self) -> None:
+        """Hold training at the next step boundary until :meth:`resume` (or :meth:`stop`)."""
+        if not self.done:
+            self.control.pause()
+
+    def resume(self) -> None:
+        self.control.resume()
+
+    def save(self) -> None:
+        """Write a checkpoint at the next step boundary (right away when paused)."""
+        if not self.done:
+            self.control.save()
+
+    def wait(self, timeout: float | None = None) -> Run:
+        """Block until the run ends (or ``timeout`` seconds pass); re-raises a failed run's error."""
+        self._done.wait(timeout)
+        if self._done.is_set() and self._exc is not None:
+            raise self._exc
+        return self
+
+    # -- facts ----------------------------------------------------------------------------------
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    @property
+    def status(self) -> str:
+        """pending, running, paused, stopped, finished, diverged, out_of_memory or failed."""
+        return self._status
+
+    @property
+    def error(self) -> str | None:
+        """Why the run did not finish (None when it did or while it runs)."""
+        return self._error
+
+    @property
+    def step(self) -> int:
+        """Optimizer steps taken so far (counting those before a resume)."""
+        return self._step
+
+    @property
+    def total_steps(self) -> int | None:
+        return self._total_steps
+
+    @property
+    def model(self) -> Model:
+        """The labkit ``Model`` being trained (updated in place; LoRA runs attach the adapter)."""
+        return self._model
+
+    @property
+    def config(self) -> FinetuneConfig:
+        return self._config
+
+    @property
+    def output_dir(self) -> str:
+        return self._output_dir
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The last evaluation on the validation split (loss, accuracy, precision, recall, f1)."""
+        last = self.history.last_eval
+        return dict(last.metrics) if last else {}
+
+    @property
+    def checkpoints(self) -> list[str]:
+        """Complete checkpoint folders, oldest first (a save in progress is not listed)."""
+        return _checkpoint.find(self._output_dir)
+
+    @property
+    def best_checkpoint(self) -> str | None:
+        """The checkpoint with the best ``config.metric`` at its step, else the latest one."""
+        done = self.checkpoints
+        if not done:
+            return None
+        metric = self._config.metric
+        scored = {e.step: e.metrics[metric] for e in self.history.evals if metric in e.metrics}
+        ranked = [(scored[s], p) for p in done if (s := _checkpoint.step_of(p)) in scored]
+        if not ranked:
+            return done[-1]
+        pick = min if metric == "loss" else max
+        return pick(ranked, key=lambda sp: sp[0])[1]
+
+    # -- export ---------------------------------------------------------------------------------
+    def export(self, path: str | Path, *, merge_lora: bool = True) -> str:
+        """Write the trained model as a safetensors folder that transformers loads as is.
+
+        With LoRA and ``merge_lora=True`` the adapter is merged into a copy of the base weights,
+        so ``AutoModelForSequenceClassification.from_pretrained(path)`` and
+        ``transformers.pipeline("text-classification", model=path)`` need no peft. With
+        ``merge_lora=False`` the adapter alone is written (``labkit.load_model`` reads it).
+        """
+        if not self.done:
+            raise TrainingError(
+                f"the run is {self.status}; call run.wait() (or run.stop() and "
+                "run.wait()) before exporting."
+            )
+        return _export(self._model, Path(path), merge_lora=merge_lora)
+
+    # -- display --------------------------------------------------------------------------------
+    def __repr__(self) -> str:
+        total = f"/{self._total_steps}" if self._total_steps else ""
+        shown = ", ".join(
+            f"{k}={v:.4f}" for k, v in self.metrics.items() if k in ("loss", "accuracy")
+        )
+        return (
+            f"Run({self.status}, step {self._step}{total}"
+            f"{', ' + shown if shown else ''}, output_dir={self._output_dir!r})"
+        )
+
+    def _repr_html_(self) -> str:
+        from labkit.render.run import run_html
+
+        return run_html(self)
+
+    def _ipython_display_(self) -> None:
+        from labkit.render.display import ipython_display
+
+        ipython_display(self)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        from labkit.render.display import mimebundle
+
+        return mimebundle(self, self._repr_html_(), include, exclude)
+
+
+def _export(model: Model, path: Path, *, merge_lora: bool) -> str:
+    """Save ``model`` into ``path`` (written to a staging folder, then renamed into place)."""
+    import copy
+    import shutil
+
+    from labkit._utils.quiet import hf_quiet
+
+    path = path.expanduser()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staged = path.with_name(f"{_checkpoint.STAGING}-{path.name}")
+    shutil.rmtree(staged, ignore_errors=True)
+    hf = model.hf
+    with hf_quiet():
+        if model.lora and merge_lora:
+            hf = copy.deepcopy(hf).merge_and_unload()  # a copy: the run keeps its adapter
+        config = hf.config if not model.lora or merge_lora else model.base.config
+        config.id2label = dict(enumerate(model.labels))
+        config.label2id = {name: i for i, name in enumerate(model.labels)}
+        hf.save_pretrained(staged, safe_serialization=True)
+        model.tokenizer.save_pretrained(staged)
+    _checkpoint.write_labels(staged, model.labels)
+    return _checkpoint.commit(staged, path)
+
+
+def _now() -> float:
+    import time
+
+    return time.time()
+
+
+def _oom_advice(exc: BaseException) -> str:
+    where = "the GPU" if "CUDA" in str(exc) else "the machine"
+    return (
+        f"{where} ran out of memory ({(str(exc) or type(exc).__name__).splitlines()[0][:200]}). "
+        "Try a smaller "
+        "batch_size (with gradient_accumulation_steps to keep the effective batch), lora=True, "
+        "a shorter max_length, or gradient_checkpointing=True. The model is still usable."
+    )
