@@ -67,17 +67,9 @@ class TextData:
         return f"TextData({self.source!r}, labels={list(self.labels)}, {sizes})"
 
     def _repr_html_(self) -> str:
-        import html
+        from labkit.render.summary import data_html
 
-        e = html.escape
-        rows = "".join(
-            f"<tr><th style='text-align:left'>{e(k)}</th><td>{len(v):,}</td></tr>"
-            for k, v in self.splits.items()
-        )
-        return (
-            f"<div class='labkit-data'><b>{e(self.source or 'TextData')}</b> — labels: "
-            f"{e(', '.join(self.labels))}<table>{rows}</table></div>"
-        )
+        return data_html(self)
 
 
 def load_data(

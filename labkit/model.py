@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import html
 import os
 import re
 import threading
@@ -234,20 +233,9 @@ class Model:
         )
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        rows = [
-            ("model", self.name),
-            ("labels", ", ".join(self.labels)),
-            ("device", str(self.device)),
-            ("dtype", str(self.dtype).replace("torch.", "")),
-            ("parameters", f"{self.num_parameters:,} ({self.trainable_parameters:,} trainable)"),
-            ("LoRA", "yes" if self.lora else "no"),
-            ("max tokens", str(self.max_length)),
-        ]
-        body = "".join(
-            f"<tr><th style='text-align:left'>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in rows
-        )
-        return f"<table class='labkit-model'>{body}</table>"
+        from labkit.render.summary import model_html
+
+        return model_html(self)
 
 
 def _ensure_pad_token(hf: Any, tokenizer: Any) -> None:

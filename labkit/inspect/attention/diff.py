@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labkit._errors import InputError
-from labkit.render import heatmap as _heatmap
 
 if TYPE_CHECKING:
     from labkit.inspect.attention.result import AttentionResult
 
 __all__ = ["AttentionDiff", "attention_diff", "js_divergence"]
 
-_SHOWN = 10  # heads listed in the static HTML
-_THUMB = 32
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -79,41 +75,9 @@ class AttentionDiff:
         )
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        peak = float(self.jsd.max())
-        grid = _heatmap.png(
-            _heatmap.to_levels(self.jsd, top=peak if peak > 0 else 1.0), _heatmap.REDS
-        )
-        rows = []
-        for layer, head, score in self.ranked(_SHOWN):
-            li, hi = self.layers.index(layer), self.heads.index(head)
-            imgs = "".join(
-                f"<img alt='{e(name)}' title='{e(name)}' style='height:48px;"
-                f"image-rendering:pixelated;margin-right:4px' src='"
-                f"{_heatmap.data_uri(_heatmap.png(_heatmap.to_levels(_heatmap.pool(r.weights[li, hi], _THUMB))))}'>"
-                for name, r in (
-                    ("before: " + self.a.model_name, self.a),
-                    ("after: " + self.b.model_name, self.b),
-                )
-            )
-            rows.append(
-                f"<tr><td>layer {layer}</td><td>head {head}</td>"
-                f"<td>{score:.4f}</td><td>{imgs}</td></tr>"
-            )
-        width = max(120, 16 * len(self.heads))
-        return (
-            f"<div class='labkit-attention-diff' style='font-family:sans-serif;font-size:13px'>"
-            f"<div><b>Attention change</b> · {e(self.a.model_name)} → {e(self.b.model_name)} · "
-            f"{len(self.tokens)} tokens · mean Jensen-Shannon divergence "
-            f"{float(self.jsd.mean()):.4f} bits (max {peak:.4f})</div>"
-            f"<div style='display:flex;gap:16px;align-items:flex-start'>"
-            f"<figure style='margin:4px'><img alt='JSD per head: rows layers, columns heads' "
-            f"src='{_heatmap.data_uri(grid)}' style='width:{width}px;image-rendering:pixelated'>"
-            f"<figcaption>rows: layers {e(str(list(self.layers)))}; columns: heads</figcaption>"
-            f"</figure><table><thead><tr><th>layer</th><th>head</th><th>JSD</th>"
-            f"<th>before / after</th></tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-            f"</div>"
-        )
+        from labkit.render.attention import diff_html
+
+        return diff_html(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
         from labkit.render.display import mimebundle

@@ -6,7 +6,6 @@ the first token of a decoder, which can only attend to itself, does not count).
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -94,30 +93,9 @@ class HeadSummary:
         return f"HeadSummary({len(self.layers)} layers x {len(self.heads)} heads: {counts})"
 
     def _repr_html_(self) -> str:
-        cols = (
-            "layer",
-            "head",
-            "role",
-            "norm_entropy",
-            "distance",
-            "special",
-            "previous",
-            "next",
-            "self",
-        )
-        head = "".join(f"<th>{html.escape(c)}</th>" for c in cols)
-        body = []
-        for row in self.rows():
-            cells = "".join(
-                f"<td>{html.escape(f'{row[c]:.3f}' if isinstance(row[c], float) else str(row[c]))}"
-                "</td>"
-                for c in cols
-            )
-            body.append(f"<tr>{cells}</tr>")
-        return (
-            f"<table class='labkit-heads'><thead><tr>{head}</tr></thead>"
-            f"<tbody>{''.join(body)}</tbody></table>"
-        )
+        from labkit.render.attention import heads_html
+
+        return heads_html(self)
 
 
 def _role(special: float, prev: float, nxt: float, own: float, norm_h: float, dist: float) -> str:

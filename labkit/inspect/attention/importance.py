@@ -10,7 +10,6 @@ and removed in ``finally``; the model's weights and gradients are untouched.
 
 from __future__ import annotations
 
-import html
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,7 +21,6 @@ import numpy as np
 from labkit._errors import ConfigError, InputError
 from labkit.data import label_ids, labelled_split
 from labkit.inspect._checks import check_model, dims
-from labkit.render import heatmap as _heatmap
 
 if TYPE_CHECKING:
     from labkit.model import Model
@@ -63,23 +61,9 @@ class HeadImportance:
         )
 
     def _repr_html_(self) -> str:
-        e = html.escape
-        grid = _heatmap.png(_heatmap.to_levels(self.scores))
-        top = "".join(
-            f"<tr><td>{layer}</td><td>{head}</td><td>{score:.4f}</td></tr>"
-            for layer, head, score in self.ranked(10)
-        )
-        width = max(120, 16 * self.scores.shape[1])
-        return (
-            f"<div class='labkit-importance' style='font-family:sans-serif;font-size:13px'>"
-            f"<div><b>Head importance</b> (Michel et al. 2019) · {e(self.model_name)} · "
-            f"{self.examples} examples{' · normalised per layer' if self.normalized else ''}"
-            f"</div><div style='display:flex;gap:16px;align-items:flex-start'>"
-            f"<img alt='importance: rows layers, columns heads' src='{_heatmap.data_uri(grid)}' "
-            f"style='width:{width}px;image-rendering:pixelated'>"
-            f"<table><thead><tr><th>layer</th><th>head</th><th>score</th></tr></thead>"
-            f"<tbody>{top}</tbody></table></div></div>"
-        )
+        from labkit.render.attention import importance_html
+
+        return importance_html(self)
 
 
 def _out_projections(hf: Any) -> dict[int, Any]:
