@@ -321,8 +321,8 @@ def _label_names(
         return tuple(names)
     if classlabel is not None and label_map is None:
         return tuple(classlabel)
-    seen = {_label_name(v, classlabel, label_map) for _, values in frames.values() for v in values}
-    seen.discard(None)
+    found = {_label_name(v, classlabel, label_map) for _, values in frames.values() for v in values}
+    seen = {s for s in found if s is not None}
     raw = sorted(
         seen,
         key=lambda s: (not s.lstrip("-").isdigit(), int(s) if s.lstrip("-").isdigit() else 0, s),

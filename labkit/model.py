@@ -78,7 +78,8 @@ class Model:
         """Wrap an already loaded HF classifier (weights stay on the device they are on)."""
         config = hf.config
         if labels is None:
-            labels = [config.id2label[i] for i in range(config.num_labels)]
+            id2label: dict[Any, str] = dict(config.id2label or {})
+            labels = [id2label[i] for i in range(int(config.num_labels or 0))]
         elif len(labels) != config.num_labels:
             raise ConfigError(
                 f"labels has {len(labels)} names but the model has {config.num_labels} outputs."
@@ -116,10 +117,8 @@ class Model:
     @property
     def base(self) -> PreTrainedModel:
         """The underlying transformers model (inside the peft wrapper when there is one)."""
-        hf = self.hf
-        if self.lora:
-            hf = hf.get_base_model()
-        return hf
+        hf: Any = self.hf
+        return hf.get_base_model() if self.lora else hf
 
     @property
     def num_parameters(self) -> int:
@@ -450,4 +449,5 @@ def _load_adapter(
         if (folder / "tokenizer_config.json").exists()
         else base.tokenizer
     )
-    return Model.wrap(hf.to(base.device), tokenizer, labels=base.labels, name=str(folder))
+    wrapped: Any = hf.to(base.device)  # a PeftModel, which Model holds as its hf
+    return Model.wrap(wrapped, tokenizer, labels=base.labels, name=str(folder))

@@ -16,7 +16,7 @@ __all__ = ["attn_implementation", "eager_attention"]
 
 def _configs(model: Any) -> list[Any]:
     """Every config object whose attention implementation matters (top model and sub-configs)."""
-    seen = []
+    seen: list[Any] = []
     for module in model.modules():
         cfg = getattr(module, "config", None)
         if cfg is not None and all(cfg is not s for s in seen):

@@ -114,9 +114,7 @@ def _read_config(path: str) -> dict[str, Any]:
     text = file.read_text(encoding="utf-8")
     try:
         if file.suffix.lower() == ".toml":
-            import tomllib
-
-            return dict(tomllib.loads(text))
+            return dict(_toml().loads(text))
         return dict(json.loads(text))
     except (ValueError, TypeError) as exc:
         raise ConfigError(
@@ -249,3 +247,21 @@ def main(args: argparse.Namespace) -> int:
         }
         Path(target).write_text(json.dumps(record, indent=1), encoding="utf-8")
     return 0 if run.status in ("finished", "stopped") else 1
+
+
+def _toml() -> Any:
+    """The TOML reader: the standard library's from Python 3.11, tomli before."""
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    from labkit._errors import ConfigError
+
+    try:
+        import tomli
+    except ImportError:
+        raise ConfigError(
+            "reading a TOML --config on Python 3.10 needs tomli: pip install tomli "
+            "(or pass the config as JSON)."
+        ) from None
+    return tomli

@@ -286,7 +286,7 @@ def line_chart(
                         f"<title>{html.escape(s.name)} {fmt(vy)} at {fmt(vx)}</title>"
                         "</circle>"
                     )
-    lx = left + 8
+    lx: float = left + 8
     for s in series:
         if not s.legend:
             continue

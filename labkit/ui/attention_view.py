@@ -18,7 +18,8 @@ from labkit.render import heatmap as _heatmap
 from labkit.ui._base import LabkitWidget, asset
 
 if TYPE_CHECKING:
-    from labkit.attention import AttentionDiff, AttentionResult
+    from labkit.inspect.attention.diff import AttentionDiff
+    from labkit.inspect.attention.result import AttentionResult
 
 __all__ = [
     "DENSE_MAX",

@@ -67,7 +67,7 @@ class HeadImportance:
 
 
 def _out_projections(hf: Any) -> dict[int, Any]:
-    found = {}
+    found: dict[int, Any] = {}
     for name, module in hf.named_modules():
         match = _OUT_PROJ.search(name)
         if match:

@@ -206,15 +206,16 @@ def run(
         )
         comp, suff = list(comp_l), list(suff_l)
 
-    unconverged = []
+    unconverged: list[float] = []
     tol = opts.get("tolerance")
     results = []
     for i, e in enumerate(encoded):
         used = dict(opts)
         if steps[i] is not None:
             used["n_steps"] = steps[i]
-            if tol is not None and deltas[i] is not None and deltas[i] > tol:
-                unconverged.append(deltas[i])
+            delta = deltas[i]
+            if tol is not None and delta is not None and delta > tol:
+                unconverged.append(delta)
         results.append(
             AttributionResult(
                 text=e.text,
