@@ -110,3 +110,91 @@ def test_no_module_shadows_a_public_function():
         "callable(labkit.finetune)]))"
     )
     assert json.loads(out) == [True, True, True]
+
+
+def _labkit_import_graph() -> dict[str, set[str]]:
+    """labkit module -> the labkit modules it imports, at module or function level (imports
+    under ``if TYPE_CHECKING:`` left out: they never run)."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "labkit"
+    files: dict[str, Path] = {}
+    for path in root.rglob("*.py"):
+        parts = list(path.relative_to(root.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        files[".".join(parts)] = path
+
+    def owner(name: str) -> str | None:  # the module that ``name`` (module or attribute) is in
+        while name and name not in files:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph: dict[str, set[str]] = {}
+    for mod, path in files.items():
+        tree = ast.parse(path.read_text())
+        type_only = {
+            id(inner)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for inner in ast.walk(node)
+        }
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*up, base] if base else up)
+                names = [base] + [f"{base}.{a.name}" for a in node.names]
+            else:
+                continue
+            for name in names:
+                found = owner(name)
+                # a module importing its own package's __init__ is not an edge of the graph
+                if found and found != mod and not mod.startswith(found + "."):
+                    targets.add(found)
+        graph[mod] = targets
+    return graph
+
+
+def test_labkit_has_no_import_circles():
+    """Every module can be read bottom-up: no two modules import each other, directly or
+    through others, counting imports inside functions."""
+    graph = _labkit_import_graph()
+    circles = []
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def visit(mod: str) -> None:
+        state[mod] = 1
+        path.append(mod)
+        for dep in sorted(graph[mod]):
+            if state.get(dep) == 1:
+                circles.append(" -> ".join([*path[path.index(dep) :], dep]))
+            elif dep not in state:
+                visit(dep)
+        path.pop()
+        state[mod] = 2
+
+    for mod in sorted(graph):
+        if mod not in state:
+            visit(mod)
+    assert circles == []
+
+
+def test_the_top_level_is_a_few_core_modules_and_packages():
+    """One package per concept: the top level keeps the core data types and entry points."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1] / "labkit"
+    modules = sorted(p.stem for p in root.glob("*.py"))
+    packages = sorted(p.name for p in root.iterdir() if (p / "__init__.py").exists())
+    assert len(modules) <= 14, modules
+    assert {"train", "inspect", "render", "cli", "ui", "_utils"} <= set(packages)
