@@ -6,7 +6,7 @@ Rows (ratios measured within one run, the two sides interleaved):
    tokenized data, collator, random sampler, batch and precision (goal >= 0.98). ``Trainer``
    runs on the main thread and labkit on its own, after the main thread has trained (as in a
    notebook, where the kernel's thread has loaded and evaluated the model): that is what made
-   labkit's steps 15% slower until the caller's idle OpenMP pool was freed (labkit/_threads.py).
+   labkit's steps 15% slower until the caller's idle OpenMP pool was freed (labkit/_utils/threads.py).
    Median of interleaved repeats.
 2. defaults: ``labkit.finetune`` defaults (length-grouped batches, dynamic padding, fused AdamW,
    sdpa) vs ``Trainer`` defaults (tokenize with truncation, default collator, random batches)
