@@ -15,7 +15,6 @@ if TYPE_CHECKING:
 __all__ = ["AttentionDiff", "attention_diff", "js_divergence"]
 
 
-
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Jensen-Shannon divergence in bits (0 = same, 1 = disjoint) along the last axis."""
     p = p.astype(np.float64)
