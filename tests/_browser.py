@@ -2,10 +2,11 @@
 
 ``widget_page(page, "run_panel", state)`` renders one of our anywidget ES modules in a blank page
 served from a fake origin (``http://labkit.test``) through request routing: the page gets the
-module and its CSS from ``widgets/``, a small fake anywidget model, and nothing else. Any other
-request is aborted and recorded in ``page.blocked`` so tests can assert that a view loads
-nothing from the network. ``window.__model`` exposes the fake model: ``emit(msg, buffers)``
-delivers a custom message, ``sent`` lists the messages the view sent.
+module from ``widgets/`` as a widget sends it (``labkit.ui._base.esm``: the shared prelude, then
+the module), its CSS, a small fake anywidget model, and nothing else. Any other request is
+aborted and recorded in ``page.blocked`` so tests can assert that a view loads nothing from the
+network. ``window.__model`` exposes the fake model: ``emit(msg, buffers)`` delivers a custom
+message, ``sent`` lists the messages the view sent.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import os
 import shutil
 from pathlib import Path
 from typing import Any
+
+from labkit.ui._base import esm
 
 CHROMIUM = os.environ.get("LABKIT_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -110,8 +113,10 @@ def widget_page(
             r.fulfill(status=200, content_type="text/html", body=html)
         elif url.startswith(ORIGIN + "/") and (WIDGETS / url[len(ORIGIN) + 1 :]).is_file():
             name = url[len(ORIGIN) + 1 :]
-            kind = "text/javascript" if name.endswith(".js") else "text/css"
-            r.fulfill(status=200, content_type=kind, body=(WIDGETS / name).read_text())
+            if name.endswith(".js"):  # as the widget sends it: the shared prelude, then the module
+                r.fulfill(status=200, content_type="text/javascript", body=esm(name))
+            else:
+                r.fulfill(status=200, content_type="text/css", body=(WIDGETS / name).read_text())
         else:
             blocked.append(url)
             r.abort()

@@ -2,16 +2,11 @@
 // Text is set with textContent only: messages may quote user input.
 
 function render({ model, el }) {
-  const root = document.createElement("div");
-  root.className = "labkit-app-status";
-  const dot = document.createElement("span");
-  dot.className = "labkit-app-status-dot";
-  const text = document.createElement("span");
-  text.className = "labkit-app-status-text";
-  const bar = document.createElement("div");
-  bar.className = "labkit-app-status-bar";
-  const fill = document.createElement("div");
-  fill.className = "labkit-app-status-fill";
+  const root = h("div", "labkit-app-status");
+  const dot = h("span", "labkit-app-status-dot");
+  const text = h("span", "labkit-app-status-text");
+  const bar = h("div", "labkit-app-status-bar");
+  const fill = h("div", "labkit-app-status-fill");
   bar.appendChild(fill);
   root.append(dot, text, bar);
   el.appendChild(root);
@@ -24,15 +19,9 @@ function render({ model, el }) {
     bar.style.display = p === null || p === undefined || p < 0 ? "none" : "block";
     fill.style.width = `${Math.max(0, Math.min(1, p || 0)) * 100}%`;
   }
-  model.on("change:message", update);
-  model.on("change:kind", update);
-  model.on("change:progress", update);
+  const unsubscribe = subscribe(model, ["change:message", "change:kind", "change:progress"], update);
   update();
-  return () => {
-    model.off("change:message", update);
-    model.off("change:kind", update);
-    model.off("change:progress", update);
-  };
+  return unsubscribe;
 }
 
 export default { render };

@@ -11,45 +11,6 @@
 const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
   "#7f7f7f", "#bcbd22", "#17becf"];
 const MIN_WEIGHT = 0.02; // links weaker than this (or than uniform, 1/T) are not drawn
-const STORES = new WeakMap();
-let HALF = null;
-
-function halfTable() {
-  if (HALF) return HALF;
-  HALF = new Float32Array(65536);
-  for (let h = 0; h < 65536; h++) {
-    const sign = h & 0x8000 ? -1 : 1;
-    const exp = (h >> 10) & 0x1f;
-    const frac = h & 0x3ff;
-    let v;
-    if (exp === 0) v = frac * 2 ** -24;
-    else if (exp === 31) v = frac ? NaN : Infinity;
-    else v = (1 + frac / 1024) * 2 ** (exp - 15);
-    HALF[h] = sign * v;
-  }
-  return HALF;
-}
-
-function bytesOf(b) {
-  if (!b) return new Uint8Array(0);
-  if (b instanceof ArrayBuffer) return new Uint8Array(b);
-  if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  return new Uint8Array(0);
-}
-
-function u16(b) {
-  const u8 = bytesOf(b);
-  if (u8.byteOffset % 2 === 0) return new Uint16Array(u8.buffer, u8.byteOffset, u8.byteLength >> 1);
-  return new Uint16Array(u8.slice().buffer);
-}
-
-function f16(b) {
-  const h = u16(b);
-  const table = halfTable();
-  const out = new Float32Array(h.length);
-  for (let i = 0; i < h.length; i++) out[i] = table[h[i]];
-  return out;
-}
 
 // One layer as sorted rows: idx/val [heads * T * K], strongest link first.
 function decodeLayer(msg, buffers) {
@@ -75,88 +36,38 @@ function decodeLayer(msg, buffers) {
   return { H, T, K: msg.k, idx: u16(buffers[0]), val: f16(buffers[1]) };
 }
 
-function storeFor(model) {
-  let s = STORES.get(model);
-  if (!s) {
-    s = { layers: new Map(), pending: new Set(), listeners: new Set(), listening: false };
-    STORES.set(model, s);
-  }
-  return s;
-}
-
-function listen(model) {
-  const s = storeFor(model);
-  if (s.listening) return () => {};
-  const onMsg = (msg, buffers) => {
-    if (!msg || msg.type !== "layer") return;
-    try {
-      s.layers.set(msg.layer, decodeLayer(msg, buffers || []));
-    } catch (err) {
-      console.error("labkit attention view: bad layer message", err);
-      return;
-    }
-    s.pending.delete(msg.layer);
-    for (const cb of [...s.listeners]) cb(msg.layer);
-  };
-  model.on("msg:custom", onMsg);
-  s.listening = true;
-  return () => {
-    model.off("msg:custom", onMsg);
-    s.listening = false;
-  };
-}
-
-function node(tag, cls, text) {
-  const el = document.createElement(tag);
-  if (cls) el.className = cls;
-  if (text !== undefined) el.textContent = text;
-  return el;
-}
-
-function pretty(tok) {
-  return String(tok).replace(/[\u0120\u2581]/g, " ");
-}
-
-function blue(level) {
-  // white -> dark blue, like the static heatmaps
-  const t = level / 255;
-  return [Math.round(255 - 247 * t), Math.round(255 - 207 * t), Math.round(255 - 148 * t)];
-}
+const listenLayers = (model) =>
+  listenReplies(model, "layer", (msg, buffers) => [msg.layer, decodeLayer(msg, buffers)]);
 
 function render({ model, el }) {
-  const s = storeFor(model);
-  const unlisten = listen(model);
+  const s = replyStore(model);
+  const unlisten = listenLayers(model);
   s.pending.clear(); // a new view asks again for anything it has not received
-  const off = [];
-  const on = (event, fn) => {
-    model.on(event, fn);
-    off.push([event, fn]);
-  };
 
-  const root = node("div", "lk-attn");
+  const root = h("div", "lk-attn");
   root.dataset.ready = "0";
-  const head = node("div", "lk-attn-top");
-  const title = node("span", "lk-attn-title");
-  const tabs = node("span", "lk-attn-tabs");
-  const headTab = node("button", "lk-tab", "Head view");
-  const modelTab = node("button", "lk-tab", "Model view");
+  const header = h("div", "lk-attn-top");
+  const title = h("span", "lk-attn-title");
+  const tabs = h("span", "lk-attn-tabs");
+  const headTab = h("button", "lk-tab", "Head view");
+  const modelTab = h("button", "lk-tab", "Model view");
   tabs.append(headTab, modelTab);
-  head.append(title, tabs);
-  const controls = node("div", "lk-attn-controls");
-  const layerLabel = node("label", "", "Layer ");
-  const layerSelect = node("select", "lk-layer");
+  header.append(title, tabs);
+  const controls = h("div", "lk-attn-controls");
+  const layerLabel = h("label", "", "Layer ");
+  const layerSelect = h("select", "lk-layer");
   layerLabel.append(layerSelect);
-  const chips = node("span", "lk-chips");
-  const kLabel = node("label", "", " links per token ");
-  const kInput = node("input", "lk-topk");
+  const chips = h("span", "lk-chips");
+  const kLabel = h("label", "", " links per token ");
+  const kInput = h("input", "lk-topk");
   kInput.type = "number";
   kInput.min = "1";
   kInput.max = "32";
   kLabel.append(kInput);
-  const status = node("span", "lk-status");
+  const status = h("span", "lk-status");
   controls.append(layerLabel, chips, kLabel, status);
-  const body = node("div", "lk-attn-body");
-  root.append(head, controls, body);
+  const body = h("div", "lk-attn-body");
+  root.append(header, controls, body);
   el.append(root);
 
   let focus = null; // {side: "left" | "right", i}
@@ -172,9 +83,7 @@ function render({ model, el }) {
   };
 
   function request(li) {
-    if (s.layers.has(li) || s.pending.has(li)) return;
-    s.pending.add(li);
-    model.send({ type: "layer", layer: li });
+    requestReply(model, li, { type: "layer", layer: li });
   }
 
   function setTitle() {
@@ -186,18 +95,18 @@ function render({ model, el }) {
   function buildControls() {
     layerSelect.replaceChildren();
     layers().forEach((layer, li) => {
-      const opt = node("option", "", `${layer}`);
+      const opt = h("option", "", `${layer}`);
       opt.value = String(li);
       layerSelect.append(opt);
     });
     layerSelect.value = String(model.get("layer"));
     chips.replaceChildren();
     const sel = new Set(selected());
-    heads().forEach((h, hi) => {
-      const chip = node("button", "lk-chip", `${h}`);
-      chip.style.setProperty("--lk-color", COLORS[h % COLORS.length]);
+    heads().forEach((head, hi) => {
+      const chip = h("button", "lk-chip", `${head}`);
+      chip.style.setProperty("--lk-color", COLORS[head % COLORS.length]);
       chip.classList.toggle("off", !sel.has(hi));
-      chip.title = `head ${h} (click to show or hide; double-click to show only this head)`;
+      chip.title = `head ${head} (click to show or hide; double-click to show only this head)`;
       chip.addEventListener("click", () => {
         const now = new Set(selected());
         if (now.has(hi) && now.size > 1) now.delete(hi);
@@ -222,14 +131,14 @@ function render({ model, el }) {
     const toks = tokens();
     const T = toks.length;
     const rh = T > 256 ? 14 : 20;
-    const wrap = node("div", "lk-head");
+    const wrap = h("div", "lk-head");
     wrap.style.setProperty("--lk-row", `${rh}px`);
-    const left = node("div", "lk-col lk-left");
-    const right = node("div", "lk-col lk-right");
+    const left = h("div", "lk-col lk-left");
+    const right = h("div", "lk-col lk-right");
     // The canvas covers only the visible band of the scroll box (sticky inside a column as
     // tall as the token lists): a long input never rasterises thousands of pixels per link.
-    const column = node("div", "lk-linkcol");
-    const canvas = node("canvas", "lk-links");
+    const column = h("div", "lk-linkcol");
+    const canvas = h("canvas", "lk-links");
     const width = 220;
     column.style.height = `${T * rh}px`;
     column.append(canvas);
@@ -238,7 +147,7 @@ function render({ model, el }) {
     const rightEls = [];
     toks.forEach((tok, i) => {
       for (const [col, list, side] of [[left, leftEls, "left"], [right, rightEls, "right"]]) {
-        const t = node("div", "lk-tok", pretty(tok));
+        const t = h("div", "lk-tok", pretty(tok));
         if (special[i]) t.classList.add("special");
         t.title = `token ${i}`;
         t.addEventListener("mouseenter", () => {
@@ -279,13 +188,13 @@ function render({ model, el }) {
     ctx.clearRect(0, top, width, band);
     clearLit();
     const { T, K, idx, val } = data;
-    const sel = selected().filter((h) => h < data.H);
+    const sel = selected().filter((hi) => hi < data.H);
     const k = focus ? K : Math.min(Math.max(1, model.get("top_k") || 1), K);
     const y = (i) => (i + 0.5) * rh;
     const glow = new Float32Array(T);
     const floor = Math.min(MIN_WEIGHT, 1 / T);
     let drawn = 0;
-    for (const h of sel) {
+    for (const hi of sel) {
       // one path per opacity step: far fewer stroke() calls than one per link
       const buckets = Array.from({ length: 10 }, () => new Path2D());
       const used = new Array(10).fill(false);
@@ -302,7 +211,7 @@ function render({ model, el }) {
       if (focus && focus.side === "right") {
         const j = focus.i;
         for (let i = 0; i < T; i++) {
-          const base = (h * T + i) * K;
+          const base = (hi * T + i) * K;
           for (let r = 0; r < K; r++) {
             if (idx[base + r] === j) {
               const w = val[base + r];
@@ -317,7 +226,7 @@ function render({ model, el }) {
         const count = rows ? 1 : T;
         for (let n = 0; n < count; n++) {
           const i = rows ? rows[0] : n;
-          const base = (h * T + i) * K;
+          const base = (hi * T + i) * K;
           for (let r = 0; r < k; r++) {
             const w = val[base + r];
             if (!(w >= floor)) break; // sorted: the rest are weaker
@@ -326,7 +235,7 @@ function render({ model, el }) {
           }
         }
       }
-      ctx.strokeStyle = COLORS[heads()[h] % COLORS.length];
+      ctx.strokeStyle = COLORS[heads()[hi] % COLORS.length];
       ctx.lineWidth = focus ? 2 : 1;
       for (let b = 0; b < 10; b++) {
         if (!used[b]) continue;
@@ -358,7 +267,7 @@ function render({ model, el }) {
       built = buildHeadDom();
     }
     if (!body.contains(built.wrap)) body.replaceChildren(built.wrap);
-    const data = s.layers.get(li);
+    const data = s.got.get(li);
     if (!data) {
       status.textContent = `loading layer ${layers()[li]}…`;
       root.dataset.ready = "0";
@@ -378,30 +287,22 @@ function render({ model, el }) {
     const L = layers().length;
     const H = heads().length;
     const roles = model.get("roles") || [];
-    const grid = node("table", "lk-grid");
-    const hdr = node("tr");
-    hdr.append(node("th", "", ""));
-    heads().forEach((h) => hdr.append(node("th", "", `${h}`)));
+    const grid = h("table", "lk-grid");
+    const hdr = h("tr");
+    hdr.append(h("th", "", ""));
+    heads().forEach((head) => hdr.append(h("th", "", `${head}`)));
     grid.append(hdr);
     for (let li = 0; li < L; li++) {
-      const row = node("tr");
-      row.append(node("th", "", `${layers()[li]}`));
+      const row = h("tr");
+      row.append(h("th", "", `${layers()[li]}`));
       for (let hi = 0; hi < H; hi++) {
-        const cell = node("td");
-        const c = node("canvas", "lk-thumb");
+        const cell = h("td");
+        const c = h("canvas", "lk-thumb");
         c.width = Math.max(1, S);
         c.height = Math.max(1, S);
         if (S > 0 && thumbs.length >= L * H * S * S) {
-          const img = c.getContext("2d").createImageData(S, S);
-          const off0 = (li * H + hi) * S * S;
-          for (let p = 0; p < S * S; p++) {
-            const [r, g, b] = blue(thumbs[off0 + p]);
-            img.data[4 * p] = r;
-            img.data[4 * p + 1] = g;
-            img.data[4 * p + 2] = b;
-            img.data[4 * p + 3] = 255;
-          }
-          c.getContext("2d").putImageData(img, 0, 0);
+          const off0 = (li * H + hi) * S * S; // uint8 levels, like the static heatmaps
+          heatmap(c, S, (p) => thumbs[off0 + p] / 255, PALETTE.attention);
         }
         const role = (roles[li] || [])[hi];
         c.title = `layer ${layers()[li]}, head ${heads()[hi]}${role ? `: ${role}` : ""}`;
@@ -438,7 +339,7 @@ function render({ model, el }) {
     scrollQueued = true;
     requestAnimationFrame(() => {
       scrollQueued = false;
-      if (built && s.layers.has(model.get("layer"))) drawLinks(s.layers.get(model.get("layer")));
+      if (built && s.got.has(model.get("layer"))) drawLinks(s.got.get(model.get("layer")));
     });
   });
   headTab.addEventListener("click", () => {
@@ -463,27 +364,28 @@ function render({ model, el }) {
     if (li === model.get("layer") && model.get("mode") !== "model") draw();
   };
   s.listeners.add(onLayer);
-  for (const ev of ["change:layer", "change:mode", "change:selected_heads", "change:top_k"]) {
-    on(ev, refresh);
-  }
-  on("change:tokens", () => {
-    built = null;
-    s.layers.clear();
-    s.pending.clear();
-    refresh();
-  });
+  const unsubscribe = [
+    subscribe(model, ["change:layer", "change:mode", "change:selected_heads", "change:top_k"],
+      refresh),
+    subscribe(model, ["change:tokens"], () => {
+      built = null;
+      s.got.clear();
+      s.pending.clear();
+      refresh();
+    }),
+  ];
   refresh();
 
   return () => {
     s.listeners.delete(onLayer);
-    for (const [event, fn] of off) model.off(event, fn);
+    for (const undo of unsubscribe) undo();
     unlisten();
   };
 }
 
 export default {
   initialize({ model }) {
-    return listen(model);
+    return listenLayers(model);
   },
   render,
 };

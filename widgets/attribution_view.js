@@ -6,25 +6,7 @@
 // labkit.explain and sends new traits. Every token and label is written with textContent:
 // no data is ever parsed as HTML.
 
-const POS = [22, 163, 74]; // toward the target (green)
-const NEG = [220, 38, 38]; // against it (red)
-
-function h(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
-
-export function floats(b) {
-  if (!b) return new Float32Array(0);
-  let u8;
-  if (b instanceof ArrayBuffer) u8 = new Uint8Array(b);
-  else if (ArrayBuffer.isView(b)) u8 = new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
-  else return new Float32Array(0);
-  const copy = u8.slice(); // aligned, and safe if the model's buffer is replaced
-  return new Float32Array(copy.buffer, 0, copy.byteLength >> 2);
-}
+// The colours (PALETTE.toward, green; PALETTE.against, red) and diverging() are _common.js's.
 
 export function scaleOf(scores, special) {
   let top = 0;
@@ -34,12 +16,6 @@ export function scaleOf(scores, special) {
     if (Number.isFinite(a) && a > top) top = a;
   }
   return top > 0 ? top : 1;
-}
-
-export function colour(value, top) {
-  const x = Math.max(-1, Math.min(1, value / top));
-  const [r, g, b] = x >= 0 ? POS : NEG;
-  return `rgba(${r},${g},${b},${(Math.abs(x) * 0.85).toFixed(3)})`;
 }
 
 function fmt(v, digits = 3) {
@@ -80,6 +56,8 @@ function render({ model, el }) {
   const legend = h("div", "labkit-attr-legend");
   const legLeft = h("span");
   const legBar = h("span", "labkit-attr-legend-bar");
+  legBar.style.background =
+    `linear-gradient(to right, ${rgba(PALETTE.against, 1)}, #fff, ${rgba(PALETTE.toward, 1)})`;
   const legRight = h("span");
   legend.append(legLeft, legBar, legRight);
   const error = h("div", "labkit-attr-error");
@@ -96,7 +74,7 @@ function render({ model, el }) {
     const tokens = model.get("tokens") || [];
     const special = model.get("special") || [];
     const spaces = model.get("spaces") || [];
-    const scores = floats(model.get("scores"));
+    const scores = f32(model.get("scores"));
     const labels = model.get("labels") || [];
     const probs = model.get("probs") || [];
     const target = model.get("target");
@@ -138,7 +116,7 @@ function render({ model, el }) {
       if (i > 0 && (spaces.length ? spaces[i] : true)) tokensEl.appendChild(document.createTextNode(" "));
       const span = h("span", special[i] ? "labkit-attr-token labkit-attr-special" : "labkit-attr-token", tok);
       const value = i < scores.length ? scores[i] : 0;
-      span.style.background = colour(value, top);
+      span.style.background = diverging(value, top);
       span.dataset.index = String(i);
       span.dataset.score = String(value);
       tokensEl.appendChild(span);
@@ -172,10 +150,9 @@ function render({ model, el }) {
   const names = ["tokens", "special", "spaces", "scores", "target", "labels", "probs", "method",
     "methods", "delta", "n_steps", "comprehensiveness", "sufficiency", "faithfulness",
     "interactive", "busy", "error"];
-  const redraw = () => draw();
-  for (const n of names) model.on(`change:${n}`, redraw);
+  const unsubscribe = subscribe(model, names.map((n) => `change:${n}`), () => draw());
   draw();
-  return () => { for (const n of names) model.off(`change:${n}`, redraw); };
+  return unsubscribe;
 }
 
 export default { render };

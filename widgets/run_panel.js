@@ -1,7 +1,9 @@
 // labkit's live training panel and loss chart (RunPanel and LossChart share this module).
 //
-// One self-contained ES module: anywidget loads it from a blob: URL, where relative imports do
-// not resolve. Points never travel as a trait: the kernel streams them as small custom messages
+// anywidget loads the module from a blob: URL, where relative imports do not resolve, so the
+// helpers it shares with the other widgets (h, bufferOf) come from _common.js, which
+// labkit/ui/_base.py joins ahead of this text. Points never travel as a trait: the kernel
+// streams them as small custom messages
 // ({type: "rows", start, n, cols, evals_start, evals} + one binary buffer per column). Every
 // message carries its start index, so this side keeps what is new, drops what it holds, and asks
 // ({type: "sync", have, have_evals}) when it sees a gap. The listener lives in initialize() and
@@ -9,26 +11,13 @@
 // of the same model in the page draws at once. All text goes through textContent.
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const ENDED = new Set(["stopped", "finished", "diverged", "out_of_memory", "failed"]);
 const COLORS = { raw: "#1f77b4", ema: "#1f77b4", val: "#d62728", metric: "#2ca02c" };
 const STORES = new Map(); // model key -> Store
-
-function h(tag, cls, text) {
-  const e = document.createElement(tag);
-  if (cls) e.className = cls;
-  if (text !== undefined) e.textContent = text;
-  return e;
-}
 
 function svg(tag, attrs) {
   const e = document.createElementNS(SVGNS, tag);
   for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
   return e;
-}
-
-function arrayBuffer(b) {
-  if (b instanceof ArrayBuffer) return b;
-  return b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength); // aligned copy
 }
 
 export function fmt(v) {
@@ -176,7 +165,7 @@ class Store {
     this.grow(this.n + count);
     msg.cols.forEach((name, i) => {
       if (!(name in TYPES) || !buffers[i]) return;
-      const src = new TYPES[name](arrayBuffer(buffers[i]));
+      const src = new TYPES[name](bufferOf(buffers[i]));
       this.cols[name].set(src.subarray(skip, msg.n), this.n);
     });
     this.extendEma(this.n, this.n + count);
@@ -514,8 +503,8 @@ class PanelView {
     this.bottom.append(this.metrics, this.checkpoints);
     root.append(this.top);
     this.requested = new Set();
-    const names = ["status", "step", "total_steps", "epoch", "samples_per_s", "eta_s", "device",
-      "gpu_memory", "metrics", "checkpoints", "error", "notice", "title"];
+    const names = ["status", "ended", "step", "total_steps", "epoch", "samples_per_s", "eta_s",
+      "device", "gpu_memory", "metrics", "checkpoints", "error", "notice", "title"];
     for (const n of names) model.on(`change:${n}`, () => this.update(n));
     this.update();
   }
@@ -535,7 +524,7 @@ class PanelView {
   update(changed) {
     const m = this.model, status = m.get("status") || "pending";
     if (changed === "status" || changed === "notice") this.requested.clear();
-    const ended = ENDED.has(status);
+    const ended = !!m.get("ended"); // the kernel knows which statuses end a run
     this.root?.setAttribute?.("data-status", status);
     this.status.textContent = status.replace(/_/g, " ");
     this.status.className = `labkit-status labkit-status-${status}`;
@@ -547,8 +536,8 @@ class PanelView {
     const facts = [`epoch ${(m.get("epoch") || 0).toFixed(2)}`];
     const sps = m.get("samples_per_s");
     if (sps > 0) facts.push(`${sps >= 100 ? Math.round(sps) : sps.toFixed(1)} samples/s`);
-    const eta = m.get("eta_s");
-    if (status === "running" && eta >= 0) facts.push(`ETA ${duration(eta)}`);
+    const eta = m.get("eta_s"); // MetricHistory.eta, as the console bar shows it; -1 unless running
+    if (eta >= 0) facts.push(`ETA ${duration(eta)}`);
     if (m.get("device")) facts.push(m.get("device"));
     if (m.get("gpu_memory")) facts.push(`GPU memory ${m.get("gpu_memory")}`);
     this.facts.textContent = facts.join(" · ");

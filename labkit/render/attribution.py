@@ -15,11 +15,14 @@ import numpy as np
 if TYPE_CHECKING:
     from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution
 
-__all__ = ["colour", "dataset_html", "render", "scale"]
+__all__ = ["AGAINST", "OPACITY", "TOWARD", "colour", "dataset_html", "render", "scale"]
 
-# Green pushes toward the explained label, red away from it (captum's convention).
-_POS = (22, 163, 74)
-_NEG = (220, 38, 38)
+# Green pushes toward the explained label, red away from it (captum's convention); the strongest
+# score is drawn at OPACITY. AttributionView draws with the same numbers (labkit.ui._base hands
+# them to the front end as PALETTE.toward, PALETTE.against and PALETTE.opacity).
+TOWARD = (22, 163, 74)
+AGAINST = (220, 38, 38)
+OPACITY = 0.85
 
 
 def scale(scores: np.ndarray, special: Sequence[bool]) -> float:
@@ -33,8 +36,8 @@ def scale(scores: np.ndarray, special: Sequence[bool]) -> float:
 def colour(value: float, top: float) -> str:
     """CSS background for ``value`` on a scale whose ends are ±``top``."""
     x = max(-1.0, min(1.0, value / top)) if top else 0.0
-    r, g, b = _POS if x >= 0 else _NEG
-    return f"rgba({r},{g},{b},{abs(x) * 0.85:.3f})"
+    r, g, b = TOWARD if x >= 0 else AGAINST
+    return f"rgba({r},{g},{b},{abs(x) * OPACITY:.3f})"
 
 
 def _fmt(x: float | None, digits: int = 3) -> str:
@@ -61,8 +64,8 @@ def tokens_html(result: AttributionResult) -> str:
 
 def legend_html(target: str, top: float) -> str:
     e = html.escape
-    neg = f"rgb{_NEG}".replace(" ", "")
-    pos = f"rgb{_POS}".replace(" ", "")
+    neg = f"rgb{AGAINST}".replace(" ", "")
+    pos = f"rgb{TOWARD}".replace(" ", "")
     return (
         '<div class="labkit-legend" style="display:flex;align-items:center;gap:6px;'
         'font-size:12px;margin-top:6px">'

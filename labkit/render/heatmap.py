@@ -13,7 +13,7 @@ import zlib
 
 import numpy as np
 
-__all__ = ["BLUES", "REDS", "data_uri", "png", "pool", "tile", "to_levels"]
+__all__ = ["BLUE", "BLUES", "RED", "REDS", "data_uri", "png", "pool", "tile", "to_levels"]
 
 
 def _ramp(end: tuple[int, int, int]) -> bytes:
@@ -24,8 +24,12 @@ def _ramp(end: tuple[int, int, int]) -> bytes:
     return rgb.tobytes()
 
 
-BLUES = _ramp((8, 48, 107))
-REDS = _ramp((153, 0, 13))
+# The dark ends of the two ramps (RGB). The widgets draw with the same numbers: labkit.ui._base
+# hands them to the front end as PALETTE.attention and PALETTE.change.
+BLUE = (8, 48, 107)  # attention weights: white -> BLUE
+RED = (153, 0, 13)  # attention change (Jensen-Shannon divergence): white -> RED
+BLUES = _ramp(BLUE)
+REDS = _ramp(RED)
 
 
 def pool(matrix: np.ndarray, size: int) -> np.ndarray:

@@ -1,0 +1,177 @@
+// labkit's shared front-end helpers, written once. labkit/ui/_base.py sends every widget module as
+// this file, then one generated line `const PALETTE = {...}` (the colours labkit.render draws
+// with, as RGB triples), then the module itself. So this file holds plain declarations only, no
+// import or export, and a module must not declare any of these names again
+// (tests/test_widgets_common.py checks both).
+
+// ---------------------------------------------------------------------------------------------
+// Elements and events
+
+// An element with an optional class and text; text always goes through textContent.
+function h(tag, cls, text) {
+  const e = document.createElement(tag);
+  if (cls) e.className = cls;
+  if (text !== undefined) e.textContent = text;
+  return e;
+}
+
+// model.on(event, fn) for each event; the function returned undoes them (a view's cleanup).
+function subscribe(model, events, fn) {
+  for (const event of events) model.on(event, fn);
+  return () => {
+    for (const event of events) model.off(event, fn);
+  };
+}
+
+// A token as shown: the byte-level BPE (Ġ) and SentencePiece (▁) space markers become spaces.
+function pretty(tok) {
+  return String(tok).replace(/[\u0120\u2581]/g, " ");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Binary buffers: anywidget hands them over as ArrayBuffer, DataView or typed array.
+
+// The bytes of b (a view, no copy); empty for anything that is not a buffer.
+function bytesOf(b) {
+  if (!b) return new Uint8Array(0);
+  if (b instanceof ArrayBuffer) return new Uint8Array(b);
+  if (ArrayBuffer.isView(b)) return new Uint8Array(b.buffer, b.byteOffset, b.byteLength);
+  return new Uint8Array(0);
+}
+
+// A copy of b's bytes in an ArrayBuffer of their own: aligned for any typed array, and safe if
+// the model's buffer is replaced later.
+function bufferOf(b) {
+  return bytesOf(b).slice().buffer;
+}
+
+function u16(b) {
+  let u8 = bytesOf(b);
+  if (u8.byteOffset % 2) u8 = u8.slice();
+  return new Uint16Array(u8.buffer, u8.byteOffset, u8.byteLength >> 1);
+}
+
+function f32(b) {
+  const copy = bufferOf(b);
+  return new Float32Array(copy, 0, copy.byteLength >> 2);
+}
+
+let HALF = null; // fp16 bits -> value, built on first use
+
+function halfTable() {
+  if (HALF) return HALF;
+  HALF = new Float32Array(65536);
+  for (let bits = 0; bits < 65536; bits++) {
+    const sign = bits & 0x8000 ? -1 : 1;
+    const exp = (bits >> 10) & 0x1f;
+    const frac = bits & 0x3ff;
+    let v;
+    if (exp === 0) v = frac * 2 ** -24;
+    else if (exp === 31) v = frac ? NaN : Infinity;
+    else v = (1 + frac / 1024) * 2 ** (exp - 15);
+    HALF[bits] = sign * v;
+  }
+  return HALF;
+}
+
+function f16(b) {
+  const bits = u16(b);
+  const table = halfTable();
+  const out = new Float32Array(bits.length);
+  for (let i = 0; i < bits.length; i++) out[i] = table[bits[i]];
+  return out;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Colours. PALETTE comes from labkit.render, so the static HTML and the widgets agree:
+// attention (white -> dark blue) for weights, change (white -> dark red) for divergences, and
+// toward/against with opacity for attributions.
+
+function rgba(rgb, alpha) {
+  return `rgba(${rgb[0]},${rgb[1]},${rgb[2]},${alpha})`;
+}
+
+// The colour at t (0..1) of the ramp from white to `end`.
+function ramp(end, t) {
+  return [
+    Math.round(255 + (end[0] - 255) * t),
+    Math.round(255 + (end[1] - 255) * t),
+    Math.round(255 + (end[2] - 255) * t),
+  ];
+}
+
+// Paint an S x S canvas: pixel p takes the colour at level(p) (0..1) of the ramp to `end`.
+function heatmap(canvas, S, level, end) {
+  canvas.width = S;
+  canvas.height = S;
+  if (S <= 0) return;
+  const ctx = canvas.getContext("2d");
+  const img = ctx.createImageData(S, S);
+  for (let p = 0; p < S * S; p++) {
+    const [r, g, b] = ramp(end, level(p));
+    img.data[4 * p] = r;
+    img.data[4 * p + 1] = g;
+    img.data[4 * p + 2] = b;
+    img.data[4 * p + 3] = 255;
+  }
+  ctx.putImageData(img, 0, 0);
+}
+
+// CSS background of an attribution score on a diverging scale whose ends are ±top.
+function diverging(value, top) {
+  const x = Math.max(-1, Math.min(1, value / top));
+  return rgba(x >= 0 ? PALETTE.toward : PALETTE.against, (Math.abs(x) * PALETTE.opacity).toFixed(3));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Replies to a view's requests. A view sends {type, ...} for what it lacks; the kernel answers
+// with a custom message of the same type. The replies are kept per model and the listener is
+// registered in initialize(), so no reply is lost to a view that is not rendered yet, and a
+// second view of the same model draws at once.
+
+const REPLIES = new WeakMap();
+
+// {got: key -> value, pending: keys asked for, listeners: called with each key that arrives}
+function replyStore(model) {
+  let s = REPLIES.get(model);
+  if (!s) {
+    s = { got: new Map(), pending: new Set(), listeners: new Set(), listening: false };
+    REPLIES.set(model, s);
+  }
+  return s;
+}
+
+// Keep each reply of `type`: read(msg, buffers) gives its [key, value]. Returns the function
+// that stops listening (a no-op when something already listens).
+function listenReplies(model, type, read) {
+  const s = replyStore(model);
+  if (s.listening) return () => {};
+  const onMsg = (msg, buffers) => {
+    if (!msg || msg.type !== type) return;
+    let entry;
+    try {
+      entry = read(msg, buffers || []);
+    } catch (err) {
+      console.error(`labkit: bad "${type}" message`, err);
+      return;
+    }
+    const [key, value] = entry;
+    s.got.set(key, value);
+    s.pending.delete(key);
+    for (const cb of [...s.listeners]) cb(key);
+  };
+  model.on("msg:custom", onMsg);
+  s.listening = true;
+  return () => {
+    model.off("msg:custom", onMsg);
+    s.listening = false;
+  };
+}
+
+// Send msg asking for `key`, unless it has arrived or is on its way.
+function requestReply(model, key, msg) {
+  const s = replyStore(model);
+  if (s.got.has(key) || s.pending.has(key)) return;
+  s.pending.add(key);
+  model.send(msg);
+}
