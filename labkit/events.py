@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "ENDED_STATUSES",
     "Callback",
     "Control",
     "EvalEnd",
@@ -25,6 +26,11 @@ __all__ = [
 Status = Literal[
     "pending", "running", "paused", "stopped", "finished", "diverged", "out_of_memory", "failed"
 ]
+
+# The statuses a run ends with: once a run has one, its status never changes again.
+ENDED_STATUSES: frozenset[Status] = frozenset(
+    {"stopped", "finished", "diverged", "out_of_memory", "failed"}
+)
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,24 @@ class MetricHistory:
                 return None
             return {name: col[-1] for name, col in self._cols.items()}
 
+    def eta(self, total_steps: int | None = None, *, window: int = 32) -> float | None:
+        """Seconds left until step ``total_steps`` (default: the total the steps reported), at
+        the pace of the last ``window`` recorded steps (their ``StepEnd.time``, wall clock).
+
+        None while unknown: no total, fewer than two steps, or no time between them. The live
+        panel and the console bar both show this value. Constant cost, whatever the length of
+        the run.
+        """
+        total = total_steps or self.total_steps
+        with self._lock:
+            steps, times = self._cols["step"][-window:], self._cols["time"][-window:]
+        if not total or len(steps) < 2:
+            return None
+        ds, dt = steps[-1] - steps[0], times[-1] - times[0]
+        if ds <= 0 or dt <= 0:
+            return None
+        return max(0.0, (total - steps[-1]) * dt / ds)
+
     @property
     def last_eval(self) -> EvalEnd | None:
         with self._lock:

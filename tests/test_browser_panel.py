@@ -25,6 +25,7 @@ STATE = {
     "window": 0,
     "metric": "",
     "status": "running",
+    "ended": False,
     "step": 150,
     "total_steps": 400,
     "epoch": 0.75,
@@ -79,7 +80,7 @@ def test_view_asks_for_history_keeps_new_points_and_resyncs_on_a_gap(page) -> No
 
 
 def test_panel_shows_state_escapes_text_and_sends_controls(page) -> None:
-    widget_page(page, "run_panel", {**STATE, "status": "failed"})
+    widget_page(page, "run_panel", {**STATE, "status": "failed", "ended": True})
     # set after rendering: the harness page inlines the state in a <script> ("</script>" ends it)
     page.evaluate("""window.__model.set('error', 'Boom <script>alert(1)</script>');
                      window.__model.set('checkpoints', ['/runs/<x>/checkpoint-10'])""")
@@ -87,7 +88,10 @@ def test_panel_shows_state_escapes_text_and_sends_controls(page) -> None:
     assert page.locator(".labkit-error script").count() == 0
     assert page.inner_text(".labkit-title") == "tiny <b>bert</b>"
     assert page.is_disabled(".labkit-stop") and page.is_disabled(".labkit-save")
-    page.evaluate("window.__model.set('status', 'running'); window.__model.set('error', '')")
+    page.evaluate(
+        "window.__model.set('status', 'running'); window.__model.set('ended', false);"
+        "window.__model.set('error', '')"
+    )
     assert not page.is_disabled(".labkit-stop")
     facts = page.inner_text(".labkit-facts")
     assert "123 samples/s" in facts and "ETA 1m 35s" in facts and "cpu" in facts

@@ -116,3 +116,36 @@ def test_console_progress_writes_a_short_log_when_not_a_terminal():
     assert lines[-3] == "eval at step 100: accuracy 0.7500"
     assert lines[-2] == "saved checkpoint run/checkpoint-100"
     assert lines[-1].startswith("run finished at step 100")
+
+
+def test_console_progress_redraws_one_line_in_place_on_a_terminal():
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    out = Terminal()
+    bar = ConsoleProgress(out, min_interval=3600)  # throttled: only the first and last draws
+    for step in range(1, 101):
+        bar(
+            StepEnd(
+                step=step,
+                epoch=step / 100,
+                loss=1 / step,
+                lr=1e-3,
+                total_steps=100,
+                time=1000.0 + 0.5 * step,
+            )
+        )
+        if step == 50:
+            bar(EvalEnd(step=50, metrics={"accuracy": 0.5}))
+    bar(TrainEnd(status="stopped", step=100, error="stop requested"))
+    text = out.getvalue()
+    lines = text.split("\n")
+    assert "eval at step 50: accuracy 0.5000" in [line.split("\r")[-1] for line in lines]
+    drawn = [d.strip() for line in lines for d in line.split("\r") if d.strip()]
+    steps = [d for d in drawn if d.startswith("step ")]
+    assert steps[0].startswith("step 1/100") and "%" in steps[0]
+    assert len(steps) <= 6  # not one draw per step
+    assert "step 100/100 [########################] 100%" in steps[-1]
+    assert steps[-1].endswith("eta 00:00")
+    assert lines[-2] == "run stopped at step 100 in 00:00: stop requested"

@@ -13,17 +13,18 @@ from typing import Any
 
 import pytest
 
-from labkit.events import EvalEnd, Saved, StepEnd, TrainEnd
+from labkit.events import ENDED_STATUSES, EvalEnd, Saved, StepEnd, TrainEnd
 from labkit.history import MetricHistory
-from labkit.ui.panel import COLUMNS, ENDED, LossChart, RunPanel, view_for_run
+from labkit.render.console import ConsoleProgress
+from labkit.ui.panel import COLUMNS, LossChart, RunPanel, view_for_run
 from tests._jupyter import WireTap
 
 WIDGETS = Path(__file__).resolve().parents[1] / "widgets"
 
 
 class Run:
-    """A stand-in with the interface of ``labkit.Run`` (same class name, so ``labkit.ui``
-    finds its view), driving a real ``MetricHistory``."""
+    """A stand-in with the interface of ``labkit.Run`` the panel reads, driving a real
+    ``MetricHistory``."""
 
     def __init__(self, total: int = 100, device: str = "cpu", fail_on: str = "") -> None:
         self.history = MetricHistory()
@@ -50,7 +51,7 @@ class Run:
         if action == self.fail_on:
             raise RuntimeError(f"{action} broke")
         self.calls.append(action)
-        if self.status not in ENDED:
+        if self.status not in ENDED_STATUSES:
             self.status = {"pause": "paused", "resume": "running"}.get(action, self.status)
 
     def stop(self) -> None:
@@ -254,6 +255,37 @@ def test_panel_shows_the_run_state(run: Run) -> None:
     assert panel.eta_s == -1
 
 
+def test_the_panel_and_the_console_show_the_same_eta(run: Run) -> None:
+    import io
+
+    out = io.StringIO()
+    run.history.subscribe(ConsoleProgress(out, history=run.history))
+    panel = RunPanel(run, interval=3600)
+    run.steps(40, dt=0.75)  # 40 of 400 steps, 0.75 s each: 4:30 left
+    panel.flush()
+    assert panel.eta_s == pytest.approx(run.history.eta()) == pytest.approx(360 * 0.75)
+    assert out.getvalue().splitlines()[-1].endswith("eta 04:30")  # the console at step 40
+    run.status = "paused"
+    panel.flush()
+    assert panel.eta_s == -1  # no ETA while held
+    panel.close()
+
+
+def test_the_front_end_learns_the_end_from_the_kernel(run: Run) -> None:
+    panel = RunPanel(run, interval=3600)
+    tap = WireTap(panel)
+    run.steps(3)
+    panel.flush()
+    assert not panel.ended
+    run.end("out_of_memory", error="the machine ran out of memory")
+    panel.flush()
+    assert panel.ended and {"status": "out_of_memory", "ended": True} in [
+        {k: v for k, v in s.items() if k in ("status", "ended")} for s in tap.states()
+    ]
+    js = (WIDGETS / "run_panel.js").read_text()
+    assert not [s for s in ENDED_STATUSES if f'"{s}"' in js]  # no second list in the JS
+
+
 @pytest.mark.parametrize("status", ["diverged", "out_of_memory"])
 def test_a_bad_end_shows_its_message(run: Run, status: str) -> None:
     panel = RunPanel(run, interval=0.05)
@@ -328,11 +360,16 @@ def test_a_chart_follows_a_bare_history() -> None:
     assert finished._thread is None and finished.rows == 30
 
 
-def test_each_run_has_one_panel_shared_by_its_displays(run: Run) -> None:
+def test_each_run_has_one_panel_shared_by_its_displays(tmp_path: Path) -> None:
     import labkit.ui
+    from labkit.train.config import FinetuneConfig
+    from labkit.train.run import Run as RealRun
 
+    model = SimpleNamespace(name="tiny-bert", device="cpu")
+    run = RealRun(model, FinetuneConfig(), str(tmp_path))  # type: ignore[arg-type]
     panel = view_for_run(run)
-    assert labkit.ui.view_for(run) is panel
+    assert labkit.ui.view_for(run) is panel  # found by isinstance, not by class name
+    assert labkit.ui.view_for(Run()) is None  # a look-alike class is not a labkit.Run
     bundle = labkit.ui.widget_bundle(run)
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
     panel.close()
@@ -360,12 +397,12 @@ def test_front_end_module_is_self_contained_and_escapes() -> None:
     assert "https://" not in js
 
 
-def test_runs_against_the_ipywidgets_it_was_asked_for() -> None:
-    """``LABKIT_EXPECT_IPYWIDGETS=7`` (the Colab overlay run) makes sure the overlay is used."""
-    import os
-
+@pytest.mark.ipywidgets7
+def test_overlay_run_imports_ipywidgets_7() -> None:
+    """The Colab overlay run (``make test-ipywidgets7`` passes ``--ipywidgets7``) really tests
+    ipywidgets 7.7.1 and anywidget 0.9, not the venv's versions (deselected in other runs)."""
+    import anywidget
     import ipywidgets
 
-    expected = os.environ.get("LABKIT_EXPECT_IPYWIDGETS")
-    if expected:
-        assert ipywidgets.__version__.split(".")[0] == expected
+    assert ipywidgets.__version__ == "7.7.1", ipywidgets.__file__
+    assert anywidget.__version__.startswith("0.9."), anywidget.__file__

@@ -1,8 +1,10 @@
 """A console progress bar for runs without a notebook front end (terminal, scripts, ``labkit train``).
 
 It reads the run's ``MetricHistory`` events (record, then render) and writes to a text stream,
-standard error by default. On a terminal the bar redraws in place at most a few times a second;
-into a file or a pipe it writes a line about every tenth of the run, so logs stay short.
+standard error by default. On a terminal a tqdm bar (tqdm comes with transformers) redraws in
+place at most every ``min_interval`` seconds, with evaluations and checkpoints printed above it;
+into a file or a pipe (CI logs) it writes the same text as plain lines, one about every tenth of
+the run, so logs stay short and free of carriage returns.
 """
 
 from __future__ import annotations
@@ -12,11 +14,21 @@ import sys
 import time
 from typing import TextIO
 
+from tqdm import tqdm
+
 from labkit.events import EvalEnd, Event, Saved, StepEnd, TrainEnd
+from labkit.history import MetricHistory
 
 __all__ = ["ConsoleProgress", "wanted"]
 
-_WIDTH = 24
+# No {remaining} or {rate}: the ETA is MetricHistory.eta, the one the live panel shows, and it
+# comes with the other stats in the postfix.
+_FORMAT = "step {n}/{total_fmt} [{bar:24}] {percentage:3.0f}%{postfix}"
+_ASCII = ".#"  # empty, full: "#####..................."
+
+
+class _Bar(tqdm):
+    monitor_interval = 0  # no monitor thread: the bar only moves with the run's events
 
 
 def wanted() -> bool:
@@ -24,68 +36,46 @@ def wanted() -> bool:
     return "ipykernel" not in sys.modules
 
 
-def _clock(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
-
-
 class ConsoleProgress:
-    """Renders step/eval/save/end events as a progress bar on ``stream``."""
+    """Renders step/eval/save/end events on ``stream``.
 
-    def __init__(self, stream: TextIO | None = None, *, min_interval: float = 0.25) -> None:
+    Subscribe it to a run's history, ``history.subscribe(ConsoleProgress(history=history))``,
+    and its ETA is ``history.eta()``. Called with bare events, it keeps a history of its own.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO | None = None,
+        *,
+        history: MetricHistory | None = None,
+        min_interval: float = 0.25,
+    ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_interval = min_interval
-        self._last_draw = 0.0
-        self._last_decile = -1
+        self.history = history if history is not None else MetricHistory()
+        self._records = history is None
+        self._bar: _Bar | None = None
+        self._last_tenth = -1
         self._start: float | None = None
-        self._first_step: int | None = None
-        self._open_line = False
 
     def __call__(self, event: Event) -> None:
+        if self._records:
+            self.history.record(event)
         with contextlib.suppress(OSError, ValueError):  # a closed stream must not break training
             self._render(event)
 
     def _line(self, text: str) -> None:
-        if self._open_line:
-            self.stream.write("\n")
-            self._open_line = False
-        self.stream.write(text + "\n")
+        """A line of its own; on a terminal, printed above the bar."""
+        if self._bar is not None:
+            self._bar.write(text, file=self.stream)
+        else:
+            self.stream.write(text + "\n")
         self.stream.flush()
 
     def _render(self, event: Event) -> None:
-        now = time.monotonic()
         if isinstance(event, StepEnd):
-            if self._start is None:
-                self._start, self._first_step = now, event.step - 1
-            total = event.total_steps or 0
-            frac = event.step / total if total else 0.0
-            done = int(_WIDTH * min(frac, 1.0))
-            bar = "#" * done + "." * (_WIDTH - done)
-            steps_here = event.step - (self._first_step or 0)
-            eta = ""
-            if total and steps_here > 0:
-                per_step = (now - self._start) / steps_here
-                eta = f" eta {_clock(per_step * (total - event.step))}"
-            speed = f" {event.samples_per_s:.1f} samples/s" if event.samples_per_s else ""
-            text = (
-                f"step {event.step}/{total or '?'} [{bar}] {frac:4.0%} "
-                f"loss {event.loss:.4f} lr {event.lr:.2e}{speed}{eta}"
-            )
-            if self.tty:
-                last = event.step == total
-                if last or now - self._last_draw >= self.min_interval:
-                    self.stream.write("\r" + text.ljust(100))
-                    self.stream.flush()
-                    self._open_line = True
-                    self._last_draw = now
-            else:
-                decile = int(frac * 10) if total else event.step // 50
-                if decile != self._last_decile:
-                    self._last_decile = decile
-                    self._line(text)
+            self._step(event)
         elif isinstance(event, EvalEnd):
             shown = " ".join(
                 f"{k} {v:.4f}" for k, v in event.metrics.items() if isinstance(v, float | int)
@@ -94,6 +84,51 @@ class ConsoleProgress:
         elif isinstance(event, Saved):
             self._line(f"saved checkpoint {event.path}")
         elif isinstance(event, TrainEnd):
-            took = f" in {_clock(now - self._start)}" if self._start is not None else ""
+            if self._bar is not None:
+                self._bar.close()  # draws the last state, whatever the throttle held back
+                self._bar = None
+            took = ""
+            if self._start is not None:
+                took = f" in {tqdm.format_interval(time.monotonic() - self._start)}"
             error = f": {event.error}" if event.error else ""
             self._line(f"run {event.status} at step {event.step}{took}{error}")
+
+    def _step(self, event: StepEnd) -> None:
+        if self._start is None:
+            self._start = time.monotonic()
+        total = event.total_steps or None
+        stats = [f"loss {event.loss:.4f}", f"lr {event.lr:.2e}"]
+        if event.samples_per_s:
+            stats.append(f"{event.samples_per_s:.1f} samples/s")
+        eta = self.history.eta(total)
+        if eta is not None:
+            stats.append(f"eta {tqdm.format_interval(eta)}")
+        postfix = ", ".join(stats)
+        if not self.tty:
+            tenth = int(10 * event.step / total) if total else event.step // 50
+            if tenth != self._last_tenth:
+                self._last_tenth = tenth
+                elapsed = time.monotonic() - self._start
+                meter = tqdm.format_meter(
+                    event.step, total, elapsed, ascii=_ASCII, bar_format=_FORMAT, postfix=postfix
+                )
+                self._line(meter)
+            return
+        bar = self._bar
+        if bar is None:
+            bar = self._bar = _Bar(
+                total=total,
+                initial=event.step,  # a resumed run starts past step 0
+                postfix=postfix,
+                file=self.stream,
+                mininterval=self.min_interval,
+                miniters=1,
+                ascii=_ASCII,
+                bar_format=_FORMAT,
+                dynamic_ncols=True,  # cut to the terminal's width, also after a resize
+            )
+        bar.total = total
+        bar.set_postfix_str(postfix, refresh=False)
+        bar.update(event.step - bar.n)  # redraws when min_interval has passed
+        if total and event.step >= total:
+            bar.refresh()  # the last step always shows

@@ -5,33 +5,50 @@ Core objects (``Run``, ``AttentionResult``, ...) stay free of UI imports. Their
 extra is installed — for an interactive widget, and always adds static ``text/html``: a front
 end with the widget manager shows the live view, while nbviewer, GitHub and a notebook reopened
 without its kernel fall back to the static snapshot.
+
+The core computes every bundle here and hands the UI what it needs; the UI never imports back.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import sys
+from types import ModuleType
 from typing import Any
 
 __all__ = ["ipython_display", "mimebundle"]
 
 
-def _widget_bundle(obj: Any) -> dict[str, Any] | None:
+def _ui() -> ModuleType:
+    """``labkit.ui``: the one place where the core looks up the optional UI.
+
+    Found at call time through importlib, never by an import statement, so no import of a core
+    module leads into the UI (the UI imports the core, not the reverse). ``labkit.ui`` itself
+    imports nothing heavy; the ImportError of a missing ui extra (anywidget, ipywidgets)
+    comes from the functions called on it.
+    """
+    return importlib.import_module("labkit.ui")
+
+
+def _static(obj: Any) -> dict[str, Any]:
+    """The static snapshot of ``obj``: ``text/plain`` and ``text/html``."""
+    return {"text/plain": repr(obj), "text/html": obj._repr_html_()}
+
+
+def _with_widget(obj: Any, bundle: dict[str, Any]) -> dict[str, Any]:
+    """``bundle`` plus the widget view of ``obj`` when a kernel can show one."""
     if "ipykernel" not in sys.modules:  # plain Python, a terminal, a report: static only
-        return None
-    try:
-        ui = importlib.import_module("labkit.ui")
-        return ui.widget_bundle(obj)
-    except ImportError:  # the ui extra (anywidget, ipywidgets) is not installed
-        return None
+        return bundle
+    live = None
+    with contextlib.suppress(ImportError):  # the ui extra (anywidget, ipywidgets) is missing
+        live = _ui().widget_bundle(obj)
+    return {**bundle, **live} if live else bundle
 
 
 def mimebundle(obj: Any, html: str, include: Any = None, exclude: Any = None) -> dict[str, Any]:
     """``text/plain`` + static ``text/html`` (+ the widget view when a kernel can show one)."""
-    bundle: dict[str, Any] = {"text/plain": repr(obj), "text/html": html}
-    live = _widget_bundle(obj)
-    if live:
-        bundle.update(live)
+    bundle = _with_widget(obj, {"text/plain": repr(obj), "text/html": html})
     if include:
         bundle = {k: v for k, v in bundle.items() if k in include}
     if exclude:
@@ -40,6 +57,12 @@ def mimebundle(obj: Any, html: str, include: Any = None, exclude: Any = None) ->
 
 
 def ipython_display(obj: Any) -> None:
-    """``_ipython_display_`` of a run: shown through ``labkit.ui`` so that the saved output is
-    updated with the final snapshot when the run ends (IPython is loaded by then)."""
-    importlib.import_module("labkit.ui._live").display(obj)
+    """``_ipython_display_`` of a run (IPython is loaded by then): shown through ``labkit.ui``,
+    which replaces the saved output's static part with ``_static(obj)`` when the run ends."""
+    history = getattr(obj, "history", None)
+    running = history is not None and not getattr(obj, "done", True)
+    _ui().display(
+        _with_widget(obj, _static(obj)),
+        follow=history if running else None,
+        final=lambda: _static(obj),
+    )

@@ -19,8 +19,9 @@ from labkit.train.config import CONFIG_FIELDS, FinetuneConfig
 
 if TYPE_CHECKING:
     from labkit.data import TextData
+    from labkit.events import Status
     from labkit.model import Model
-    from labkit.train.run import Run
+    from labkit.train.run import Run, RunDriver
 
 __all__ = ["FinetuneConfig", "finetune"]
 
@@ -56,7 +57,7 @@ def finetune(
     """
     from labkit.data import TextData, load_data
     from labkit.model import Model
-    from labkit.train.run import Run
+    from labkit.train.run import Run, RunDriver
 
     if not isinstance(model, Model):
         raise ConfigError(
@@ -97,14 +98,14 @@ def finetune(
             f"{model.name!r} is already training in another run. Stop that run "
             "(run.stop()) or wait for it (run.wait()) before starting another."
         )
-    run = Run(model, config, out, callbacks)
+    driver = RunDriver(Run(model, config, out, callbacks))
     try:
-        job = _prepare(run, data)  # tokenize, attach LoRA, build the trainer: bad input fails here
+        job = _prepare(driver, data)  # tokenize, attach LoRA, build the trainer: bad input fails
     except BaseException:
         model._training.release()
         raise
-    run._start(job)
-    return run
+    driver.start(job)
+    return driver.run
 
 
 def _default_output_dir(model: Model, config: FinetuneConfig) -> str:
@@ -221,20 +222,24 @@ def _use_sdpa(hf: Any) -> None:
         base.set_attn_implementation("sdpa")
 
 
-def _prepare(run: Run, data: TextData) -> Any:
-    """Everything that can fail on bad input, done now; returns the job for the thread."""
+def _prepare(driver: RunDriver, data: TextData) -> Any:
+    """Everything that can fail on bad input, done now; returns the job for the run's thread.
+
+    The bridge moves the run through ``driver`` (events, status, progress, a diverged end).
+    """
     import dataclasses
 
     from transformers import DataCollatorWithPadding
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from labkit._utils import checkpoint as _checkpoint
-    from labkit.events import EvalEnd, StepEnd
+    from labkit.events import EvalEnd
     from labkit.metrics import compute_metrics
     from labkit.render import console as _progress
     from labkit.train.lora import attach_lora
     from labkit.train.trainer import Bridge, LabkitTrainer
 
+    run = driver.run
     config, model = run.config, run.model
     if model.device.type == "cpu":
         from labkit._utils.malloc import tune_cpu_allocator
@@ -259,15 +264,13 @@ def _prepare(run: Run, data: TextData) -> Any:
         return {k: v for k, v in full.as_dict().items() if k != "loss"}
 
     def emit(event: Any) -> None:
-        if isinstance(event, StepEnd):
-            run._step, run._total_steps = event.step, event.total_steps
-        elif isinstance(event, EvalEnd) and run.evaluation is not None:
+        if isinstance(event, EvalEnd) and run.evaluation is not None:
             run.evaluation = dataclasses.replace(run.evaluation, loss=event.metrics.get("loss"))
-        run._emit(event)
+        driver.emit(event)
 
-    def on_status(status: str) -> None:
-        run._step, run._total_steps = bridge.step, bridge.total_steps
-        run._set_status(status)
+    def on_status(status: Status) -> None:
+        driver.progress(bridge.step, bridge.total_steps)
+        driver.set_status(status)
 
     def on_diverged(step: int, loss: float) -> None:
         good = run.checkpoints
@@ -283,7 +286,7 @@ def _prepare(run: Run, data: TextData) -> Any:
                 " No checkpoint was written before it, so the model's weights are not usable "
                 "now: load the model again (save_every= keeps checkpoints along the way)."
             )
-        run._end(
+        driver.end(
             "diverged",
             f"the training loss became {loss} at step {step}: training "
             f"diverged. Use a lower learning rate (lr={config.learning_rate:g} now; try "
@@ -317,10 +320,10 @@ def _prepare(run: Run, data: TextData) -> Any:
     bridge.trainer = trainer
     show = config.progress if config.progress is not None else _progress.wanted()
     if show and args.process_index == 0:
-        run.history.subscribe(_progress.ConsoleProgress())
+        run.history.subscribe(_progress.ConsoleProgress(history=run.history))
 
-    def job(run: Run) -> None:
-        run._set_status("running")
+    def job(driver: RunDriver) -> None:
+        driver.set_status("running")
         _checkpoint.clean_staging(run.output_dir)
         try:
             trainer.train(resume_from_checkpoint=config.resume_from)

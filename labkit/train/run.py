@@ -3,6 +3,10 @@
 A notebook cell that blocks also blocks widget messages, so training runs on its own thread and
 ``labkit.finetune`` returns at once. The run records every event in ``run.history``; the live
 panel, the console bar and reports read from there.
+
+Two sides, one module: users hold the :class:`Run` (steering and facts); the engine
+(``labkit.train.finetune`` and its ``Trainer`` bridge) holds a :class:`RunDriver`, the only way
+a run's state moves. Nothing outside this module touches a run's private fields.
 """
 
 from __future__ import annotations
@@ -15,17 +19,15 @@ from typing import TYPE_CHECKING, Any
 from labkit._errors import TrainingError
 from labkit._utils import checkpoint as _checkpoint
 from labkit._utils.device import is_out_of_memory
-from labkit.events import Control, Event, TrainEnd
+from labkit.events import ENDED_STATUSES, Control, Event, Status, StepEnd, TrainEnd
 from labkit.history import MetricHistory
 
 if TYPE_CHECKING:
     from labkit.metrics import Metrics
     from labkit.model import Model
-    from labkit.train.finetune import FinetuneConfig
+    from labkit.train.config import FinetuneConfig
 
-__all__ = ["Run"]
-
-_ENDED = frozenset({"stopped", "finished", "diverged", "out_of_memory", "failed"})
+__all__ = ["Run", "RunDriver"]
 
 
 class Run:
@@ -46,7 +48,8 @@ class Run:
         self._callbacks = tuple(callbacks)
         self.history = MetricHistory()
         self.control = Control()
-        self._status = "pending"
+        # moved only by this run's RunDriver, under _lock
+        self._status: Status = "pending"
         self._error: str | None = None
         self._exc: BaseException | None = None
         self._lock = threading.Lock()
@@ -56,70 +59,6 @@ class Run:
         self._total_steps: int | None = None
         self.early_stopped = False
         self.evaluation: Metrics | None = None  # the last full evaluation (confusion, report)
-
-    # -- driven by the engine (training thread) -------------------------------------------------
-    def _start(self, target: Callable[[Run], None]) -> None:
-        from labkit._utils.threads import release_idle_pool
-
-        # the caller's idle OpenMP workers would make the training thread's ops slower
-        release_idle_pool()
-        self._thread = threading.Thread(
-            target=self._main, args=(target,), name=f"labkit-run-{id(self):x}", daemon=False
-        )
-        self._thread.start()
-
-    def _main(self, target: Callable[[Run], None]) -> None:
-        try:
-            target(self)
-        except BaseException as exc:  # noqa: BLE001 - the run reports every way it can end
-            with self._lock:
-                if self._status not in _ENDED:
-                    oom = is_out_of_memory(exc)
-                    self._status = "out_of_memory" if oom else "failed"
-                    self._error = _oom_advice(exc) if oom else f"{type(exc).__name__}: {exc}"
-                    if not oom:
-                        self._exc = exc
-        else:
-            with self._lock:
-                if self._status not in _ENDED:
-                    self._status = (
-                        "stopped"
-                        if self.control.stop_requested
-                        and (self._total_steps is None or self._step < self._total_steps)
-                        else "finished"
-                    )
-        finally:
-            self._model._training.release()
-            try:
-                self._emit(
-                    TrainEnd(
-                        status=self._status,
-                        error=self._error,  # type: ignore[arg-type]
-                        step=self._step,
-                        time=_now(),
-                    )
-                )
-            except BaseException as exc:  # noqa: BLE001 - a failing listener must not hang wait()
-                if self._exc is None:
-                    self._exc = exc
-            finally:
-                self._done.set()
-
-    def _emit(self, event: Event) -> None:
-        """Record ``event`` and hand it to the user's callbacks (on the training thread)."""
-        self.history.record(event)
-        for cb in self._callbacks:
-            cb.on_event(event, self.control)
-
-    def _set_status(self, status: str) -> None:
-        with self._lock:
-            if self._status not in _ENDED:
-                self._status = status
-
-    def _end(self, status: str, error: str | None) -> None:
-        with self._lock:
-            self._status = status
-            self._error = error
 
     # -- steering (any thread) ------------------------------------------------------------------
     def stop(self) -> None:
@@ -153,8 +92,9 @@ class Run:
         return self._done.is_set()
 
     @property
-    def status(self) -> str:
-        """pending, running, paused, stopped, finished, diverged, out_of_memory or failed."""
+    def status(self) -> Status:
+        """pending, running, paused, or once ended one of ``labkit.events.ENDED_STATUSES``:
+        stopped, finished, diverged, out_of_memory or failed."""
         return self._status
 
     @property
@@ -250,6 +190,95 @@ class Run:
         from labkit.render.display import mimebundle
 
         return mimebundle(self, self._repr_html_(), include, exclude)
+
+
+class RunDriver:
+    """The engine's side of a :class:`Run`: the one way the run's state moves.
+
+    ``labkit.finetune`` wraps each new run in a driver, builds the training job around it and
+    calls :meth:`start`; the job runs on the run's own thread and is handed the driver (users
+    and their callbacks get the ``Run`` and its ``Control``, never this). The invariants kept
+    here: ``step`` follows the last ``StepEnd``; a status set by the engine changes nothing once
+    the run has ended; an end the engine decides (:meth:`end`) is the one the run reports;
+    ``TrainEnd`` is emitted exactly once, and only then is ``run.done`` true.
+    """
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+
+    def start(self, job: Callable[[RunDriver], None]) -> None:
+        """Run ``job(driver)`` on a new thread; when it returns or raises, settle the final
+        status, release the model for the next run and emit ``TrainEnd``."""
+        from labkit._utils.threads import release_idle_pool
+
+        # the caller's idle OpenMP workers would make the training thread's ops slower
+        release_idle_pool()
+        run = self.run
+        run._thread = threading.Thread(
+            target=self._main, args=(job,), name=f"labkit-run-{id(run):x}", daemon=False
+        )
+        run._thread.start()
+
+    def progress(self, step: int, total_steps: int | None) -> None:
+        """Optimizer steps taken (counting those before a resume) and the planned total (None
+        while unknown)."""
+        run = self.run
+        with run._lock:
+            run._step, run._total_steps = int(step), total_steps
+
+    def set_status(self, status: Status) -> None:
+        """``running`` or ``paused``; ignored once the run has ended."""
+        run = self.run
+        with run._lock:
+            if run._status not in ENDED_STATUSES:
+                run._status = status
+
+    def emit(self, event: Event) -> None:
+        """Record ``event`` in ``run.history`` (a ``StepEnd`` also moves ``run.step``), then hand
+        it to the user's callbacks, on the training thread."""
+        run = self.run
+        if isinstance(event, StepEnd):
+            self.progress(event.step, event.total_steps)
+        run.history.record(event)
+        for cb in run._callbacks:
+            cb.on_event(event, run.control)
+
+    def end(self, status: Status, error: str | None) -> None:
+        """An end the engine decided (``diverged``): the status and message the run reports once
+        the job returns."""
+        run = self.run
+        with run._lock:
+            run._status, run._error = status, error
+
+    def _main(self, job: Callable[[RunDriver], None]) -> None:
+        run = self.run
+        try:
+            job(self)
+        except BaseException as exc:  # noqa: BLE001 - the run reports every way it can end
+            with run._lock:
+                if run._status not in ENDED_STATUSES:
+                    oom = is_out_of_memory(exc)
+                    run._status = "out_of_memory" if oom else "failed"
+                    run._error = _oom_advice(exc) if oom else f"{type(exc).__name__}: {exc}"
+                    if not oom:
+                        run._exc = exc
+        else:
+            with run._lock:
+                if run._status not in ENDED_STATUSES:
+                    short = run._total_steps is None or run._step < run._total_steps
+                    stopped = run.control.stop_requested and short
+                    run._status = "stopped" if stopped else "finished"
+        finally:
+            run._model._training.release()
+            try:
+                self.emit(
+                    TrainEnd(status=run._status, error=run._error, step=run._step, time=_now())
+                )
+            except BaseException as exc:  # noqa: BLE001 - a failing listener must not hang wait()
+                if run._exc is None:
+                    run._exc = exc
+            finally:
+                run._done.set()
 
 
 def _export(model: Model, path: Path, *, merge_lora: bool) -> str:

@@ -25,12 +25,10 @@ import torch
 from transformers import Trainer, TrainerCallback
 
 from labkit._utils import checkpoint as _checkpoint
-from labkit.events import Control, EvalEnd, Event, Saved, StepEnd
+from labkit.events import Control, EvalEnd, Event, Saved, Status, StepEnd
 from labkit.metrics import METRIC_NAMES
 
 __all__ = ["Bridge", "LabkitTrainer", "LengthGroupedEpochSampler"]
-
-# Metrics an evaluation reports (and early stopping may watch); lower is better only for loss.
 
 
 class LengthGroupedEpochSampler(torch.utils.data.Sampler[int]):
@@ -138,7 +136,8 @@ class Bridge(TrainerCallback):
     """Trainer hooks -> labkit events; labkit ``Control`` -> trainer control, at step boundaries.
 
     ``emit(event)`` records and dispatches an event; ``on_status(status)`` reports running /
-    paused; ``on_diverged(step, loss)`` reports a non-finite loss.
+    paused; ``on_diverged(step, loss)`` reports a non-finite loss. ``labkit.finetune`` wires
+    them to the run's :class:`~labkit.train.run.RunDriver`; the bridge never sees the run.
     """
 
     def __init__(
@@ -146,7 +145,7 @@ class Bridge(TrainerCallback):
         control: Control,
         emit: Callable[[Event], None],
         *,
-        on_status: Callable[[str], None],
+        on_status: Callable[[Status], None],
         on_diverged: Callable[[int, float], None],
         metric: str = "loss",
         patience: int | None = None,

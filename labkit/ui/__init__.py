@@ -1,13 +1,19 @@
 """labkit.ui: the only Python that knows about widgets (anywidget + plain ES modules).
 
 Thin classes: traits, the front-end file they load, ``from_*`` constructors. No computation
-lives here. Imported lazily, like the top-level package.
+lives here. Imported lazily, like the top-level package. The core reaches this package in one
+place, ``labkit.render.display``, and calls :func:`widget_bundle` and :func:`display`.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from labkit.history import MetricHistory
 
 # public name -> module
 _LAZY: dict[str, str] = {
@@ -19,30 +25,62 @@ _LAZY: dict[str, str] = {
     "App": "labkit.ui.app",
 }
 
-# core type name -> (module, factory function name) building its interactive view
+# "module:Class" of a core type -> (module, factory function name) building its interactive view.
+# Matched with isinstance; a class is looked up in sys.modules only, so nothing heavy is imported
+# to find a view (an object's class is loaded whenever the object exists).
 _VIEWS: dict[str, tuple[str, str]] = {
-    "Run": ("labkit.ui.panel", "view_for_run"),
-    "AttentionResult": ("labkit.ui.attention_view", "view_for_attention"),
-    "AttentionDiff": ("labkit.ui.attention_view", "view_for_attention_diff"),
-    "AttributionResult": ("labkit.ui.attribution_view", "view_for_attribution"),
+    "labkit.train.run:Run": ("labkit.ui.panel", "view_for_run"),
+    "labkit.inspect.attention.result:AttentionResult": (
+        "labkit.ui.attention_view",
+        "view_for_attention",
+    ),
+    "labkit.inspect.attention.diff:AttentionDiff": (
+        "labkit.ui.attention_view",
+        "view_for_attention_diff",
+    ),
+    "labkit.inspect.attribution.result:AttributionResult": (
+        "labkit.ui.attribution_view",
+        "view_for_attribution",
+    ),
 }
 
-__all__ = [*_LAZY, "view_for", "widget_bundle"]
+__all__ = [*_LAZY, "display", "view_for", "widget_bundle"]
+
+
+def _loaded_class(key: str) -> type | None:
+    """The class named by ``"module:Class"`` if its module is imported, else None."""
+    module, _, name = key.partition(":")
+    cls = getattr(sys.modules.get(module), name, None)
+    return cls if isinstance(cls, type) else None
 
 
 def view_for(obj: Any) -> Any | None:
     """The interactive widget for a labkit object (Run, AttentionResult, ...), or None."""
-    target = _VIEWS.get(type(obj).__name__)
-    if target is None:
-        return None
-    module = importlib.import_module(target[0])
-    return getattr(module, target[1])(obj)
+    for key, (module, factory) in _VIEWS.items():
+        cls = _loaded_class(key)
+        if cls is not None and isinstance(obj, cls):
+            return getattr(importlib.import_module(module), factory)(obj)
+    return None
 
 
 def widget_bundle(obj: Any) -> dict[str, Any] | None:
     """The widget-view mime entry for ``obj``'s interactive view, or None when it has none."""
     widget = view_for(obj)
     return None if widget is None else widget.widget_bundle()
+
+
+def display(
+    bundle: dict[str, Any],
+    *,
+    follow: MetricHistory | None = None,
+    final: Callable[[], dict[str, Any]] | None = None,
+) -> None:
+    """Show a mime ``bundle`` with a display id; when ``follow`` (a run's history) records its
+    ``TrainEnd``, update that output with ``{**bundle, **final()}`` (the final static snapshot).
+    Imports IPython."""
+    from labkit.ui._live import display as show
+
+    show(bundle, follow=follow, final=final)
 
 
 def __getattr__(name: str) -> Any:

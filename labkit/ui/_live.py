@@ -3,37 +3,65 @@
 An output's ``text/html`` is fixed when it is displayed. A run displayed while it trains is
 therefore displayed with a display id, and when the run ends its output is updated in place:
 same live widget, new static snapshot (final chart and metrics) for nbviewer, GitHub and a
-notebook reopened without its kernel.
+notebook reopened without its kernel. The core (``labkit.render.display``) computes both
+bundles; this module only shows them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from IPython.display import display as ipython_display
+
+from labkit.events import TrainEnd
+
+if TYPE_CHECKING:
+    from labkit.history import MetricHistory
 
 __all__ = ["display"]
 
 
-def display(obj: Any) -> None:
-    """Show ``obj`` (a Run or a result) with its live view and static HTML."""
-    from labkit.render.display import mimebundle
-
-    bundle = mimebundle(obj, obj._repr_html_())
+def display(
+    bundle: dict[str, Any],
+    *,
+    follow: MetricHistory | None = None,
+    final: Callable[[], dict[str, Any]] | None = None,
+) -> None:
+    """Show the mime ``bundle``; when ``follow`` is given, replace its static entries with
+    ``final()`` (``text/plain`` and ``text/html``) once that history records its ``TrainEnd``.
+    """
     handle = ipython_display(bundle, raw=True, display_id=True)
-    history = getattr(obj, "history", None)
-    if handle is None or history is None or getattr(obj, "done", True):
+    if handle is None or follow is None or final is None:
         return
+    snapshot = _FinalSnapshot(handle, bundle, final)
+    snapshot.unsubscribe = follow.subscribe(snapshot)
+    if follow.end is not None:  # ended before the subscription
+        snapshot.send()
 
-    def on_event(event: Any) -> None:
-        if type(event).__name__ != "TrainEnd":
-            return
-        unsubscribe()
-        final = dict(bundle)
-        final["text/html"] = obj._repr_html_()
-        final["text/plain"] = repr(obj)
-        handle.update(final, raw=True)
 
-    unsubscribe = history.subscribe(on_event)
-    if getattr(obj, "done", False):  # ended between the check and the subscription
-        on_event(type("TrainEnd", (), {})())
+class _FinalSnapshot:
+    """A history listener that updates one displayed output once, at the ``TrainEnd``."""
+
+    def __init__(
+        self, handle: Any, bundle: dict[str, Any], final: Callable[[], dict[str, Any]]
+    ) -> None:
+        self.handle, self.bundle, self.final = handle, bundle, final
+        self.unsubscribe: Callable[[], None] = lambda: None  # set once subscribed
+        self._lock = threading.Lock()
+        self._sent = False
+
+    def __call__(self, event: Any) -> None:
+        if isinstance(event, TrainEnd):
+            self.send()
+
+    def send(self) -> None:
+        # the TrainEnd listener (training thread) and the check after subscribing may both
+        # see the end: only the first one updates
+        with self._lock:
+            if self._sent:
+                return
+            self._sent = True
+        self.unsubscribe()
+        self.handle.update({**self.bundle, **self.final()}, raw=True)

@@ -29,13 +29,13 @@ from typing import Any
 
 import traitlets as t
 
+from labkit.events import ENDED_STATUSES, TrainEnd
 from labkit.ui._base import LabkitWidget, asset
 
 __all__ = ["LossChart", "RunPanel", "view_for_run"]
 
 # (column, array typecode) sent for each step row: 8 + 3 * 4 = 20 bytes a row
 COLUMNS: tuple[tuple[str, str], ...] = (("step", "d"), ("epoch", "f"), ("loss", "f"), ("lr", "f"))
-ENDED = ("stopped", "finished", "diverged", "out_of_memory", "failed")
 _NAN = float("nan")
 
 
@@ -135,7 +135,7 @@ class LossChart(LabkitWidget):
 
     def _on_event(self, event: Any) -> None:
         # on the training thread: nothing but a flag, so a step costs the same with a panel
-        if type(event).__name__ == "TrainEnd":
+        if isinstance(event, TrainEnd):
             self._wake.set()
 
     def _loop(self) -> None:
@@ -218,11 +218,15 @@ class LossChart(LabkitWidget):
 
 class RunPanel(LossChart):
     """The live panel of a ``Run``: the loss chart plus status, step / total, epoch, samples/s,
-    ETA, device (and GPU memory on CUDA), last evaluation metrics, checkpoints, the error that
-    ended the run, and Stop / Pause-Resume / Save-checkpoint buttons wired to the run.
+    ETA (``MetricHistory.eta``, the value the console bar shows), device (and GPU memory on
+    CUDA), last evaluation metrics, checkpoints, the error that ended the run, and Stop /
+    Pause-Resume / Save-checkpoint buttons wired to the run.
     """
 
     status = t.Unicode("pending").tag(sync=True)
+    ended = t.Bool(False, help="the status is one of ENDED_STATUSES: no more steering").tag(
+        sync=True
+    )
     step = t.Int(0).tag(sync=True)
     total_steps = t.Int(0, help="0 while unknown").tag(sync=True)
     epoch = t.Float(0.0).tag(sync=True)
@@ -269,7 +273,7 @@ class RunPanel(LossChart):
             self._refresh()
 
     def _ended(self) -> bool:
-        return self.history.end is not None and str(self.run.status) in ENDED
+        return self.history.end is not None and str(self.run.status) in ENDED_STATUSES
 
     def _tick(self) -> None:
         with self._lock, self.hold_sync():  # the new rows, then one state update
@@ -283,13 +287,15 @@ class RunPanel(LossChart):
         last = history.last_step
         step = int(getattr(run, "step", 0) or (last["step"] if last else 0))
         total = getattr(run, "total_steps", None) or history.total_steps or 0
-        if status in ENDED and self.status not in ENDED:
+        ended = status in ENDED_STATUSES
+        if ended and not self.ended:
             self.notice = ""  # "stop requested..." is answered by the status itself
-        self.status, self.step, self.total_steps = status, step, int(total)
+        self.status, self.ended, self.step, self.total_steps = status, ended, step, int(total)
         if last:
             self.epoch = float(last["epoch"] or 0.0)
             self.samples_per_s = float(last["samples_per_s"] or 0.0)
-        self.eta_s = self._eta(status, step, int(total))
+        eta = history.eta(int(total)) if status == "running" else None
+        self.eta_s = -1.0 if eta is None else eta
         ev = history.last_eval
         metrics = dict(getattr(run, "metrics", None) or (ev.metrics if ev else {}))
         clean = {
@@ -300,28 +306,16 @@ class RunPanel(LossChart):
         if clean != self.metrics:
             self.metrics = clean
         n_saves = len(history.saves)
-        if n_saves != self._saves_seen or (status in ENDED and self._saves_seen >= 0):
+        if n_saves != self._saves_seen or (ended and self._saves_seen >= 0):
             # the run lists its checkpoint folders from disk: read it only when a save happened
-            self._saves_seen = n_saves if status not in ENDED else -1
+            self._saves_seen = n_saves if not ended else -1
             saves = [str(s.path) for s in history.saves]
             paths = [str(p) for p in (getattr(run, "checkpoints", None) or saves)]
             if paths != self.checkpoints:
                 self.checkpoints = paths
         error = getattr(run, "error", None) or (history.end.error if history.end else None)
-        self.error = str(error) if error and status in ENDED else ""
+        self.error = str(error) if error and ended else ""
         self._gpu(status)
-
-    def _eta(self, status: str, step: int, total: int) -> float:
-        """Seconds left at the pace of the last 32 steps (-1 while unknown or not running)."""
-        n = len(self.history)
-        if status != "running" or not total or n < 2:
-            return -1.0
-        recent = self.history.steps_since(max(0, n - 32))  # constant cost, whatever n is
-        t0, t1 = recent["time"][0], recent["time"][-1]
-        s0, s1 = recent["step"][0], recent["step"][-1]
-        if t1 <= t0 or s1 <= s0:
-            return -1.0
-        return max(0.0, (total - step) * (t1 - t0) / (s1 - s0))
 
     def _gpu(self, status: str) -> None:
         """GPU memory in use, read at most once a second, only when the run is on CUDA."""
@@ -354,7 +348,7 @@ class RunPanel(LossChart):
         status = str(run.status)
         if action not in ("stop", "pause", "resume", "save"):
             return f"unknown action {action!r}"
-        if status in ENDED:
+        if status in ENDED_STATUSES:
             return f"the run has already ended ({status}); nothing to {action}"
         try:
             getattr(run, action)()
