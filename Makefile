@@ -25,10 +25,12 @@ browser:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
-	else echo "WARNING: chromium is missing and cannot be installed here (need root + apt): browser tests will not run"; fi
+	else echo "WARNING: chromium is missing and cannot be installed here (need root + apt): the browser tests will fail (deselect them: make test PYTEST_ARGS='-m \"not browser\"')"; fi
 
+# extra arguments for the demo, e.g. `make demo DEMO_ARGS="--max-steps 20"` (CI's short run)
+DEMO_ARGS ?=
 demo: install
-	$(BIN)/labkit demo
+	$(BIN)/labkit demo $(DEMO_ARGS)
 
 test: install-dev browser
 	$(BIN)/ruff check labkit tests benchmarks
@@ -36,13 +38,14 @@ test: install-dev browser
 	$(MAKE) test-ipywidgets7
 
 # Colab ships ipywidgets 7.7.1 (+ anywidget 0.9): the widgets' Python side is tested against it
-# too, from an overlay folder put first on the path (the venv keeps ipywidgets 8).
+# too, from an overlay folder put first on the path (the venv keeps ipywidgets 8). --ipywidgets7
+# selects the test that asserts the overlay is what got imported.
 IPYW7 := .cache/ipywidgets7
 $(IPYW7):
 	$(BIN)/python -m pip install --quiet --no-deps --target $(IPYW7) ipywidgets==7.7.1 anywidget==0.9.21 ipython_genutils==0.2.0
 
 test-ipywidgets7: install-dev $(IPYW7)
-	LABKIT_EXPECT_IPYWIDGETS=7 PYTHONPATH=$(IPYW7) $(BIN)/python -m pytest tests/test_panel.py tests/test_panel_static.py -q -p no:cacheprovider
+	PYTHONPATH=$(IPYW7) $(BIN)/python -m pytest tests/test_panel.py tests/test_panel_static.py --ipywidgets7 -q -p no:cacheprovider
 
 lint: install-dev
 	$(BIN)/ruff check labkit tests benchmarks

@@ -20,6 +20,7 @@ from labkit._errors import (
     InputError,
     LabkitError,
     LabkitWarning,
+    MissingDependencyError,
     ModelLoadError,
     TrainingError,
 )
@@ -69,6 +70,7 @@ __all__ = [
     "InputError",
     "LabkitError",
     "LabkitWarning",
+    "MissingDependencyError",
     "ModelLoadError",
     "TrainingError",
     "__version__",

@@ -11,6 +11,7 @@ __all__ = [
     "InputError",
     "LabkitError",
     "LabkitWarning",
+    "MissingDependencyError",
     "ModelLoadError",
     "TrainingError",
 ]
@@ -22,6 +23,14 @@ class LabkitError(Exception):
 
 class ModelLoadError(LabkitError):
     """A model or tokenizer could not be loaded (missing path, hub unreachable, unsafe weights)."""
+
+
+class MissingDependencyError(LabkitError, ImportError):
+    """An optional library is not installed; the message names it and the extra to install.
+
+    ``name`` (as on any ImportError) is the module that is missing. Being an ImportError too,
+    it still reaches ``except ImportError`` fallbacks (static HTML when the ui extra is missing).
+    """
 
 
 class DataError(LabkitError, ValueError):

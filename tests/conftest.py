@@ -14,24 +14,46 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from tests import _tiny
 
-_NO_GPU: list[str] = []
+_DESELECTED: list[str] = []
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--ipywidgets7",
+        action="store_true",
+        default=False,
+        help="this run has the ipywidgets 7.7.1 overlay first on the path (make "
+        "test-ipywidgets7): run the ipywidgets7 tests, which assert that it is what got imported",
+    )
+
+
+def _deselect(config: pytest.Config, items: list[pytest.Item], marker: str, why: str) -> None:
+    """Drop the ``marker`` tests from this run and say so in the summary (not a silent skip)."""
+    chosen = [item for item in items if item.get_closest_marker(marker)]
+    if chosen:
+        config.hook.pytest_deselected(items=chosen)
+        items[:] = [item for item in items if not item.get_closest_marker(marker)]
+        _DESELECTED.append(f"{len(chosen)} {marker} tests deselected: {why}")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Deselect ``gpu`` tests where torch sees no CUDA device, and say so in the summary."""
+    """Deselect ``gpu`` tests where torch sees no CUDA device, and ``ipywidgets7`` tests outside
+    the overlay run; both are listed in the summary."""
+    if not config.getoption("--ipywidgets7"):
+        _deselect(
+            config,
+            items,
+            "ipywidgets7",
+            "they check the ipywidgets 7.7.1 overlay run (make test-ipywidgets7)",
+        )
     import torch
 
-    if torch.cuda.is_available():
-        return
-    gpu = [item for item in items if item.get_closest_marker("gpu")]
-    if gpu:
-        config.hook.pytest_deselected(items=gpu)
-        items[:] = [item for item in items if not item.get_closest_marker("gpu")]
-        _NO_GPU.append(f"{len(gpu)} gpu tests deselected: torch sees no CUDA device here")
+    if not torch.cuda.is_available():
+        _deselect(config, items, "gpu", "torch sees no CUDA device here")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    for line in _NO_GPU:
+    for line in _DESELECTED:
         terminalreporter.write_line(line)
 
 
@@ -80,16 +102,17 @@ def demo_data():
 
 @pytest.fixture(scope="session")
 def chromium():
-    """A headless Debian Chromium (Playwright). Skips loudly when missing; under
-    LABKIT_REQUIRE_BROWSER=1 (set by .ci/run) a missing browser fails the test instead."""
+    """A headless Debian Chromium (Playwright). Where it is missing the ``browser`` tests fail,
+    never skip: install it or deselect them."""
     from tests._browser import CHROMIUM, CHROMIUM_ARGS, browser_missing
 
     reason = browser_missing()
     if reason:
-        message = f"BROWSER TEST NOT RUN: {reason}"
-        if os.environ.get("LABKIT_REQUIRE_BROWSER") == "1":
-            pytest.fail(message)
-        pytest.skip(message)
+        pytest.fail(
+            f"BROWSER TEST NOT RUN: {reason}. `make browser` installs Chromium (apt-get install "
+            "chromium), the dev extra playwright; or deselect these tests with -m 'not browser'.",
+            pytrace=False,
+        )
     import tempfile
 
     from playwright.sync_api import sync_playwright

@@ -42,9 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from labkit import demo
+    from labkit._utils.optional import require
     from labkit.train.finetune import finetune
     from labkit.train.lora import lora_config
 
+    # what the demo extra installs, checked before minutes of work rather than after them
+    demo.model_path()
+    if not args.no_report:
+        require("captum.attr", extra="demo", feature="labkit demo's report (--no-report skips it)")
     t0 = time.perf_counter()
     data = demo.data()
     print(f"data:  {data}")

@@ -36,7 +36,10 @@ def notebooks_source() -> Path | None:
 
 def main(args: argparse.Namespace) -> int:
     from labkit._errors import LabkitError
+    from labkit._utils.optional import require
 
+    # the command runs this interpreter's jupyterlab: a `jupyter` elsewhere on PATH won't do
+    require("jupyterlab", extra="ui", feature="labkit lab")
     if args.dir:
         folder = Path(args.dir)
     else:
@@ -48,8 +51,6 @@ def main(args: argparse.Namespace) -> int:
             folder = Path.cwd() / "labkit-notebooks"
             if not folder.exists():
                 shutil.copytree(source, folder)
-    if shutil.which("jupyter") is None and not _has_jupyterlab():
-        raise LabkitError("JupyterLab is not installed: pip install 'labkit[ui]'.")
     cmd = [sys.executable, "-m", "jupyterlab", f"--notebook-dir={folder}"]
     if args.port:
         cmd.append(f"--port={args.port}")
@@ -59,9 +60,3 @@ def main(args: argparse.Namespace) -> int:
         print(" ".join(cmd))
         return 0
     return subprocess.call(cmd)
-
-
-def _has_jupyterlab() -> bool:
-    from importlib.util import find_spec
-
-    return find_spec("jupyterlab") is not None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from labkit._errors import ConfigError, InputError
+from labkit._utils.optional import require
 
 if TYPE_CHECKING:
     from labkit.inspect.attention.result import AttentionResult
@@ -121,13 +122,12 @@ def build(
         raise ConfigError(f"kind must be 'head', 'model' or 'neuron', got {kind!r}.")
     if not isinstance(digits, int) or not 1 <= digits <= 8:
         raise ConfigError(f"digits must be an int from 1 to 8, got {digits!r}.")
-    try:
-        import bertviz  # noqa: F401  (loads IPython too; only when a bertviz view is asked for)
-    except ImportError:
-        raise InputError(
-            "bertviz is not installed: pip install 'labkit[bertviz]' "
-            "(or use the result's own view, which needs no CDN)."
-        ) from None
+    # bertviz loads IPython too: imported only when a bertviz view is asked for
+    require(
+        "bertviz",
+        extra="bertviz",
+        feature="AttentionResult.to_bertviz (the result's own view needs neither it nor a CDN)",
+    )
     chosen_layers = _pick(layers, result.layers, "layers")
     chosen_heads = _pick(heads, result.heads, "heads")
     if kind == "neuron":

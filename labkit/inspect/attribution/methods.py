@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from labkit._utils.optional import require
 from labkit.inspect.attribution.batching import Batch, capped_rows, length_groups, pad
 from labkit.inspect.attribution.embeddings import embedding_layer, pooled_position_from_last
 
@@ -117,6 +118,8 @@ def attribute(
     """Run ``method`` on ``batch``; ``rows`` sequences at most per forward pass."""
     if method == "attention_rollout":
         return _rollout(model, batch, rows)
+    # every other method is captum's; a clear error before any work when it is missing
+    require("captum.attr", extra="explain", feature=f"explain(method={method!r})")
     layer = embedding_layer(model, opts.get("embeddings"))
     run = _METHODS[method]
     with inspection(model), injected_embeddings(layer) as slot:

@@ -82,6 +82,10 @@ class AttributionResult:
         import html
 
         import torch
+
+        from labkit._utils.optional import require
+
+        require("captum.attr", extra="explain", feature="AttributionResult.to_captum")
         from captum.attr import visualization
 
         from labkit.render.attribution import scale
