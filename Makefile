@@ -34,6 +34,8 @@ demo: install
 
 test: install-dev browser
 	$(BIN)/ruff check labkit tests benchmarks
+	$(BIN)/ruff format --check labkit tests benchmarks
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	$(MAKE) test-ipywidgets7
 
@@ -50,6 +52,7 @@ test-ipywidgets7: install-dev $(IPYW7)
 lint: install-dev
 	$(BIN)/ruff check labkit tests benchmarks
 	$(BIN)/ruff format --check labkit tests benchmarks
+	$(BIN)/mypy
 
 bench: install-dev
 	$(BIN)/python benchmarks/run_all.py $(BENCH_ARGS)

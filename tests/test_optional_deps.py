@@ -150,19 +150,13 @@ _UI_ENTRIES = {
     "panel": "importlib.import_module('labkit.ui').RunPanel",
     "attention_view": "importlib.import_module('labkit.ui.attention_view')",
 }
-_APP_IMPORTS_IPYWIDGETS_FIRST = pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="labkit/ui/app.py imports ipywidgets before labkit.ui._base, whose import lines hold "
-    "the ui extra's check: labkit/ui/__init__.py needs `from labkit.ui import _base` first",
-)
 
 
 @pytest.mark.parametrize(
     ("module", "entry"),
     [
         *[("anywidget", e) for e in _UI_ENTRIES],
-        pytest.param("ipywidgets", "app", marks=_APP_IMPORTS_IPYWIDGETS_FIRST),
+        ("ipywidgets", "app"),
         ("ipywidgets", "panel"),
         ("ipywidgets", "attention_view"),
     ],

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from typing import Any
 
 HELP = "run the main job on the offline default model and data (no hub needed)"
 
@@ -16,7 +17,14 @@ EXAMPLES = 5
 REPORT_TEXTS = 3  # test texts explained in the report
 # Tuned on 2 CPU cores: LoRA on the attention projections + trained head and pooler,
 # texts cut at 64 tokens (the snippets are short), two epochs.
-DEMO = {"lora_r": 8, "lr": 2e-3, "epochs": 2.0, "batch_size": 32, "max_length": 64, "warmup": 0.06}
+DEMO: dict[str, Any] = {
+    "lora_r": 8,
+    "lr": 2e-3,
+    "epochs": 2.0,
+    "batch_size": 32,
+    "max_length": 64,
+    "warmup": 0.06,
+}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -86,7 +94,9 @@ def main(args: argparse.Namespace) -> int:
     print(f"\nbefore finetuning, test split: {before}")
     print(f"after finetuning,  test split: {after}")
     print(after.report)
-    sample = data.test.select(range(EXAMPLES))
+    test = data.test
+    assert test is not None  # demo.data() always has a test split
+    sample = test.select(range(EXAMPLES))
     print("\npredictions on test texts:")
     for p, gold in zip(model.predict(sample["text"]), sample["label"]):
         print(f"  {p.label:>9} {p.score:5.1%} (true: {data.labels[gold]:>8})  {p.text[:80]}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import html
 from typing import Any
 
+from labkit.events import ENDED_STATUSES
 from labkit.render.svgchart import Series, ema, fmt, line_chart
 
 __all__ = ["loss_chart_svg", "run_html"]
@@ -170,7 +171,7 @@ def run_html(run: Any) -> str:
             f"{'s' if len(checkpoints) != 1 else ''}, last: "
             f"<code>{esc(str(checkpoints[-1]))}</code></div>"
         )
-    if status in ("pending", "running", "paused"):
+    if status not in ENDED_STATUSES:
         parts.append(
             "<div style='color:#888;margin-top:4px'>snapshot taken while the run was "
             f"{esc(status)}; display the run again for the latest state</div>"

@@ -292,7 +292,7 @@ def _export(model: Model, path: Path, *, merge_lora: bool) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     staged = path.with_name(f"{_checkpoint.STAGING}-{path.name}")
     shutil.rmtree(staged, ignore_errors=True)
-    hf = model.hf
+    hf: Any = model.hf
     with hf_quiet():
         if model.lora and merge_lora:
             hf = copy.deepcopy(hf).merge_and_unload()  # a copy: the run keeps its adapter

@@ -18,7 +18,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -55,7 +55,7 @@ class LengthGroupedEpochSampler(torch.utils.data.Sampler[int]):
     def __len__(self) -> int:
         return len(self.lengths)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[int]:
         from transformers.trainer_pt_utils import get_length_grouped_indices
 
         g = torch.Generator()
@@ -102,7 +102,7 @@ class LabkitTrainer(Trainer):
         return os.path.join(out, _checkpoint.STAGING) if self._staging else out
 
     def _save_checkpoint(self, model: Any, trial: Any) -> None:
-        run_dir = self.args.output_dir
+        run_dir = str(self.args.output_dir)  # always set: labkit passes it
         name = f"checkpoint-{self.state.global_step}"
         staged = os.path.join(run_dir, _checkpoint.STAGING, name)
         if self.args.should_save:

@@ -421,7 +421,9 @@ class App(W.VBox):
         self.run.history.subscribe(self._on_run_event)
 
     def _on_run_event(self, event: Any) -> None:
-        if type(event).__name__ == "TrainEnd":
+        from labkit.events import TrainEnd
+
+        if isinstance(event, TrainEnd):
             self.model_info.value = self.model._repr_html_()  # now with LoRA attached
             kind = "ok" if event.status in ("finished", "stopped") else "error"
             extra = f": {event.error}" if event.error else "."
