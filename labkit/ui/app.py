@@ -16,13 +16,16 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import traitlets
 
-# ipywidgets through _base, which checks the ui extra first (MissingDependencyError)
 from labkit.ui._base import LabkitWidget, asset
-from labkit.ui._base import ipywidgets as W
+
+if TYPE_CHECKING:
+    import ipywidgets as W
+else:  # through _base, which checks the ui extra first (MissingDependencyError naming it)
+    from labkit.ui._base import ipywidgets as W
 
 __all__ = ["App", "AppStatus"]
 
