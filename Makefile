@@ -20,12 +20,17 @@ install: $(BIN)/python
 install-dev: install
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
 
-# Debian's Chromium for the real-browser tests (Playwright drives it; nothing is downloaded).
+# Debian's Chromium for the real-browser tests (Playwright drives it; nothing is downloaded), and
+# node, which checks the widget modules' JavaScript.
 browser:
 	@if command -v chromium >/dev/null 2>&1; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	else echo "WARNING: chromium is missing and cannot be installed here (need root + apt): the browser tests will fail (deselect them: make test PYTEST_ARGS='-m \"not browser\"')"; fi
+	@if command -v node >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs >/dev/null; \
+	else echo "WARNING: node is missing and cannot be installed here (need root + apt): the widget JavaScript checks will fail"; fi
 
 # extra arguments for the demo, e.g. `make demo DEMO_ARGS="--max-steps 20"` (CI's short run)
 DEMO_ARGS ?=

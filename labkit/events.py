@@ -13,6 +13,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
     "ENDED_STATUSES",
+    "ENDED_WELL",
     "Callback",
     "Control",
     "EvalEnd",
@@ -31,6 +32,9 @@ Status = Literal[
 ENDED_STATUSES: frozenset[Status] = frozenset(
     {"stopped", "finished", "diverged", "out_of_memory", "failed"}
 )
+# The ended statuses that keep what was trained (a stopped run keeps its last checkpoint); the
+# others are failures: a command exits non-zero, the App says so in red.
+ENDED_WELL: frozenset[Status] = frozenset({"stopped", "finished"})
 
 
 @dataclass(frozen=True)

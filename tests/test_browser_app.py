@@ -127,7 +127,7 @@ def test_quickstart_in_jupyterlab_trains_shows_attention_and_explains(
     from tests._jupyter import app_missing, jupyter_server
 
     if app_missing("lab"):
-        pytest.skip(f"JupyterLab not available here: {app_missing('lab')}")
+        pytest.fail(f"JupyterLab is missing (make install-dev installs it): {app_missing('lab')}")
     path = _quickstart(tmp_path, MODEL="tiny-bert", DATA=None, TRAIN_STEPS=40)
     with (
         jupyter_server(tmp_path, app="lab", env=_env()) as server,
@@ -223,7 +223,9 @@ def test_quickstart_in_notebook7_renders_the_app(chromium, tmp_path: pathlib.Pat
     from tests._jupyter import app_missing, jupyter_server
 
     if app_missing("notebook"):
-        pytest.skip(f"Notebook 7 not available here: {app_missing('notebook')}")
+        pytest.fail(
+            f"Notebook 7 is missing (make install-dev installs it): {app_missing('notebook')}"
+        )
     path = _quickstart(tmp_path)
     with (
         jupyter_server(tmp_path, app="notebook", env=_env()) as server,

@@ -186,7 +186,7 @@ def test_jupyter_live_panel_stop_saves_a_checkpoint(
     from tests._jupyter import app_missing, jupyter_server, open_notebook, run_all, write_notebook
 
     if app_missing(app):
-        pytest.skip(f"Jupyter {app} not available here: {app_missing(app)}")
+        pytest.fail(f"Jupyter {app} is missing (make install-dev installs it): {app_missing(app)}")
     folder = _tiny.build("bert", tmp_path / "tiny-bert")
     cells = [
         c.replace("{model!r}", repr(str(folder))).replace("{rows!r}", repr(_tiny.toy_rows(32)))
@@ -259,7 +259,7 @@ def test_saved_notebook_holds_the_final_snapshot(chromium, tmp_path: pathlib.Pat
     from tests._jupyter import app_missing, jupyter_server, open_notebook, run_all, write_notebook
 
     if app_missing("lab"):
-        pytest.skip(f"JupyterLab not available here: {app_missing('lab')}")
+        pytest.fail(f"JupyterLab is missing (make install-dev installs it): {app_missing('lab')}")
     folder = _tiny.build("bert", tmp_path / "tiny-bert")
     cell = (
         "import labkit as lk\n"

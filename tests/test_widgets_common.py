@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.render import attribution, heatmap
+from labkit.render import attribution, heatmap, run
 from labkit.ui import _base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,20 @@ WIDGETS = ROOT / "widgets"
 COMMON = WIDGETS / _base.COMMON
 MODULES = sorted(p for p in WIDGETS.glob("*.js") if p != COMMON)
 NODE = shutil.which("node")
-needs_node = pytest.mark.skipif(NODE is None, reason="node is not installed")
+
+
+@pytest.fixture
+def node() -> str:
+    """node, which checks the joined modules' JavaScript: a missing one fails, never skips."""
+    if NODE is None:
+        pytest.fail(
+            "node is not installed: the widget modules are checked with it (`make browser` "
+            "installs it as root, or apt-get install nodejs)"
+        )
+    return NODE
+
+
+needs_node = pytest.mark.usefixtures("node")
 
 # A top-level declaration. The widget modules write top-level code at column 0 and indent
 # everything else, so a line-anchored pattern sees exactly the top level.
@@ -98,6 +111,7 @@ def test_the_palette_is_labkit_render_s_colours() -> None:
         "toward": list(attribution.TOWARD),
         "against": list(attribution.AGAINST),
         "opacity": attribution.OPACITY,
+        "chart": {"raw": run.RAW, "ema": run.SMOOTH, "val": run.VAL, "metric": run.METRIC},
     }
 
 

@@ -11,7 +11,7 @@
 // of the same model in the page draws at once. All text goes through textContent.
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const COLORS = { raw: "#1f77b4", ema: "#1f77b4", val: "#d62728", metric: "#2ca02c" };
+const COLORS = PALETTE.chart; // the static chart's colours (labkit.render.run)
 const STORES = new Map(); // model key -> Store
 
 function svg(tag, attrs) {
@@ -434,10 +434,17 @@ class ChartView {
   }
 
   drawLegend(metric) {
-    const item = (cls, text) => { const s = h("span", `labkit-key ${cls}`); s.appendChild(h("i")); s.appendChild(document.createTextNode(text)); return s; };
-    const items = [item("labkit-key-raw", "training loss"), item("labkit-key-ema", "smoothed")];
-    if (this.store.evals.some((e) => e[1] && Number.isFinite(e[1].loss))) items.push(item("labkit-key-val", "validation loss"));
-    if (metric) items.push(item("labkit-key-metric", `validation ${metric}`));
+    const item = (key, text) => {
+      const s = h("span", `labkit-key labkit-key-${key}`);
+      const swatch = h("i");
+      swatch.style.background = COLORS[key];
+      s.appendChild(swatch);
+      s.appendChild(document.createTextNode(text));
+      return s;
+    };
+    const items = [item("raw", "training loss"), item("ema", "smoothed")];
+    if (this.store.evals.some((e) => e[1] && Number.isFinite(e[1].loss))) items.push(item("val", "validation loss"));
+    if (metric) items.push(item("metric", `validation ${metric}`));
     this.legend.replaceChildren(...items);
   }
 

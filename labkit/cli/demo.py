@@ -11,6 +11,8 @@ import argparse
 import time
 from typing import Any
 
+from labkit.events import ENDED_WELL
+
 HELP = "run the main job on the offline default model and data (no hub needed)"
 
 EXAMPLES = 5
@@ -120,4 +122,4 @@ def main(args: argparse.Namespace) -> int:
         )
         print(f"report: {wrote}")
     print(f"done in {time.perf_counter() - t0:.1f}s")
-    return 0 if run.status in ("finished", "stopped") else 1
+    return 0 if run.status in ENDED_WELL else 1

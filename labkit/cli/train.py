@@ -15,6 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from labkit.events import ENDED_WELL
+
 HELP = "finetune a model (full or LoRA) headless; runs under accelerate launch and torchrun"
 
 # (flag, FinetuneConfig field, type, help); defaults live in FinetuneConfig, not here
@@ -227,7 +229,7 @@ def main(args: argparse.Namespace) -> int:
     if run.evaluation is not None:
         say(f"validation: {run.evaluation}")
     say(f"checkpoint: {run.best_checkpoint}")
-    if export and rank == 0 and run.status in ("finished", "stopped"):
+    if export and rank == 0 and run.status in ENDED_WELL:
         say(f"exported: {run.export(export)}")
     if summary:
         target = summary if rank == 0 else f"{summary}.rank{rank}"
@@ -246,7 +248,7 @@ def main(args: argparse.Namespace) -> int:
             "weights_digest": _digest(model),
         }
         Path(target).write_text(json.dumps(record, indent=1), encoding="utf-8")
-    return 0 if run.status in ("finished", "stopped") else 1
+    return 0 if run.status in ENDED_WELL else 1
 
 
 def _toml() -> Any:

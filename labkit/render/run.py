@@ -25,7 +25,7 @@ _STATUS_COLORS = {
     "out_of_memory": "#c5221f",
     "failed": "#c5221f",
 }
-_BAD = ("diverged", "out_of_memory", "failed")
+# the loss chart's series (the live panel draws with the same, through labkit.ui's palette)
 RAW, SMOOTH, VAL, METRIC = "#1f77b4", "#1f77b4", "#d62728", "#2ca02c"
 
 
@@ -140,7 +140,7 @@ def run_html(run: Any) -> str:
     error = _get(run, "error") or (
         history.end.error if history is not None and history.end else None
     )
-    if error and status in (*_BAD, "stopped"):
+    if error and status in ENDED_STATUSES and status != "finished":
         parts.append(
             "<div style='border-left:4px solid #c5221f;background:#fce8e6;"
             f"padding:6px 10px;margin:6px 0;white-space:pre-wrap'>{esc(str(error))}"

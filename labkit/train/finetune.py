@@ -260,12 +260,12 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
     def metrics_fn(pred: Any) -> dict[str, float]:
         logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
         full = compute_metrics(pred.label_ids, logits.argmax(-1), model.labels)
-        run.evaluation = full
+        driver.evaluated(full)
         return {k: v for k, v in full.as_dict().items() if k != "loss"}
 
     def emit(event: Any) -> None:
         if isinstance(event, EvalEnd) and run.evaluation is not None:
-            run.evaluation = dataclasses.replace(run.evaluation, loss=event.metrics.get("loss"))
+            driver.evaluated(dataclasses.replace(run.evaluation, loss=event.metrics.get("loss")))
         driver.emit(event)
 
     def on_status(status: Status) -> None:
@@ -327,7 +327,8 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
         _checkpoint.clean_staging(run.output_dir)
         try:
             trainer.train(resume_from_checkpoint=config.resume_from)
-            run.early_stopped = bridge.early_stopped
+            if bridge.early_stopped:
+                driver.stopped_early()
         finally:
             bridge.trainer = None
             _drop_autocast_forward(model.hf)

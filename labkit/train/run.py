@@ -57,8 +57,8 @@ class Run:
         self._thread: threading.Thread | None = None
         self._step = 0
         self._total_steps: int | None = None
-        self.early_stopped = False
-        self.evaluation: Metrics | None = None  # the last full evaluation (confusion, report)
+        self._early_stopped = False
+        self._evaluation: Metrics | None = None
 
     # -- steering (any thread) ------------------------------------------------------------------
     def stop(self) -> None:
@@ -110,6 +110,17 @@ class Run:
     @property
     def total_steps(self) -> int | None:
         return self._total_steps
+
+    @property
+    def evaluation(self) -> Metrics | None:
+        """The last full evaluation on the validation split (confusion matrix, per-label
+        report, loss), None before the first."""
+        return self._evaluation
+
+    @property
+    def early_stopped(self) -> bool:
+        """Whether early stopping ended the run (``early_stopping=`` evaluations without gain)."""
+        return self._early_stopped
 
     @property
     def model(self) -> Model:
@@ -242,6 +253,14 @@ class RunDriver:
         run.history.record(event)
         for cb in run._callbacks:
             cb.on_event(event, run.control)
+
+    def evaluated(self, metrics: Metrics) -> None:
+        """The full metrics of the evaluation just made (``run.evaluation``)."""
+        self.run._evaluation = metrics
+
+    def stopped_early(self) -> None:
+        """Early stopping ended the training (``run.early_stopped``)."""
+        self.run._early_stopped = True
 
     def end(self, status: Status, error: str | None) -> None:
         """An end the engine decided (``diverged``): the status and message the run reports once

@@ -64,9 +64,11 @@ def palette() -> dict[str, Any]:
 
     RGB triples (0..255): ``attention`` and ``change`` are the dark ends of the white-to-colour
     ramps of attention weights and of their change; ``toward`` and ``against`` colour attribution
-    scores, the strongest at ``opacity`` (0..1).
+    scores, the strongest at ``opacity`` (0..1). ``chart``: the loss chart's series colours
+    (``raw`` loss, its ``ema``, ``val`` loss, the watched ``metric``).
     """
     from labkit.render import attribution, heatmap
+    from labkit.render import run as run_view
 
     return {
         "attention": list(heatmap.BLUE),
@@ -74,6 +76,12 @@ def palette() -> dict[str, Any]:
         "toward": list(attribution.TOWARD),
         "against": list(attribution.AGAINST),
         "opacity": attribution.OPACITY,
+        "chart": {
+            "raw": run_view.RAW,
+            "ema": run_view.SMOOTH,
+            "val": run_view.VAL,
+            "metric": run_view.METRIC,
+        },
     }
 
 

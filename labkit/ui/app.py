@@ -425,11 +425,11 @@ class App(W.VBox):
         self.run.history.subscribe(self._on_run_event)
 
     def _on_run_event(self, event: Any) -> None:
-        from labkit.events import TrainEnd
+        from labkit.events import ENDED_WELL, TrainEnd
 
         if isinstance(event, TrainEnd):
             self.model_info.value = self.model._repr_html_()  # now with LoRA attached
-            kind = "ok" if event.status in ("finished", "stopped") else "error"
+            kind = "ok" if event.status in ENDED_WELL else "error"
             extra = f": {event.error}" if event.error else "."
             self._say(f"Training {event.status}{extra}", kind)
 
