@@ -133,6 +133,23 @@ class Model:
         """True while a :class:`labkit.Run` trains this model."""
         return self._training.locked()
 
+    # -- the model's own locks, for labkit's training engine and inspection passes ------------
+    def claim_for_training(self) -> bool:
+        """Take the model for one training run: False when another run has it. Waits for an
+        inspection that holds the weights in another dtype (:meth:`weights_held`) to finish."""
+        with self._dtype_guard:
+            return self._training.acquire(blocking=False)
+
+    def release_training(self) -> None:
+        """Give the model back after the run that claimed it (:meth:`claim_for_training`)."""
+        self._training.release()
+
+    @contextmanager
+    def weights_held(self) -> Iterator[None]:
+        """While open, no training run can start on this model (it may swap its weights)."""
+        with self._dtype_guard:
+            yield
+
     @property
     def dtype(self) -> torch.dtype:
         return next(self.hf.parameters()).dtype

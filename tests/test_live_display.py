@@ -46,8 +46,9 @@ def shown(monkeypatch: pytest.MonkeyPatch) -> list[tuple[dict[str, Any], Handle]
 
 
 def _run(tmp_path: Path) -> Run:
-    model = SimpleNamespace(name="tiny-bert", device="cpu", _training=threading.Lock())
-    model._training.acquire()  # as labkit.finetune does; the run releases it when it ends
+    lock = threading.Lock()
+    lock.acquire()  # as labkit.finetune claims the model; the run releases it at its end
+    model = SimpleNamespace(name="tiny-bert", device="cpu", release_training=lock.release)
     return Run(model, FinetuneConfig(max_steps=3), str(tmp_path))  # type: ignore[arg-type]
 
 

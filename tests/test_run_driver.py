@@ -29,7 +29,7 @@ class Recorder:
 def _driver(tmp_path: Path, *callbacks: object) -> tuple[RunDriver, threading.Lock]:
     lock = threading.Lock()
     lock.acquire()  # held by labkit.finetune while the run trains
-    model = SimpleNamespace(name="m", device="cpu", _training=lock)
+    model = SimpleNamespace(name="m", device="cpu", release_training=lock.release)
     run = Run(model, FinetuneConfig(), str(tmp_path), callbacks)  # type: ignore[arg-type]
     return RunDriver(run), lock
 

@@ -91,9 +91,7 @@ def finetune(
 
         config.resume_from = _checkpoint.resolve(config.resume_from)
     out = config.output_dir or _default_output_dir(model, config)
-    with model._dtype_guard:  # waits for an explain call holding float32 copies
-        free = model._training.acquire(blocking=False)
-    if not free:
+    if not model.claim_for_training():  # waits for an explain call holding float32 copies
         raise TrainingError(
             f"{model.name!r} is already training in another run. Stop that run "
             "(run.stop()) or wait for it (run.wait()) before starting another."
@@ -102,7 +100,7 @@ def finetune(
     try:
         job = _prepare(driver, data)  # tokenize, attach LoRA, build the trainer: bad input fails
     except BaseException:
-        model._training.release()
+        model.release_training()
         raise
     driver.start(job)
     return driver.run

@@ -288,7 +288,7 @@ class RunDriver:
                     stopped = run.control.stop_requested and short
                     run._status = "stopped" if stopped else "finished"
         finally:
-            run._model._training.release()
+            run._model.release_training()
             try:
                 self.emit(
                     TrainEnd(status=run._status, error=run._error, step=run._step, time=_now())

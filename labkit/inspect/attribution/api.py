@@ -94,13 +94,13 @@ def explain(
 @contextmanager
 def _in_float32(model: Model) -> Iterator[None]:
     """A bf16/fp16 model held in float32 for one explain call, unless a training run owns it;
-    ``finetune`` waits for the block (``Model._dtype_guard``)."""
+    ``finetune`` waits for the block (``Model.weights_held``)."""
     from labkit._utils.device import float32_weights
 
     # is_training is read once the guard that finetune takes is held; stacklevel 6 reaches
     # past this generator and its contextlib frame to explain's caller
     with (
-        model._dtype_guard,
+        model.weights_held(),
         float32_weights(model.hf, allowed=not model.is_training, stacklevel=6),
     ):
         yield
