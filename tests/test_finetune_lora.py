@@ -76,6 +76,29 @@ def test_a_peft_config_passes_through_as_is(tiny_dirs, toy_data, tmp_path):
     assert type(model.hf.peft_config["default"]).__name__ == "AdaLoraConfig"
 
 
+def test_adalora_reallocates_its_ranks_during_the_run(tiny_dirs, toy_data, tmp_path):
+    """AdaLoRA prunes ranks by importance while it trains (peft's update_and_allocate each
+    step): the run ends with a rank pattern below the initial rank, at the target budget."""
+    from peft import AdaLoraConfig
+
+    model = labkit.load_model(tiny_dirs["bert"], labels=LABELS, device="cpu")
+    ada = AdaLoraConfig(
+        task_type="SEQ_CLS",
+        init_r=4,
+        target_r=1,
+        tinit=1,
+        tfinal=1,
+        deltaT=1,
+        total_step=6,
+        target_modules=["query", "value"],
+    )
+    _train(model, toy_data, tmp_path / "ada", lora=ada, steps=6)
+    pattern = model.hf.peft_config["default"].rank_pattern
+    assert pattern, "the rank budget never moved: AdaLoRA trained as plain LoRA"
+    ranks = [sum(bool(x) for x in mask) for mask in pattern.values()]
+    assert all(r <= 4 for r in ranks) and sum(ranks) < 4 * len(ranks)
+
+
 def test_an_unknown_architecture_asks_for_a_lora_config(tiny_model):
     class Odd(torch.nn.Module):
         config = type("C", (), {"model_type": "oddformer"})()

@@ -235,7 +235,7 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
     from labkit.metrics import compute_metrics
     from labkit.render import console as _progress
     from labkit.train.lora import attach_lora
-    from labkit.train.trainer import Bridge, LabkitTrainer
+    from labkit.train.trainer import AdaLoraSchedule, Bridge, LabkitTrainer, uses_adalora
 
     run = driver.run
     config, model = run.config, run.model
@@ -308,7 +308,7 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
         processing_class=model.tokenizer,
         data_collator=DataCollatorWithPadding(model.tokenizer, pad_to_multiple_of=pad8),
         compute_metrics=metrics_fn,
-        callbacks=[bridge],
+        callbacks=[bridge, AdaLoraSchedule()] if uses_adalora(model.hf) else [bridge],
         train_lengths=lengths if config.group_by_length else None,
         keep_checkpoints=config.keep_checkpoints,
         labels=model.labels,

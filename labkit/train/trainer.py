@@ -28,7 +28,13 @@ from labkit._utils import checkpoint as _checkpoint
 from labkit.events import Control, EvalEnd, Event, Saved, Status, StepEnd
 from labkit.metrics import METRIC_NAMES
 
-__all__ = ["Bridge", "LabkitTrainer", "LengthGroupedEpochSampler"]
+__all__ = [
+    "AdaLoraSchedule",
+    "Bridge",
+    "LabkitTrainer",
+    "LengthGroupedEpochSampler",
+    "uses_adalora",
+]
 
 
 class LengthGroupedEpochSampler(torch.utils.data.Sampler[int]):
@@ -130,6 +136,25 @@ class LabkitTrainer(Trainer):
                 for old in _checkpoint.find(run_dir)[: -self._keep]:
                     _checkpoint.discard(old)
         self.accelerator.wait_for_everyone()
+
+
+class AdaLoraSchedule(TrainerCallback):
+    """Moves an AdaLoRA adapter's rank budget: peft's ``update_and_allocate(step)`` must run after
+    every optimizer step and before the gradients are zeroed (it scores each rank by its
+    gradient), and Trainer never calls it, so without this AdaLoRA trains as plain LoRA at its
+    initial rank (peft issues #1327, #1801)."""
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        model = kwargs["model"]
+        model = getattr(model, "module", model)  # inside DistributedDataParallel
+        model.base_model.update_and_allocate(state.global_step)
+
+
+def uses_adalora(hf: Any) -> bool:
+    """Whether ``hf`` carries an AdaLoRA adapter (whose ranks need :class:`AdaLoraSchedule`)."""
+    from peft import AdaLoraConfig
+
+    return any(isinstance(c, AdaLoraConfig) for c in getattr(hf, "peft_config", {}).values())
 
 
 class Bridge(TrainerCallback):
