@@ -55,10 +55,12 @@ def test_wheel_installs_and_finds_its_widgets(tmp_path):
 
     probe = (
         "import json, labkit, labkit.ui._base as b, pathlib; "
-        "d = b.widgets_dir(); "
+        "from labkit.cli.lab import notebooks_source; "
+        "d = b.widgets_dir(); n = notebooks_source(); "
         "print(json.dumps({'file': labkit.__file__, 'widgets': str(d), "
         "'names': sorted(p.name for p in d.iterdir()), 'typed': "
-        "(pathlib.Path(labkit.__file__).parent / 'py.typed').exists()}))"
+        "(pathlib.Path(labkit.__file__).parent / 'py.typed').exists(), "
+        "'notebooks': str(n), 'notebook_names': sorted(p.name for p in n.glob('*.ipynb'))}))"
     )
     out = json.loads(
         subprocess.run(
@@ -70,6 +72,9 @@ def test_wheel_installs_and_finds_its_widgets(tmp_path):
     repo_widgets = sorted(p.name for p in (ROOT / "widgets").iterdir() if p.is_file())
     assert repo_widgets and out["names"] == repo_widgets
     assert out["typed"]
+    # `labkit lab` opens the notebooks packaged in the wheel
+    assert out["notebooks"].startswith(str(site)) and out["notebooks"].endswith("_notebooks")
+    assert out["notebook_names"] == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
     version = subprocess.run(
         [str(env_dir / "bin" / "labkit"), "--version"], capture_output=True, text=True, check=True
     ).stdout
