@@ -11,8 +11,6 @@ import pytest
 import labkit
 from tests._tiny import toy_rows
 
-pytest.importorskip("ipywidgets")
-
 
 @pytest.fixture
 def app(tiny_model, toy_data, tmp_path):
@@ -148,6 +146,26 @@ def test_train_then_compare(app):
     kinds = [type(c).__name__ for c in app.compare_box.children]
     assert "AttentionDiffView" in kinds and "HBox" in kinds
     assert "before" in app.compare_box.children[0].value
+
+
+def test_start_is_disabled_while_a_run_is_live(app):
+    """A second Start during a run could only fail: it is disabled until the run ends, and the
+    status line then says how the run ended (no stale message left over)."""
+    from labkit.events import TrainEnd
+
+    app.train_mode.value = "full"
+    app.train_steps.value = 200
+    app.train_batch.value = 8
+    ended = threading.Event()
+    app.start_training()
+    app.run.history.subscribe(lambda e: ended.set() if isinstance(e, TrainEnd) else None)
+    assert app.train_start.disabled
+    assert app.status.kind == "busy"
+    app.run.stop()
+    assert ended.wait(60)
+    assert app.run.status == "stopped"
+    assert not app.train_start.disabled
+    assert app.status.kind == "ok" and app.status.message.startswith("Training stopped")
 
 
 def test_lora_rank_reaches_the_adapter(app):

@@ -415,6 +415,7 @@ class App(W.VBox):
         except LabkitError as exc:
             self._say(str(exc), "error")
             return
+        self.train_start.disabled = True  # until the run ends: a second Start could only fail
         panel = view_for(self.run)
         self.train_box.children = [panel] if panel is not None else []
         self._say(
@@ -428,6 +429,7 @@ class App(W.VBox):
         from labkit.events import ENDED_WELL, TrainEnd
 
         if isinstance(event, TrainEnd):
+            self.train_start.disabled = False
             self.model_info.value = self.model._repr_html_()  # now with LoRA attached
             kind = "ok" if event.status in ENDED_WELL else "error"
             extra = f": {event.error}" if event.error else "."
