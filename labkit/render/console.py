@@ -93,27 +93,35 @@ class ConsoleProgress:
             error = f": {event.error}" if event.error else ""
             self._line(f"run {event.status} at step {event.step}{took}{error}")
 
-    def _step(self, event: StepEnd) -> None:
-        if self._start is None:
-            self._start = time.monotonic()
-        total = event.total_steps or None
+    def _stats(self, event: StepEnd, total: int | None) -> str:
         stats = [f"loss {event.loss:.4f}", f"lr {event.lr:.2e}"]
         if event.samples_per_s:
             stats.append(f"{event.samples_per_s:.1f} samples/s")
         eta = self.history.eta(total)
         if eta is not None:
             stats.append(f"eta {tqdm.format_interval(eta)}")
-        postfix = ", ".join(stats)
-        if not self.tty:
+        return ", ".join(stats)
+
+    def _step(self, event: StepEnd) -> None:
+        if self._start is None:
+            self._start = time.monotonic()
+        total = event.total_steps or None
+        if not self.tty:  # a line about every tenth of the run; nothing to format in between
             tenth = int(10 * event.step / total) if total else event.step // 50
             if tenth != self._last_tenth:
                 self._last_tenth = tenth
                 elapsed = time.monotonic() - self._start
                 meter = tqdm.format_meter(
-                    event.step, total, elapsed, ascii=_ASCII, bar_format=_FORMAT, postfix=postfix
+                    event.step,
+                    total,
+                    elapsed,
+                    ascii=_ASCII,
+                    bar_format=_FORMAT,
+                    postfix=self._stats(event, total),
                 )
                 self._line(meter)
             return
+        postfix = self._stats(event, total)
         bar = self._bar
         if bar is None:
             bar = self._bar = _Bar(

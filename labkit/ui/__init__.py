@@ -9,11 +9,7 @@ from __future__ import annotations
 
 import importlib
 import sys
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from labkit.history import MetricHistory
+from typing import Any
 
 # public name -> module
 _LAZY: dict[str, str] = {
@@ -23,6 +19,8 @@ _LAZY: dict[str, str] = {
     "AttentionDiffView": "labkit.ui.attention_view",
     "AttributionView": "labkit.ui.attribution_view",
     "App": "labkit.ui.app",
+    # show a bundle; update its static part with the final snapshot when a run ends (IPython)
+    "display": "labkit.ui._live",
 }
 
 # "module:Class" of a core type -> (module, factory function name) building its interactive view.
@@ -44,7 +42,7 @@ _VIEWS: dict[str, tuple[str, str]] = {
     ),
 }
 
-__all__ = [*_LAZY, "display", "view_for", "widget_bundle"]
+__all__ = [*_LAZY, "view_for", "widget_bundle"]
 
 
 def _loaded_class(key: str) -> type | None:
@@ -67,20 +65,6 @@ def widget_bundle(obj: Any) -> dict[str, Any] | None:
     """The widget-view mime entry for ``obj``'s interactive view, or None when it has none."""
     widget = view_for(obj)
     return None if widget is None else widget.widget_bundle()
-
-
-def display(
-    bundle: dict[str, Any],
-    *,
-    follow: MetricHistory | None = None,
-    final: Callable[[], dict[str, Any]] | None = None,
-) -> None:
-    """Show a mime ``bundle`` with a display id; when ``follow`` (a run's history) records its
-    ``TrainEnd``, update that output with ``{**bundle, **final()}`` (the final static snapshot).
-    Imports IPython."""
-    from labkit.ui._live import display as show
-
-    show(bundle, follow=follow, final=final)
 
 
 def __getattr__(name: str) -> Any:
