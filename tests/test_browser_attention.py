@@ -1,30 +1,24 @@
 """Attention views in a real Chromium: labkit's own views (fake anywidget model, layers served on
-request like the kernel does), the static HTML, and bertviz's views with their CDN files routed
-to local copies in tests/assets (d3 5.7.0, require.js 2.3.6 and jQuery 2.1.0 from npm)."""
+request like the kernel does), the static HTML, and bertviz's views, which fetch nothing (labkit
+inlines require.js, d3 and jQuery: tests/test_browser_bertviz.py checks them offline)."""
 
 from __future__ import annotations
 
 import base64
 import dataclasses
-from pathlib import Path
+import itertools
 from typing import Any
 
 import pytest
 
 import labkit
 from labkit.ui.attention_view import AttentionDiffView, AttentionView
-from tests._browser import ORIGIN, widget_page
+from tests._browser import ORIGIN, screenshot, widget_page
 
 pytestmark = pytest.mark.browser
 
-ASSETS = Path(__file__).resolve().parent / "assets"
 XSS = "<img src=x onerror=window.__xss=1>"
 XSS2 = "</script><script>window.__xss=2</script>"
-CDN = {
-    "require.js/2.3.6/require.min.js": "require-2.3.6.js",
-    "d3/5.7.0/d3.min.js": "d3-5.7.0.min.js",
-    "jquery/2.0.0/jquery.min.js": "jquery-2.1.0.min.js",
-}
 
 _EMIT = """([msg, bufs]) => window.__model.emit(msg, bufs.map((b) => {
   const s = atob(b); const u = new Uint8Array(s.length);
@@ -177,32 +171,21 @@ def test_diff_view_ranks_heads_and_renders_tokens_as_text(page, tiny_model):
     _no_script_ran(page)
 
 
-def _html_page(page: Any, body: str) -> list[str]:
-    """Serve ``body`` at ORIGIN with bertviz's CDN URLs routed to tests/assets; record the rest."""
+def _html_page(page: Any, body: str) -> None:
+    """Serve ``body`` at ORIGIN; every other request is refused and recorded in ``page.blocked``."""
     blocked: list[str] = []
-    served: list[str] = []
 
     def route(r: Any) -> None:
         url = r.request.url
         if url == f"{ORIGIN}/":
             r.fulfill(status=200, content_type="text/html", body=body)
             return
-        for suffix, name in CDN.items():
-            if url == f"https://cdnjs.cloudflare.com/ajax/libs/{suffix}":
-                served.append(name)
-                r.fulfill(
-                    status=200,
-                    content_type="text/javascript",
-                    body=(ASSETS / name).read_text(encoding="utf-8"),
-                )
-                return
         blocked.append(url)
         r.abort()
 
     page.route("**/*", route)
     page.goto(f"{ORIGIN}/")
     page.blocked = blocked
-    return served
 
 
 def _page(html: str) -> str:
@@ -210,11 +193,10 @@ def _page(html: str) -> str:
 
 
 @pytest.mark.parametrize("kind", ["head", "model", "neuron"])
-def test_bertviz_views_render_with_routed_cdn(page, tiny_model, kind):
+def test_bertviz_views_render_offline_and_show_tokens_as_text(page, tiny_model, kind):
     view = _xss_result(tiny_model).to_bertviz(kind)
-    served = _html_page(page, _page(view.html))
+    _html_page(page, _page(view.html))
     page.wait_for_function("document.querySelectorAll('#vis svg text').length > 0", timeout=15_000)
-    assert sorted(served) == sorted(CDN.values())
     texts = page.evaluate("[...document.querySelectorAll('#vis svg text')].map(t => t.textContent)")
     if kind != "model":  # the model view draws tokens only on hover
         assert XSS in texts and XSS2 in texts
@@ -232,7 +214,109 @@ def test_static_html_renders_tokens_as_text(page, tiny_model):
     assert XSS in page.locator("body").inner_text()
     # every image is one of ours (a data: PNG), and each decoded
     images = page.evaluate("[...document.images].map(i => [i.src.slice(0, 22), i.naturalWidth])")
-    assert len(images) == len(result.layers) + 1 + 2 * len(result.layers) * len(result.heads)
+    shown = min(10, len(result.layers) * len(result.heads))  # heads listed in the diff
+    assert len(images) == len(result.layers) + 1 + 2 * shown + 2  # + the most changed head
+    # the diff's two maps: their own captions, every token on both axes, as text
+    captions = page.evaluate(
+        "[...document.querySelectorAll('figure.labkit-map figcaption')].map((f) => f.textContent)"
+    )
+    assert captions == ["before", "after"]
+    keys = page.evaluate(
+        "[...document.querySelectorAll('.labkit-map-keys div')].map((d) => d.title)"
+    )
+    assert len(keys) == 2 * len(result.tokens)
+    assert f"token 2: {XSS}" in keys
     assert all(src == "data:image/png;base64," and width > 0 for src, width in images)
     assert page.evaluate("window.__xss") is None
     assert page.blocked == [] and page.console_errors == []
+
+
+def _synthetic(heads: int, tokens: int = 6, name: str = "synthetic") -> Any:
+    import numpy as np
+
+    rng = np.random.default_rng(heads)
+    w = rng.random((1, heads, tokens, tokens)) ** 4
+    w /= w.sum(-1, keepdims=True)
+    return labkit.AttentionResult(
+        tokens=tuple(f"t{i}" for i in range(tokens)),
+        weights=w.astype(np.float32),
+        special=np.zeros(tokens, dtype=bool),
+        model_name=name,
+        layers=(0,),
+        heads=tuple(range(heads)),
+        text="x",
+    )
+
+
+@pytest.mark.parametrize("heads", [9, 12, 32])
+def test_every_head_of_a_layer_has_its_own_colour(page, heads):
+    """Heads 0 and 10 shared a colour (a 10-colour cycle); now every chip and its links differ."""
+    view = AttentionView(_synthetic(heads))
+    state, buffers = _state(view)
+    widget_page(page, "attention_view", state, buffers)
+    _serve(page, view, "document.querySelector('.lk-attn').dataset.ready === '1'")
+    chips = page.evaluate(
+        "[...document.querySelectorAll('.lk-chip')].map((c) => "
+        "[c.style.getPropertyValue('--lk-color'), getComputedStyle(c).backgroundColor])"
+    )
+    assert len(chips) == heads
+    assert len({colour for colour, _ in chips}) == heads
+    assert len({shown for _, shown in chips}) == heads  # the CSS draws them apart too
+    assert page.console_errors == [] and page.blocked == []
+
+
+def test_diff_view_says_before_and_after_and_labels_the_tokens(page, tiny_model):
+    """One model before / after training: "before" and "after", not its name twice; each map
+    has its own caption and the tokens on both axes (escaped)."""
+    a = _xss_result(tiny_model, script_end=False)
+    w = a.weights.copy()
+    w[1, 3] = w[1, 3][:, ::-1]
+    view = AttentionDiffView(labkit.attention_diff(a, dataclasses.replace(a, weights=w)))
+    state, buffers = _state(view)
+    widget_page(page, "attention_diff", state, buffers)
+    _serve(page, view, "document.querySelector('.lk-diff').dataset.ready === '1'")
+    title = page.locator(".lk-diff-title").inner_text()
+    assert "before → after" in title and a.model_name not in title
+    captions = page.evaluate(
+        "[...document.querySelectorAll('.lk-maps figcaption')].map((f) => f.textContent)"
+    )
+    assert captions == ["before", "after"]
+    t = len(a.tokens)
+    keys = page.evaluate("[...document.querySelectorAll('.lk-keys .lk-axis')].map((d) => d.title)")
+    queries = page.locator(".lk-queries .lk-axis")
+    assert len(keys) == 2 * t and queries.count() == 2 * t
+    assert f"token 2: {XSS}" in keys
+    assert queries.nth(1).inner_text() == "the"
+    assert page.locator("#root img, #root script").count() == 0
+    screenshot(page, "attention_diff_labels")
+    _no_script_ran(page)
+
+
+def test_diff_view_thins_labels_of_long_inputs_and_names_different_models(page):
+    a = _synthetic(2, tokens=300, name="base")
+    view = AttentionDiffView(
+        labkit.attention_diff(a, dataclasses.replace(a, model_name="tuned"), labels=("A", "B"))
+    )
+    state, buffers = _state(view)
+    widget_page(page, "attention_diff", state, buffers)
+    _serve(page, view, "document.querySelector('.lk-diff').dataset.ready === '1'")
+    assert "A (base) → B (tuned)" in page.locator(".lk-diff-title").inner_text()
+    captions = page.evaluate(
+        "[...document.querySelectorAll('.lk-maps figcaption')].map((f) => f.textContent)"
+    )
+    assert captions == ["A (base)", "B (tuned)"]
+    keys = page.evaluate("[...document.querySelectorAll('.lk-keys .lk-axis')].map((d) => d.title)")
+    assert 2 * 10 <= len(keys) <= 2 * 64  # thinned: a readable label every few pooled rows
+    assert keys[0] == keys[len(keys) // 2] and keys[0].startswith("tokens 0-")
+    # the labels along one axis tile the map: no overlap, none past its edge
+    boxes = page.evaluate(
+        "(() => { const m = document.querySelector('.lk-map').getBoundingClientRect();"
+        " const ls = [...document.querySelector('.lk-queries').children]"
+        ".map((d) => d.getBoundingClientRect());"
+        " return [m.top, m.bottom, ls.map((r) => [r.top, r.bottom])]; })()"
+    )
+    top, bottom, spans = boxes
+    assert spans[0][0] >= top - 1 and spans[-1][1] <= bottom + 1
+    assert all(b[0] >= a_[1] - 0.5 for a_, b in itertools.pairwise(spans))
+    assert all(b - a_ >= 10 for a_, b in spans[:-1])  # tall enough to read
+    assert page.console_errors == [] and page.blocked == []

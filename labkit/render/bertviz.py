@@ -1,58 +1,140 @@
-"""Glue to bertviz's own head, model and neuron views, with a trimmed and escaped payload.
+"""Glue to bertviz's own head, model and neuron views: offline, with a trimmed and escaped payload.
 
-bertviz writes every weight as JSON text (``tensor.tolist()`` of float32 prints ~20 digits) and
-loads require.js, d3 and jQuery from cdnjs.cloudflare.com: its views need that CDN and stay blank
-offline. Here the weights are rounded to a few digits first (float64 round-trips to short
-decimals), only the chosen layers and heads are included, and ``</`` inside the inline script is
-escaped so a token such as ``</script><img ...>`` cannot break out of it.
+bertviz writes every weight as JSON text (``tensor.tolist()`` of float32 prints ~20 digits), and
+its HTML loads require.js, d3 5.7.0 and jQuery 2.0.0 from cdnjs.cloudflare.com: offline (or
+behind a firewall) its views show an empty "Layer:" dropdown and ``require is not defined``.
+Here the weights are rounded to a few digits first (float64 round-trips to short decimals), only
+the chosen layers and heads are included, and ``</`` inside bertviz's inline script is escaped
+so a token such as ``</script><img ...>`` cannot break out of it. The three libraries ship in
+``labkit/render/vendor`` (versions, sources and licences in its README) and are inlined in
+every view, which replaces bertviz's ``<script src>`` and its ``require.config`` CDN paths: the
+HTML is self-contained and requests nothing from the network (~400 KB more per view).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from labkit._errors import ConfigError, InputError
+from labkit._errors import ConfigError, InputError, LabkitError
 from labkit._utils.optional import require
 
 if TYPE_CHECKING:
     from labkit.inspect.attention.result import AttentionResult
 
-__all__ = ["CDN_URLS", "BertvizView", "build"]
+__all__ = ["BertvizView", "build"]
 
-# What bertviz's HTML loads from the network (the views are blank without it).
-CDN_URLS = (
-    "https://cdnjs.cloudflare.com/ajax/libs/require.js/2.3.6/require.min.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/d3/5.7.0/d3.min.js",
-    "https://cdnjs.cloudflare.com/ajax/libs/jquery/2.0.0/jquery.min.js",
-)
-_REQUIRE = f'<script src="{CDN_URLS[0]}"></script>'
 _SCRIPT_OPEN = '<script type="text/javascript">'
 _NEURON_TYPES = {"bert", "roberta", "distilbert", "gpt2", "xlm-roberta", "camembert"}
+
+# What bertviz 1.4 loads from cdnjs, in the order the views need it: the file shipped in
+# vendor/, the module name bertviz's scripts require (None: require.js itself), and what runs
+# right after it. jQuery sets window.$ and window.jQuery: noConflict(true) puts back the page's
+# own (Jupyter's classic notebook has one, with plugins).
+_VENDOR = (
+    ("require-2.3.6.js", None, ""),
+    ("jquery-2.0.0.min.js", "jquery", "window.jQuery.noConflict(true);"),
+    ("d3-5.7.0.min.js", "d3", ""),
+)
+# bertviz's HTML opens with <script src=".../require.min.js">, and each of its scripts starts by
+# pointing require.js at the CDN: require.config({paths: {d3: 'https://...', jquery: '...'}});
+_REQUIRE_TAG = re.compile(r'\A\s*<script src="[^"]*require[^"]*"></script>')
+_REQUIRE_CONFIG = re.compile(r"require\.config\(\{\s*paths:\s*\{[^{}]*\}\s*,?\s*\}\);")
+# An inline script ends at "</script" in any case; "<!--" can make the parser skip that end.
+_SCRIPT_BREAKERS = re.compile(r"</(script)|<!--", re.IGNORECASE)
+# d3's define() is anonymous, which require.js refuses from an inline script ("mismatched
+# anonymous define"): each library gets a define() that adds its module name, and no
+# module/exports, so that its UMD header takes the AMD branch.
+_NAMED_DEFINE = """(function (name) {
+  var named = function () {
+    var args = Array.prototype.slice.call(arguments);
+    if (typeof args[0] !== "string") args.unshift(name);
+    return define.apply(this, args);
+  };
+  named.amd = define.amd;
+  return named;
+})"""
 
 BertvizKind = Literal["head", "model", "neuron"]
 
 
 @dataclass(frozen=True)
 class BertvizView:
-    """bertviz's HTML for one view. Shown by Jupyter as ``text/html``; needs the CDN above."""
+    """bertviz's HTML for one view, with require.js, d3 and jQuery inlined: it loads nothing
+    from the network. Shown by Jupyter as ``text/html``."""
 
     kind: str
     html: str
 
     def __repr__(self) -> str:
         return (
-            f"BertvizView({self.kind!r}, {len(self.html):,} bytes of HTML; loads require.js, "
-            "d3 and jQuery from cdnjs.cloudflare.com)"
+            f"BertvizView({self.kind!r}, {len(self.html):,} bytes of self-contained HTML; "
+            "require.js, d3 and jQuery inlined)"
         )
 
     def _repr_html_(self) -> str:
         return self.html
+
+
+def _inline_js(source: str) -> str:
+    """``source`` made safe inside ``<script>``: ``</script`` and ``<!--`` written as ``<\\/script``
+    and ``<\\!--``, which are the same characters in the strings and regular expressions where
+    JavaScript can hold them."""
+    return _SCRIPT_BREAKERS.sub(lambda m: "<\\/" + m[1] if m[1] else "<\\!--", source)
+
+
+def _as_module(source: str, name: str, after: str) -> str:
+    """``source`` run with a ``define`` that registers it with require.js as ``name``."""
+    return (
+        f"(function (define, module, exports) {{\n{source}\n{after}\n}}"
+        f"({_NAMED_DEFINE}({json.dumps(name)})));"
+    )
+
+
+@cache
+def _vendor_html() -> str:
+    """require.js, then jQuery and d3 defined as the AMD modules bertviz's scripts require."""
+    folder = resources.files("labkit.render").joinpath("vendor")
+    parts = []
+    for file, name, after in _VENDOR:
+        source = _inline_js(folder.joinpath(file).read_text(encoding="utf-8"))
+        if name is not None:
+            source = _as_module(source, name, after)
+        parts.append(f"<script>\n{source}\n</script>\n")
+    return "".join(parts)
+
+
+def _bertviz_changed(what: str) -> LabkitError:
+    from importlib.metadata import version
+
+    return LabkitError(
+        f"bertviz {version('bertviz')}'s HTML has no {what}, which labkit replaces with its "
+        "own copies of require.js, d3 and jQuery (so that the view needs no network). labkit "
+        "supports bertviz 1.4: pip install 'bertviz>=1.4,<1.5'."
+    )
+
+
+def _without_cdn_config(js: str) -> str:
+    """bertviz's script without its ``require.config`` CDN paths (the modules are inlined)."""
+    js, found = _REQUIRE_CONFIG.subn("", js, count=1)
+    if not found:
+        raise _bertviz_changed("require.config({paths: ...}) block")
+    return js
+
+
+def _offline(html: str) -> str:
+    """bertviz's returned HTML with the inlined libraries in place of the CDN."""
+    html, found = _REQUIRE_TAG.subn("", html, count=1)
+    if not found:
+        raise _bertviz_changed('<script src=".../require.min.js"> tag')
+    return _vendor_html() + _without_cdn_config(html)
 
 
 def _escape_script(html: str) -> str:
@@ -126,7 +208,7 @@ def build(
     require(
         "bertviz",
         extra="bertviz",
-        feature="AttentionResult.to_bertviz (the result's own view needs neither it nor a CDN)",
+        feature="AttentionResult.to_bertviz (the result's own view needs no bertviz)",
     )
     chosen_layers = _pick(layers, result.layers, "layers")
     chosen_heads = _pick(heads, result.heads, "heads")
@@ -158,7 +240,7 @@ def build(
             include_heads=chosen_heads,
             html_action="return",
         )
-    return BertvizView(kind=kind, html=_escape_script(out.data))
+    return BertvizView(kind=kind, html=_offline(_escape_script(out.data)))
 
 
 def _neuron(
@@ -199,6 +281,7 @@ def _neuron(
     }
     payload = json.dumps(params).replace("<", "\\u003c")  # no "</script>" inside the script
     vis_js = resources.files("bertviz").joinpath("neuron_view.js").read_text(encoding="utf-8")
+    vis_js = _without_cdn_config(vis_js)
     vis_html = f"""
         <div id="{params["root_div_id"]}" style="padding:8px;font-family:'Helvetica Neue', Helvetica, Arial, sans-serif;">
           <span style="user-select:none">
@@ -208,7 +291,7 @@ def _neuron(
           <div id='vis'></div>
         </div>"""
     html = (
-        f"{_REQUIRE}{vis_html}\n{_SCRIPT_OPEN}\nwindow.bertviz_params = {payload}\n</script>\n"
+        f"{_vendor_html()}{vis_html}\n{_SCRIPT_OPEN}\nwindow.bertviz_params = {payload}\n</script>\n"
         f"{_SCRIPT_OPEN}\n{vis_js}\n</script>\n"
     )
     return BertvizView(kind="neuron", html=html)
