@@ -354,7 +354,9 @@ def test_to_bertviz_payload_is_trimmed_and_escaped(tiny_model):
         list(result.tokens),
         html_action="return",
     ).data
-    assert len(view.html) < len(raw)
+    # bertviz's own script (its JSON payload) is smaller; the inlined libraries come before it
+    s = '<script type="text/javascript">'
+    assert len(view.html.rsplit(s, 1)[1]) < len(raw.rsplit(s, 1)[1])
     numbers = re.findall(r"\d\.\d+", view.html.split('"attention"', 1)[1].split('"left_text"')[0])
     assert numbers and max(len(n) for n in numbers) <= 5  # 3 decimals
     one = result.to_bertviz("model", layers=1, heads=[0, 2])
@@ -398,3 +400,178 @@ def test_real_minilm(demo_model_session):
         np.testing.assert_array_equal(result.weights[layer], ref)
     roles = result.summary.count()
     assert roles.get("delimiter", 0) > 0 and len(roles) >= 3  # a pretrained model's heads differ
+
+
+# -- views for people: labels, compact tables, a few significant digits -----------------------
+
+
+def _too_precise(html_text, digits=3):
+    """Decimals written with more than ``digits`` significant digits (raw floats)."""
+    text = re.sub(r"data:image/png;base64,[^']+", "", html_text)
+    numbers = re.findall(r"(?<![\w.])\d+\.\d+", text)
+    return [n for n in numbers if len(n.replace(".", "").lstrip("0")) > digits]
+
+
+def _visible(html_text):
+    """The text of an HTML snippet as a reader sees it (tags and attributes dropped)."""
+    return re.sub(r"<[^>]+>", " ", html_text)
+
+
+def test_sig_writes_a_few_significant_digits():
+    from labkit.render.summary import sig
+
+    assert sig(0.123456789) == "0.123"
+    assert sig(12.3456) == "12.3"
+    assert sig(1234.5678) == "1,235"
+    assert sig(0.000456789) == "0.000457"
+    assert sig(4.2e-6) == "4.20e-06"
+    assert sig(0.99996) == "1.00"  # rounding up adds no digit
+    assert sig(-0.5, 2) == "-0.50"
+    assert sig(0.0) == "0"
+    assert sig(None) == sig(float("nan")) == "–"
+
+
+def _importance(layers=6, heads=12):
+    from labkit.inspect.attention.importance import HeadImportance
+
+    rng = np.random.default_rng(0)
+    scores = rng.random((layers, heads)).astype(np.float32) / 3
+    scores[3, 7] = 0.987654321
+    return HeadImportance(scores=scores, model_name="<b>m</b>", examples=64, normalized=True)
+
+
+def test_head_importance_view_is_labelled_sorted_and_rounded():
+    imp = _importance()
+    html_text = imp._repr_html_()
+    assert _too_precise(html_text) == []  # 0.9877 in a bare table before; now 3 digits
+    assert "&lt;b&gt;m&lt;/b&gt;" in html_text and "<b>m</b>" not in html_text
+    top, rest = html_text.split("<details>")
+    assert "10 most important heads" in top and "rank" in top and "layer \\ head" in top
+    first = re.search(r"<tbody><tr><td[^>]*>1</td><td[^>]*>(\d+)</td><td[^>]*>(\d+)</td>", top)
+    assert first and (int(first[1]), int(first[2])) == (3, 7)
+    assert "0.988" in top
+    assert rest.count("<tr>") == 72 + 1  # every head ranked, one click away (+ header)
+    assert imp.ranked(1)[0][2] == pytest.approx(0.987654321, rel=1e-7)  # data: full precision
+    # a grid cell per head, its score written in it (2 digits) and in its tooltip (3)
+    assert top.count("<td title='layer ") == 72
+    assert "title='layer 3, head 7: 0.988 (rank 1 of 72)'" in top
+    wide = _importance(4, 32)._repr_html_()  # too many heads to write every score
+    assert wide.count("<td title='layer ") == 128 and _too_precise(wide) == []
+
+
+def test_head_summary_view_is_compact_with_the_full_table_one_click_away():
+    rng = np.random.default_rng(1)
+    t = 10
+    kinds = [np.eye(t, k=-1) + np.eye(t)[0] * np.eye(t)[0][:, None], np.full((t, t), 1 / t)]
+    cls = np.zeros((t, t))
+    cls[:, 0] = 1.0
+    kinds.append(cls)
+    heads = []
+    for i in range(6 * 12):
+        w = kinds[i % 3] * (0.6 + 0.4 * rng.random()) + 0.02 * rng.random((t, t))
+        heads.append(w / w.sum(-1, keepdims=True))
+    result = _synthetic(np.stack(heads).reshape(6, 12, t, t), [True] + [False] * (t - 1))
+    s = result.summary
+    assert s.count() == {"previous-token": 24, "broad": 24, "delimiter": 24}
+    html_text = s._repr_html_()
+    compact, full = html_text.split("<details>")
+    assert _too_precise(html_text) == []
+    # compact: one row per role with its count, most common first, and the clearest heads
+    roles = re.findall(r"<td style='[^']*'><b>([a-z-]+)</b></td>", compact)
+    assert sorted(roles) == sorted(s.count()) and len(roles) == 3
+    for role in roles:
+        layer, head, value = s.by_role(role, 1)[0]
+        assert f"L{layer} H{head} ({sig_2(value)})" in compact
+    assert compact.count(">24</td>") == 3 and compact.count(" and 21 more") == 3
+    # a letter per head in the role map, the role in its tooltip
+    assert compact.count("<td title='layer ") == 72
+    # the full table, behind a click, with every head and every figure rounded
+    assert "<summary>all 72 heads: every figure</summary>" in full
+    assert full.count("<tr>") == 72 + 1
+    assert s.rows()[0]["previous"] == pytest.approx(float(s.previous[0, 0]))  # full precision
+
+
+def sig_2(value):
+    from labkit.render.summary import sig
+
+    return sig(value, 2)
+
+
+def test_head_summary_by_role_sorts_by_the_figure_the_role_rests_on():
+    t = 8
+    prev = np.eye(t, k=-1)
+    prev[0, 0] = 1.0
+    weaker = 0.7 * prev + 0.3 / t
+    uniform = np.full((t, t), 1.0 / t)
+    result = _synthetic(np.stack([weaker, prev, uniform])[None], [False] * t)
+    s = result.summary
+    ranked = s.by_role("previous-token")
+    assert [(layer, head) for layer, head, _ in ranked] == [(0, 1), (0, 0)]
+    assert ranked[0][2] == pytest.approx(7 / 8)
+    assert s.by_role("previous-token", 1) == ranked[:1]
+    assert s.by_role("broad") == [(0, 2, pytest.approx(1.0))]
+    assert s.by_role("self") == []
+    with pytest.raises(InputError, match="the roles are"):
+        s.by_role("prev")
+    assert s.figure("self") is s.self_ and s.figure("distance") is s.distance
+    with pytest.raises(InputError, match="the figures are"):
+        s.figure("self_")
+
+
+def test_diff_says_before_and_after_and_adds_model_names_only_when_they_differ():
+    rng = np.random.default_rng(0)
+    w = rng.random((2, 3, 5, 5))
+    w /= w.sum(-1, keepdims=True)
+    a = _synthetic(w, [False] * 5)
+    diff = labkit.attention_diff(a, dataclasses.replace(a, weights=w[..., ::-1].copy()))
+    assert diff.labels == ("before", "after") and diff.captions == ("before", "after")
+    html_text = diff._repr_html_()
+    assert "before → after" in html_text and "synthetic → synthetic" not in html_text
+    assert "'before'" in repr(diff) and "synthetic" not in repr(diff)
+    named = labkit.attention_diff(a, a, labels=("base", "LoRA"))
+    assert named.captions == ("base", "LoRA") and "base → LoRA" in named._repr_html_()
+    other = labkit.attention_diff(a, dataclasses.replace(a, model_name="<i>tuned</i>"))
+    assert other.captions == ("before (synthetic)", "after (<i>tuned</i>)")
+    assert "before (synthetic) → after (&lt;i&gt;tuned&lt;/i&gt;)" in other._repr_html_()
+    for bad in (("before",), ("a", ""), "ab", ("a", 1)):
+        with pytest.raises(InputError, match="labels must be two non-empty strings"):
+            labkit.attention_diff(a, a, labels=bad)
+
+
+def test_diff_static_maps_have_their_own_captions_and_token_labels():
+    t = 6
+    w = np.full((1, 1, t, t), 1.0 / t)
+    tokens = ["[CLS]", "<img src=x onerror=alert(1)>", "\u0120movie", "was", "good", "[SEP]"]
+    a = _synthetic(w, [True] + [False] * 4 + [True], tokens=tokens)
+    b = dataclasses.replace(a, weights=np.eye(t)[None, None].astype(np.float32))
+    html_text = labkit.attention_diff(a, b)._repr_html_()
+    figures = re.findall(r"<figure class='labkit-map'.*?</figure>", html_text)
+    assert len(figures) == 2
+    assert [re.search(r"<figcaption[^>]*>(.*?)</figcaption>", f)[1] for f in figures] == [
+        "before",
+        "after",
+    ]
+    for figure in figures:
+        keys = figure.split("labkit-map-keys", 1)[1].split("labkit-map-queries", 1)[0]
+        queries = figure.split("labkit-map-queries", 1)[1]
+        for axis in (keys, queries):
+            shown = re.findall(r">([^<>]+)</div>", axis)
+            assert shown == ["[CLS]", "&lt;img src=x…", "movie", "was", "good", "[SEP]"]
+        assert "<img src=x" not in _visible(figure) and "title='token 1: &lt;img" in figure
+
+
+def test_long_inputs_get_thinned_labels_that_cover_every_row():
+    from labkit.render import heatmap
+
+    t = 300
+    w = np.full((t, t), 1.0 / t, dtype=np.float32)
+    html_text = heatmap.labelled(w, [f"w{i}" for i in range(t)], caption="after")
+    queries = html_text.split("labkit-map-queries", 1)[1]
+    heights = [int(h) for h in re.findall(r"height:(\d+)px;line-height", queries)]
+    side = int(re.search(r"width:(\d+)px;height:\1px", html_text)[1])
+    assert 10 <= len(heights) <= 30 and sum(heights) == side  # readable, and the rows tile it
+    assert all(h >= 11 for h in heights[:-1])
+    titles = re.findall(r"title='(tokens \d+-\d+), from (w\d+)'", queries)
+    assert titles[0] == ("tokens 0-" + titles[0][0].split("-")[1], "w0")
+    last = int(re.findall(r"tokens \d+-(\d+)", queries)[-1])
+    assert last == t - 1  # every token is in some label's slot

@@ -103,3 +103,25 @@ def test_static_bundle_outside_a_kernel(tiny_model):
     bundle = result._repr_mimebundle_()
     assert set(bundle) == {"text/plain", "text/html"}  # plain Python: no widget is made
     assert bundle["text/html"] == result._repr_html_()
+
+
+def test_diff_view_captions_each_side_and_sends_where_pooled_rows_start():
+    rng = np.random.default_rng(0)
+    t = av.DIFF_MAX + 72
+    w = rng.random((1, 1, t, t))
+    w /= w.sum(-1, keepdims=True)
+    a = _result(w)
+    same = av.AttentionDiffView(labkit.attention_diff(a, dataclasses.replace(a, weights=w**2)))
+    assert same.captions == ["before", "after"]  # one model before / after: no name twice
+    other = dataclasses.replace(a, model_name="tuned")
+    named = av.AttentionDiffView(labkit.attention_diff(a, other, labels=("base", "LoRA")))
+    assert named.captions == ["base (synthetic)", "LoRA (tuned)"]
+    assert (named.name_a, named.name_b) == ("synthetic", "tuned")
+    content, _ = named.head_message(0, 0)
+    edges = content["edges"]
+    assert content["size"] == av.DIFF_MAX and len(edges) == av.DIFF_MAX + 1
+    assert edges[0] == 0 and edges[-1] == t and edges == sorted(edges)
+    short = av.AttentionDiffView(
+        labkit.attention_diff(_result(w[..., :5, :5]), _result(w[..., :5, :5]))
+    )
+    assert short.head_message(0, 0)[0]["edges"] == [0, 1, 2, 3, 4, 5]

@@ -8,9 +8,70 @@
 // ones) and only the top `top_k` per token are drawn, so 2,048 tokens stay responsive.
 // Every token is written with textContent: no data is ever parsed as HTML.
 
-const COLORS = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-  "#7f7f7f", "#bcbd22", "#17becf"];
 const MIN_WEIGHT = 0.02; // links weaker than this (or than uniform, 1/T) are not drawn
+
+// Head colours: n hues evenly spaced in OKLCH (equal steps look equal), starting at blue, with
+// the lightness alternating between two levels so neighbouring heads differ in lightness too;
+// both levels keep a link readable on a light and on a dark background. Chroma is lowered only
+// where sRGB cannot show it. Every head of a layer gets its own colour, for any head count.
+const HEAD_HUE0 = 250; // degrees: head 0 is blue
+const HEAD_LIGHTNESS = [0.55, 0.66];
+const HEAD_CHROMA = 0.15;
+
+// OKLab (Ottosson 2020) -> sRGB channels 0..1, unclipped (a channel outside 0..1 is out of gamut).
+function oklabToSrgb(L, a, b) {
+  const l = (L + 0.3963377774 * a + 0.2158037573 * b) ** 3;
+  const m = (L - 0.1055613458 * a - 0.0638541728 * b) ** 3;
+  const s = (L - 0.0894841775 * a - 1.291485548 * b) ** 3;
+  const lin = [
+    4.0767416621 * l - 3.3077115913 * m + 0.2309699292 * s,
+    -1.2684380046 * l + 2.6097574011 * m - 0.3413193965 * s,
+    -0.0041960863 * l - 0.7034186147 * m + 1.707614701 * s,
+  ];
+  const gamma = (c) => Math.sign(c) * (1.055 * Math.abs(c) ** (1 / 2.4) - 0.055);
+  return lin.map((c) => (Math.abs(c) <= 0.0031308 ? 12.92 * c : gamma(c)));
+}
+
+// sRGB of OKLCH (L, C, h degrees), C lowered by bisection until the colour is in gamut.
+function oklch(L, C, h) {
+  const rad = (h * Math.PI) / 180;
+  const at = (c) => oklabToSrgb(L, c * Math.cos(rad), c * Math.sin(rad));
+  const inGamut = (rgb) => rgb.every((v) => v >= -1e-6 && v <= 1 + 1e-6);
+  let rgb = at(C);
+  if (!inGamut(rgb)) {
+    let lo = 0;
+    let hi = C;
+    for (let k = 0; k < 24; k++) {
+      const mid = (lo + hi) / 2;
+      if (inGamut(at(mid))) lo = mid;
+      else hi = mid;
+    }
+    rgb = at(lo);
+  }
+  return rgb.map((v) => Math.round(255 * Math.min(1, Math.max(0, v))));
+}
+
+// Relative luminance (WCAG) of 0..255 sRGB.
+function luminance(rgb) {
+  const lin = rgb.map((v) => {
+    const c = v / 255;
+    return c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  });
+  return 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+}
+
+// [{color: "#rrggbb", ink: text colour on it}] for n heads, head position i at index i.
+function headPalette(n) {
+  const out = [];
+  for (let i = 0; i < n; i++) {
+    const rgb = oklch(HEAD_LIGHTNESS[i % 2], HEAD_CHROMA, HEAD_HUE0 + (360 * i) / Math.max(1, n));
+    const hex = `#${rgb.map((v) => v.toString(16).padStart(2, "0")).join("")}`;
+    const y = luminance(rgb);
+    // black or white text, whichever contrasts more
+    out.push({ color: hex, ink: (y + 0.05) / 0.05 >= 1.05 / (y + 0.05) ? "#000000" : "#ffffff" });
+  }
+  return out;
+}
 
 // One layer as sorted rows: idx/val [heads * T * K], strongest link first.
 function decodeLayer(msg, buffers) {
@@ -77,6 +138,12 @@ function render({ model, el }) {
   const tokens = () => model.get("tokens") || [];
   const layers = () => model.get("layers") || [];
   const heads = () => model.get("heads") || [];
+  let paletteOf = [0, []]; // [head count, headPalette(head count)]
+  const palette = () => {
+    const n = heads().length;
+    if (paletteOf[0] !== n) paletteOf = [n, headPalette(n)];
+    return paletteOf[1];
+  };
   const selected = () => {
     const sel = model.get("selected_heads");
     return sel && sel.length ? sel : heads().map((_, i) => i);
@@ -104,7 +171,8 @@ function render({ model, el }) {
     const sel = new Set(selected());
     heads().forEach((head, hi) => {
       const chip = h("button", "lk-chip", `${head}`);
-      chip.style.setProperty("--lk-color", COLORS[head % COLORS.length]);
+      chip.style.setProperty("--lk-color", palette()[hi].color);
+      chip.style.setProperty("--lk-ink", palette()[hi].ink);
       chip.classList.toggle("off", !sel.has(hi));
       chip.title = `head ${head} (click to show or hide; double-click to show only this head)`;
       chip.addEventListener("click", () => {
@@ -235,7 +303,7 @@ function render({ model, el }) {
           }
         }
       }
-      ctx.strokeStyle = COLORS[heads()[hi] % COLORS.length];
+      ctx.strokeStyle = palette()[hi].color;
       ctx.lineWidth = focus ? 2 : 1;
       for (let b = 0; b < 10; b++) {
         if (!used[b]) continue;

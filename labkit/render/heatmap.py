@@ -2,18 +2,34 @@
 
 Static HTML (saved notebooks, nbviewer, reports) cannot run the widget, so each layer becomes one
 image: its heads side by side. The PNG is written by hand with ``zlib`` (no matplotlib, no
-Pillow): an 8-bit palette image is a few hundred bytes per head.
+Pillow): an 8-bit palette image is a few hundred bytes per head. ``labelled`` wraps one such
+image in a figure with its tokens on both axes (escaped, thinned when rows are small).
 """
 
 from __future__ import annotations
 
 import base64
+import html
 import struct
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["BLUE", "BLUES", "RED", "REDS", "data_uri", "png", "pool", "tile", "to_levels"]
+__all__ = [
+    "BLUE",
+    "BLUES",
+    "RED",
+    "REDS",
+    "data_uri",
+    "edges",
+    "labelled",
+    "png",
+    "pool",
+    "shade",
+    "tile",
+    "to_levels",
+]
 
 
 def _ramp(end: tuple[int, int, int]) -> bytes:
@@ -32,13 +48,25 @@ BLUES = _ramp(BLUE)
 REDS = _ramp(RED)
 
 
+def shade(palette: bytes, level: int) -> str:
+    """CSS ``#rrggbb`` of entry ``level`` (0..255) of a 256-colour palette."""
+    r, g, b = palette[3 * level : 3 * level + 3]
+    return f"#{r:02x}{g:02x}{b:02x}"
+
+
+def edges(n: int, size: int) -> np.ndarray:
+    """int [groups + 1]: where ``pool`` splits ``n`` rows into at most ``size`` even groups
+    (group g holds rows ``edges[g]`` to ``edges[g + 1] - 1``)."""
+    return np.linspace(0, n, min(n, size) + 1).astype(int)
+
+
 def pool(matrix: np.ndarray, size: int) -> np.ndarray:
     """Mean-pool a [T, T] matrix to at most [size, size] (rows and columns split evenly)."""
     rows, cols = matrix.shape
     if rows <= size and cols <= size:
         return matrix.astype(np.float32, copy=False)
-    r_edges = np.linspace(0, rows, min(rows, size) + 1).astype(int)
-    c_edges = np.linspace(0, cols, min(cols, size) + 1).astype(int)
+    r_edges = edges(rows, size)
+    c_edges = edges(cols, size)
     summed = np.add.reduceat(np.add.reduceat(matrix, r_edges[:-1], axis=0), c_edges[:-1], axis=1)
     counts = np.outer(np.diff(r_edges), np.diff(c_edges))
     return (summed / counts).astype(np.float32)
@@ -89,3 +117,67 @@ def png(levels: np.ndarray, palette: bytes = BLUES) -> bytes:
 def data_uri(data: bytes) -> str:
     """``data:image/png;base64,...`` for an ``<img src>``."""
     return "data:image/png;base64," + base64.b64encode(data).decode("ascii")
+
+
+_LABEL_PX = 11  # axis labels at least this many pixels apart: thinned when rows are smaller
+_LABEL_CHARS = 12  # longer labels are cut (the full token is in the tooltip)
+
+
+def labelled(
+    matrix: np.ndarray,
+    labels: Sequence[str],
+    *,
+    caption: str,
+    size: int = 64,
+    width: int = 280,
+    top: float | None = None,
+    palette: bytes = BLUES,
+) -> str:
+    """HTML figure of a [T, T] matrix with its T ``labels`` on both axes (rows: queries,
+    columns: keys) and ``caption`` above; everything shown is escaped.
+
+    The matrix is pooled to at most ``size`` x ``size`` and drawn about ``width`` pixels wide.
+    Where a row is under 11 px tall only every few rows get a label (each covers a slot of
+    rows and names its first token; the tooltip names the tokens it covers). ``top`` is the
+    value drawn darkest (the matrix's maximum by default): pass one shared ``top`` to compare
+    two figures.
+    """
+    e = html.escape
+    t = matrix.shape[0]
+    cut = edges(t, size)
+    groups = len(cut) - 1
+    cell = max(2, min(14, width // max(groups, 1)))
+    step = -(-_LABEL_PX // cell)  # groups per label slot, rounded up
+    side = groups * cell
+    src = data_uri(png(to_levels(pool(matrix, size), top), palette))
+    slots = []
+    for g in range(0, groups, step):
+        lo, hi = int(cut[g]), int(cut[min(g + step, groups)])
+        name = labels[lo]
+        short = name if len(name) <= _LABEL_CHARS else name[: _LABEL_CHARS - 1].rstrip() + "…"
+        tip = f"token {lo}: {name}" if hi - lo == 1 else f"tokens {lo}-{hi - 1}, from {name}"
+        slots.append((min(step, groups - g) * cell, short, tip))
+    gutter = min(90, 6 * max(len(s) for _, s, _ in slots) + 6)
+    label = "font-size:10px;white-space:pre;overflow:hidden;flex:none"
+    rows = "".join(
+        f"<div title='{e(tip)}' style='height:{px}px;line-height:{px}px;{label}'>{e(text)}</div>"
+        for px, text, tip in slots
+    )
+    cols = "".join(
+        f"<div title='{e(tip)}' style='width:{px}px;line-height:{px}px;max-height:{gutter}px;"
+        f"writing-mode:vertical-rl;transform:rotate(180deg);{label}'>{e(text)}</div>"
+        for px, text, tip in slots
+    )
+    return (
+        f"<figure class='labkit-map' style='margin:4px 12px 4px 0;display:inline-block;"
+        f"vertical-align:top'><figcaption style='font-weight:600;margin-bottom:2px'>"
+        f"{e(caption)}</figcaption>"
+        f"<div style='display:flex'><div style='width:{gutter + 3}px;flex:none'></div>"
+        f"<div class='labkit-map-keys' style='display:flex;align-items:flex-end'>{cols}</div>"
+        f"</div><div style='display:flex'><div class='labkit-map-queries' style='width:"
+        f"{gutter}px;flex:none;text-align:right'>{rows}</div>"
+        f"<img alt='{e(caption)}: rows query tokens, columns key tokens' src='{src}' "
+        f"style='width:{side}px;height:{side}px;margin-left:3px;image-rendering:pixelated;"
+        f"flex:none'></div>"
+        f"</figure>"
+    )

@@ -1,8 +1,11 @@
-"""Static summaries of a loaded model and of a dataset: small key/value tables, escaped."""
+"""Static summaries, small escaped tables: a loaded model, a dataset; and ``sig``, how every static table writes a number for people (a few
+significant digits).
+"""
 
 from __future__ import annotations
 
 import html
+import math
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -10,7 +13,27 @@ if TYPE_CHECKING:
     from labkit.data import TextData
     from labkit.model import Model
 
-__all__ = ["data_html", "model_html"]
+__all__ = ["data_html", "model_html", "sig"]
+
+
+def sig(x: float | None, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits for a table: ``0.123``, ``12.3``, ``1,235``,
+    ``4.20e-06``; never more digits than that for values from 1e-4 up, and no exponent for
+    large ones. None and NaN are written as a dash. The data keeps full precision."""
+    if x is None or not math.isfinite(x):
+        return "–" if x is None or math.isnan(x) else ("∞" if x > 0 else "-∞")
+    if x == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(x)))
+    if magnitude >= digits - 1:
+        return f"{x:,.0f}"
+    if magnitude < -4:
+        return f"{x:.{digits - 1}e}"
+    text = f"{x:.{digits - 1 - magnitude}f}"
+    # rounding may add a digit (0.9996 -> 1.000): write it again at its new magnitude
+    if len(text.lstrip("-").replace(".", "").lstrip("0")) > digits:
+        return sig(float(text), digits)
+    return text
 
 
 def _rows(rows: Iterable[tuple[str, str]]) -> str:

@@ -135,6 +135,8 @@ class AttentionDiffView(LabkitWidget):
     """Heads ranked by change (Jensen-Shannon divergence) with before/after maps of one head.
 
     ``selected`` is [layer position, head position]; it starts at the most changed head.
+    ``captions`` names the two sides (the diff's ``captions``: its labels, plus the model
+    names when they differ); ``name_a`` / ``name_b`` are the two model names.
     """
 
     _esm = asset("attention_diff.js")
@@ -142,6 +144,7 @@ class AttentionDiffView(LabkitWidget):
 
     name_a = t.Unicode("").tag(sync=True)
     name_b = t.Unicode("").tag(sync=True)
+    captions = t.List(t.Unicode(), default_value=["before", "after"]).tag(sync=True)
     tokens = t.List(t.Unicode()).tag(sync=True)
     layers = t.List(t.Int()).tag(sync=True)
     heads = t.List(t.Int()).tag(sync=True)
@@ -154,6 +157,7 @@ class AttentionDiffView(LabkitWidget):
         super().__init__(
             name_a=diff.a.model_name,
             name_b=diff.b.model_name,
+            captions=list(diff.captions),
             tokens=list(diff.tokens),
             layers=list(diff.layers),
             heads=list(diff.heads),
@@ -168,11 +172,19 @@ class AttentionDiffView(LabkitWidget):
         return self._diff
 
     def head_message(self, layer: int, head: int) -> tuple[dict[str, Any], list[bytes]]:
-        """(content, buffers) with both maps of one head (pooled) and its change per token."""
+        """(content, buffers) with both maps of one head (pooled to ``size`` rows; pooled row g
+        starts at token ``edges[g]``) and its change per token."""
         a = _heatmap.pool(self._diff.a.weights[layer, head], DIFF_MAX)
         b = _heatmap.pool(self._diff.b.weights[layer, head], DIFF_MAX)
         rows = self._diff.row_jsd[layer, head]
-        msg = {"type": "head", "layer": layer, "head": head, "size": int(a.shape[0])}
+        edges = _heatmap.edges(len(self._diff.tokens), DIFF_MAX)
+        msg = {
+            "type": "head",
+            "layer": layer,
+            "head": head,
+            "size": int(a.shape[0]),
+            "edges": [int(x) for x in edges],
+        }
         return msg, [
             a.astype(np.float16).tobytes(),
             b.astype(np.float16).tobytes(),

@@ -12,7 +12,9 @@ from labkit._errors import InputError
 if TYPE_CHECKING:
     from labkit.inspect.attention.result import AttentionResult
 
-__all__ = ["AttentionDiff", "attention_diff", "js_divergence"]
+__all__ = ["DEFAULT_LABELS", "AttentionDiff", "attention_diff", "js_divergence"]
+
+DEFAULT_LABELS = ("before", "after")  # what the two sides are called unless labels= says
 
 
 def js_divergence(p: np.ndarray, q: np.ndarray) -> np.ndarray:
@@ -34,13 +36,16 @@ class AttentionDiff:
 
     ``jsd`` float32 [layers, heads]: mean over query tokens of the Jensen-Shannon divergence
     (bits, 0..1) between the two rows. ``row_jsd`` float32 [layers, heads, T]: the same per
-    query token. ``ranked()`` lists heads from most to least changed.
+    query token. ``labels`` names the two sides (``("before", "after")`` by default);
+    ``captions`` adds each side's model name when the names differ. ``ranked()`` lists heads
+    from most to least changed.
     """
 
     a: AttentionResult = field(repr=False)
     b: AttentionResult = field(repr=False)
     jsd: np.ndarray
     row_jsd: np.ndarray = field(repr=False)
+    labels: tuple[str, str] = DEFAULT_LABELS
 
     @property
     def tokens(self) -> tuple[str, ...]:
@@ -53,6 +58,16 @@ class AttentionDiff:
     @property
     def heads(self) -> tuple[int, ...]:
         return self.a.heads
+
+    @property
+    def captions(self) -> tuple[str, str]:
+        """What each side is called in a view: its label, then its model name in parentheses
+        when the two models' names differ (``"before"`` / ``"after"`` for one model trained)."""
+        first, second = self.labels
+        name_a, name_b = self.a.model_name, self.b.model_name
+        if name_a == name_b:
+            return first, second
+        return f"{first} ({name_a})", f"{second} ({name_b})"
 
     def ranked(self, k: int | None = None) -> list[tuple[int, int, float]]:
         """(layer, head, jsd) of the ``k`` most changed heads (all by default), largest first."""
@@ -67,8 +82,9 @@ class AttentionDiff:
 
     def __repr__(self) -> str:
         top = self.ranked(1)[0]
+        first, second = self.captions
         return (
-            f"AttentionDiff({self.a.model_name!r} -> {self.b.model_name!r}, "
+            f"AttentionDiff({first!r} -> {second!r}, "
             f"{len(self.tokens)} tokens, mean JSD {float(self.jsd.mean()):.4f}, "
             f"most changed layer {top[0]} head {top[1]} ({top[2]:.4f}))"
         )
@@ -84,14 +100,36 @@ class AttentionDiff:
         return mimebundle(self, self._repr_html_(), include, exclude)
 
 
-def attention_diff(a: AttentionResult, b: AttentionResult) -> AttentionDiff:
+def _labels(labels: Any) -> tuple[str, str]:
+    ok = (
+        isinstance(labels, tuple | list)
+        and len(labels) == 2
+        and all(isinstance(x, str) and x.strip() for x in labels)
+    )
+    if not ok:
+        raise InputError(
+            f"labels must be two non-empty strings naming a and b, e.g. "
+            f"labels=('base', 'LoRA'); got {labels!r}."
+        )
+    return str(labels[0]).strip(), str(labels[1]).strip()
+
+
+def attention_diff(
+    a: AttentionResult,
+    b: AttentionResult,
+    *,
+    labels: tuple[str, str] = DEFAULT_LABELS,
+) -> AttentionDiff:
     """Per-head change between two results for the same text (e.g. before / after finetuning).
 
     Both must have the same tokens and the same kept layers and heads: compute them with
-    ``labkit.attention(model_a, text)`` and ``labkit.attention(model_b, text)``.
+    ``labkit.attention(model_a, text)`` and ``labkit.attention(model_b, text)``. ``labels``
+    names the two sides in the views (e.g. ``("base", "LoRA")``); the model names are added
+    only when they differ.
     """
     from labkit.inspect.attention.result import AttentionResult
 
+    names = _labels(labels)
     for name, r in (("a", a), ("b", b)):
         if not isinstance(r, AttentionResult):
             raise InputError(
@@ -112,5 +150,9 @@ def attention_diff(a: AttentionResult, b: AttentionResult) -> AttentionDiff:
         )
     rows = js_divergence(a.weights, b.weights)  # [L, H, T]
     return AttentionDiff(
-        a=a, b=b, jsd=rows.mean(-1).astype(np.float32), row_jsd=rows.astype(np.float32)
+        a=a,
+        b=b,
+        jsd=rows.mean(-1).astype(np.float32),
+        row_jsd=rows.astype(np.float32),
+        labels=names,
     )

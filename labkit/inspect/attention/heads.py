@@ -7,11 +7,13 @@ the first token of a decoder, which can only attend to itself, does not count).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-__all__ = ["ROLES", "HeadSummary", "summarize"]
+from labkit._errors import InputError
+
+__all__ = ["ROLES", "ROLE_FIGURES", "HeadSummary", "summarize"]
 
 # role -> what it means, in the order the rules are tried
 ROLES: dict[str, str] = {
@@ -25,6 +27,20 @@ ROLES: dict[str, str] = {
     "mixed": "no single pattern dominates",
 }
 
+# role -> (the figure of ``HeadSummary.rows()`` the role rests on, True if larger = clearer);
+# "mixed" rests on none: its heads are listed with their normalised entropy, in head order.
+ROLE_FIGURES: dict[str, tuple[str, bool] | None] = {
+    "delimiter": ("special", True),
+    "previous-token": ("previous", True),
+    "next-token": ("next", True),
+    "self": ("self", True),
+    "broad": ("norm_entropy", True),
+    "local": ("distance", False),
+    "focused": ("norm_entropy", False),
+    "mixed": None,
+}
+
+_FIGURES = ("entropy", "norm_entropy", "distance", "special", "previous", "next", "self")
 _STRONG = 0.5  # share of attention that makes a pattern the head's role
 _BROAD = 0.8  # normalised entropy above which a head counts as broad
 _LOCAL = 2.0  # mean distance (tokens) below which a head counts as local
@@ -43,6 +59,10 @@ class HeadSummary:
     holds one plain-words role per head (see ``ROLES``). ``layers`` / ``heads`` are the model's
     indices of the kept layers and heads.
     """
+
+    # what each role means and the figure it is decided by, for views (``labkit.render``)
+    role_meanings: ClassVar[dict[str, str]] = ROLES
+    role_figures: ClassVar[dict[str, tuple[str, bool] | None]] = ROLE_FIGURES
 
     layers: tuple[int, ...]
     heads: tuple[int, ...]
@@ -79,6 +99,34 @@ class HeadSummary:
                     }
                 )
         return out
+
+    def figure(self, name: str) -> np.ndarray:
+        """The float32 [layers, heads] array of a ``rows()`` figure (``"self"`` is ``self_``)."""
+        if name not in _FIGURES:
+            raise InputError(f"no figure {name!r}; the figures are {', '.join(_FIGURES)}.")
+        return getattr(self, "self_" if name == "self" else name)
+
+    def by_role(self, role: str, k: int | None = None) -> list[tuple[int, int, float]]:
+        """(layer, head, figure) of the ``k`` heads (all by default) whose role is ``role``,
+        clearest first. The figure is the one the role rests on (``ROLE_FIGURES``): the share
+        of attention to special / previous / next tokens or to itself, the normalised entropy
+        (broad: highest first; focused: lowest first) or the mean distance (local: shortest
+        first). Mixed heads come in layer and head order, with their normalised entropy."""
+        if role not in ROLES:
+            raise InputError(f"no role {role!r}; the roles are {', '.join(ROLES)}.")
+        spec = ROLE_FIGURES[role]
+        values = self.figure(spec[0] if spec else "norm_entropy")
+        found = [
+            (float(values[li, hi]), li, hi)
+            for li, row in enumerate(self.roles)
+            for hi, r in enumerate(row)
+            if r == role
+        ]
+        if spec is not None:  # stable: ties keep head order
+            found.sort(key=lambda x: -x[0] if spec[1] else x[0])
+        if k is not None:
+            found = found[: max(0, int(k))]
+        return [(self.layers[li], self.heads[hi], v) for v, li, hi in found]
 
     def count(self) -> dict[str, int]:
         """How many heads have each role."""
