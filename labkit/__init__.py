@@ -53,6 +53,8 @@ _LAZY: dict[str, str] = {
     "explain": "labkit.inspect.attribution.api",
     "explain_dataset": "labkit.inspect.attribution.api",
     "AttributionResult": "labkit.inspect.attribution.result",
+    "shared_scale": "labkit.inspect.attribution.result",
+    "compare_explanations": "labkit.inspect.attribution.compare",
     "DatasetAttribution": "labkit.inspect.attribution.result",
     "App": "labkit.ui.app",
 }
@@ -105,7 +107,12 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from labkit.inspect.attention.importance import head_importance
     from labkit.inspect.attention.result import AttentionResult
     from labkit.inspect.attribution.api import explain, explain_dataset
-    from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution
+    from labkit.inspect.attribution.compare import compare_explanations
+    from labkit.inspect.attribution.result import (
+        AttributionResult,
+        DatasetAttribution,
+        shared_scale,
+    )
     from labkit.metrics import Metrics
     from labkit.model import Model, Prediction, load_model
     from labkit.render import report

@@ -1,6 +1,7 @@
 """The App in a real browser: notebooks/01_quickstart in JupyterLab 4 (train, attention, explain)
-and in Notebook 7, with a tiny BERT and the offline demo data. Element screenshots of the App go
-to artifacts/ (app_lab.png is the one the README shows, copied to docs/app.png)."""
+and in Notebook 7, with a tiny BERT and the offline demo data; and that nothing in it is cut off
+at 1280 px and at 700 px. Element screenshots of the App go to artifacts/ (app_lab.png is the one
+the README shows, copied to docs/app.png; app_fit_<width>[_no_sidebar]_<tab>.png the layout at each width)."""
 
 from __future__ import annotations
 
@@ -95,12 +96,12 @@ def _status_ok(page, pattern: str, timeout: float = 60_000) -> str:
 
 
 @contextmanager
-def _opened(chromium, server, path: str, name: str) -> Iterator[Any]:
+def _opened(chromium, server, path: str, name: str, width: int = 1100) -> Iterator[Any]:
     """The notebook at ``path``, run; on failure the server's log and a screenshot
     (artifacts/<name>_failure.png) are kept."""
     from tests._jupyter import open_notebook, run_all
 
-    context = chromium.new_context(viewport={"width": 1100, "height": 1000})
+    context = chromium.new_context(viewport={"width": width, "height": 1000})
     page = context.new_page()
     page.page_errors = []
     page.on("pageerror", lambda e: page.page_errors.append(str(e)))
@@ -161,7 +162,7 @@ def test_quickstart_in_jupyterlab_trains_shows_attention_and_explains(
         )
         path_d = page.get_attribute(f"{APP} .labkit-panel .labkit-raw", "d") or ""
         assert path_d.count("L") > 0  # the loss line is drawn
-        _status_ok(page, "^Training finished")
+        _status_ok(page, "^Training finished: 40 steps")
         _shot(page, "app_train")
         _tab(page, "Model")  # the model now carries the LoRA adapter it was trained with
         page.wait_for_function(
@@ -207,6 +208,19 @@ def test_quickstart_in_jupyterlab_trains_shows_attention_and_explains(
         assert HOSTILE.replace(" ", "") in shown, shown
         assert page.locator(f"{APP} img").count() == 0
         assert page.evaluate("() => window.__pwned") is None
+
+        # Compare: before (the LoRA adapter off) and after, on one colour scale, labelled
+        _tab(page, "Compare")
+        _button(page, "Compare before / after").click()
+        _status_ok(page, "^Compared", timeout=90_000)
+        legends = page.locator(f"{APP} .labkit-attr-legend >> visible=true")
+        assert legends.count() == 2
+        scales = [legends.nth(i).get_attribute("data-scale") for i in range(2)]
+        assert scales[0] == scales[1] and float(scales[0]) > 0, scales
+        labels = page.locator(f"{APP} .labkit-attr-scale >> visible=true").all_inner_texts()
+        assert len(set(labels)) == 1 and labels[0].startswith("shared scale ±"), labels
+        assert "adapter turned off" in page.inner_text(f"{APP} .labkit-compare + p")
+        _shot(page, "app_compare")
         assert not _own_errors(page), page.page_errors
 
 
@@ -240,4 +254,89 @@ def test_quickstart_in_notebook7_renders_the_app(chromium, tmp_path: pathlib.Pat
         assert page.locator(f"{APP} .labkit-preview tbody tr").count() > 0
         _tab(page, "Model")
         _shot(page, "app_notebook7")
+        assert not _own_errors(page), page.page_errors
+
+
+# Everything the App writes that ipywidgets may cut with an ellipsis (labels, buttons, tab
+# titles), every input whose placeholder, value or chosen option may not fit, and the App
+# itself (no horizontal scrolling): a list of what is cut, empty when all fits.
+_CUT_OFF = """() => {
+  const app = document.querySelector('.labkit-app');
+  const shown = (e) => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== 'hidden';
+  };
+  const ctx = document.createElement('canvas').getContext('2d');
+  const width = (e, text) => {
+    const cs = getComputedStyle(e);
+    ctx.font = `${cs.fontStyle} ${cs.fontWeight} ${cs.fontSize} ${cs.fontFamily}`;
+    return ctx.measureText(text).width;
+  };
+  const cut = [];
+  const say = (e, text, need, room) => cut.push(
+    `${e.tagName.toLowerCase()}.${[...e.classList].join('.')} "${text.trim().slice(0, 50)}"`
+    + ` needs ${Math.ceil(need)}px, has ${Math.floor(room)}px`);
+  const texts = '.widget-label, .widget-label-basic, button, .lm-TabBar-tabLabel, label';
+  for (const e of app.querySelectorAll(texts)) {
+    if (shown(e) && e.scrollWidth > e.clientWidth + 1) say(e, e.textContent, e.scrollWidth, e.clientWidth);
+  }
+  for (const e of app.querySelectorAll('input, textarea, select')) {
+    if (!shown(e) || e.type === 'file' || e.type === 'hidden' || e.type === 'checkbox') continue;
+    const cs = getComputedStyle(e);
+    const room = e.clientWidth - parseFloat(cs.paddingLeft) - parseFloat(cs.paddingRight);
+    const words = e.tagName === 'SELECT'
+      ? [e.options[e.selectedIndex] ? e.options[e.selectedIndex].text : '']
+      : [e.placeholder || '', e.tagName === 'TEXTAREA' ? '' : e.value];
+    for (const t of words) if (t && width(e, t) > room) say(e, t, width(e, t), room);
+  }
+  if (app.scrollWidth > app.clientWidth + 1) say(app, 'the App', app.scrollWidth, app.clientWidth);
+  return cut;
+}"""
+
+
+def _relaid(page, width: int, sidebar: bool) -> None:
+    """Resize the window to ``width`` px, with the file browser open or not, and wait until
+    JupyterLab has laid the notebook out again (the App's box follows the window)."""
+    page.set_viewport_size({"width": width, "height": 1000})
+    page.evaluate(
+        "(open) => { const app = window.jupyterapp;"
+        " if (app.shell.leftCollapsed === open) app.commands.execute('application:toggle-left-area'); }",
+        sidebar,
+    )
+    page.wait_for_function(
+        "(w) => window.innerWidth === w"
+        " && document.querySelector('#main').getBoundingClientRect().right <= w",
+        arg=width,
+    )
+    page.evaluate("() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r)))")
+
+
+def test_nothing_in_the_app_is_cut_off_at_1280_or_700_px(chromium, tmp_path: pathlib.Path) -> None:
+    """Every tab at 1280 px (the file browser open) and at 700 px (a narrow window): no label,
+    button, tab title, placeholder or chosen option is cut off, nothing scrolls sideways.
+    Screenshots: artifacts/app_fit_<width>[_no_sidebar]_<tab>.png."""
+    from tests._jupyter import app_missing, jupyter_server
+
+    if app_missing("lab"):
+        pytest.fail(f"JupyterLab is missing (make install-dev installs it): {app_missing('lab')}")
+    path = _quickstart(tmp_path, MODEL="tiny-bert", DATA=None)
+    with (
+        jupyter_server(tmp_path, app="lab", env=_env()) as server,
+        _opened(chromium, server, path, "app_fit", width=1280) as page,
+    ):
+        _status_ok(page, "^Ready")
+        found: dict[str, list[str]] = {}
+        for width, sidebar in ((1280, True), (700, False), (700, True)):
+            _relaid(page, width, sidebar)
+            for tab in TABS:
+                _tab(page, tab)
+                if tab == "Explain" and not page.locator(f"{APP} .labkit-attr").count():
+                    _button(page, "Explain").click()  # the view's own pickers count too
+                    page.wait_for_selector(f"{APP} .labkit-attr .labkit-attr-token")
+                    _status_ok(page, "^Explained")
+                _shot(page, f"app_fit_{width}{'' if sidebar else '_no_sidebar'}_{tab.lower()}")
+                cut = page.evaluate(_CUT_OFF)
+                if cut:
+                    found[f"{width}px {'' if sidebar else 'no '}file browser, {tab}"] = cut
+        assert not found, "\n".join(f"{where}: {cut}" for where, cut in found.items())
         assert not _own_errors(page), page.page_errors

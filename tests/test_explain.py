@@ -534,3 +534,77 @@ def test_probabilities_come_back_in_input_order(tiny_model):
     together = probabilities(tiny_model, rows, max_rows=4)
     alone = torch.cat([probabilities(tiny_model, [r], max_rows=1) for r in rows])
     torch.testing.assert_close(together, alone, rtol=1e-4, atol=1e-6)
+
+
+# -- one colour scale for several results ------------------------------------------------------
+def _alphas(page: str) -> list[float]:
+    """The colour opacity of each non-special token span of a static page."""
+    import re
+
+    spans = re.findall(
+        r'class="labkit-token" style="background:rgba\([^)]*,([\d.]+)\)([^"]*)"', page
+    )
+    return [float(alpha) for alpha, rest in spans if "italic" not in rest]
+
+
+def test_shared_scale_puts_a_weaker_explanation_in_paler_colours(tiny_model):
+    """Before/after on their own scales both reach full colour; on a shared one the weaker is
+    paler, and each legend says which scale it is on."""
+    import dataclasses
+
+    from labkit.inspect.attribution import shared_scale
+    from labkit.render.attribution import OPACITY, scale
+
+    strong = explain(tiny_model, "an excellent and moving film", method="saliency")
+    weak = dataclasses.replace(strong, scores=strong.scores / 4.6)  # 0.0037 vs 0.017
+    top = shared_scale(weak, strong)
+    assert top == pytest.approx(scale(strong.scores, strong.special))
+    assert shared_scale(weak) == pytest.approx(top / 4.6, rel=1e-6)
+    own_weak, own_strong = _alphas(weak._repr_html_()), _alphas(strong._repr_html_())
+    assert max(own_weak) == max(own_strong) == pytest.approx(OPACITY)  # the bug: equally strong
+    shared_weak = weak.with_scale(top)
+    assert shared_weak.scale == top and weak.scale is None  # a copy; scores unchanged
+    np.testing.assert_array_equal(shared_weak.scores, weak.scores)
+    page = shared_weak._repr_html_()
+    assert max(_alphas(page)) == pytest.approx(OPACITY / 4.6, abs=2e-3)
+    assert f"shared scale ±{top:.2g}" in page
+    assert f"own scale ±{top / 4.6:.2g}" in weak._repr_html_()
+    assert max(_alphas(strong.with_scale(top)._repr_html_())) == pytest.approx(OPACITY)
+    record = shared_weak.to_captum()  # captum's record is on the same scale
+    words = record.word_attributions.abs().numpy()[~np.asarray(weak.special)]
+    assert float(words.max()) == pytest.approx(1 / 4.6, rel=1e-4)
+
+
+def test_shared_scale_ignores_special_tokens_and_all_zero_results(tiny_model):
+    import dataclasses
+
+    from labkit.inspect.attribution import shared_scale
+
+    r = explain(tiny_model, "great fun", method="saliency")
+    zero = dataclasses.replace(r, scores=np.zeros_like(r.scores))
+    assert shared_scale(zero) == 1.0
+    assert shared_scale(zero, r) == pytest.approx(
+        float(np.abs(r.scores[~np.asarray(r.special)]).max())
+    )
+    loud = r.scores.copy()
+    loud[0] = 1e6  # [CLS]: never drawn on the scale
+    assert shared_scale(dataclasses.replace(r, scores=loud)) == shared_scale(r)
+
+
+@pytest.mark.parametrize("bad", [0, -0.5, float("nan"), float("inf"), "0.1", None, True])
+def test_with_scale_refuses_what_is_not_a_positive_number(tiny_model, bad):
+    r = explain(tiny_model, "great fun", method="saliency")
+    with pytest.raises(labkit.InputError, match=r"positive finite number .*got"):
+        r.with_scale(bad)
+
+
+def test_shared_scale_needs_results(tiny_model):
+    from labkit.inspect.attribution import shared_scale
+
+    with pytest.raises(labkit.InputError, match="at least one"):
+        shared_scale()
+    with pytest.raises(labkit.InputError, match="got str"):
+        shared_scale(explain(tiny_model, "great fun", method="saliency"), "x")
+    assert shared_scale(explain(tiny_model, "great fun", method="saliency")) > 0
+    r = explain(tiny_model, "great fun", method="saliency").with_scale(np.float32(0.5))
+    assert r.scale == 0.5 and type(r.scale) is float  # numpy numbers are accepted

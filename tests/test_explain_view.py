@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import struct
+import threading
+import time
 from html.parser import HTMLParser
 
 import numpy as np
@@ -109,15 +111,101 @@ def test_switching_method_and_target_recomputes_through_explain(tiny_model):
     r = explain(tiny_model, "an excellent and moving film")
     view = AttributionView.from_result(r)
     view.method = "occlusion"
+    view.wait(60)
     assert view.result.method == "occlusion" and view.delta is None and view.n_steps is None
     expected = explain(tiny_model, r.text, method="occlusion", target=r.target)
     np.testing.assert_allclose(_floats(view.scores), expected.scores, rtol=1e-5, atol=1e-9)
     other = "negative" if r.target == "positive" else "positive"
     view.busy = True
     view.target = other
+    view.wait(60)
     assert view.result.target == other and not view.busy
     view.faithfulness = True
+    view.wait(60)
     assert view.comprehensiveness is not None and view.result.comprehensiveness is not None
+
+
+@pytest.fixture
+def gated_explain(monkeypatch):
+    """labkit.explain as the view calls it, held until ``gate`` is set; ``calls`` lists the
+    methods asked for, ``started`` is set when one is running."""
+    from labkit.inspect.attribution import api
+
+    real = api.explain
+    gate, started, calls = threading.Event(), threading.Event(), []
+
+    def held(model, text, **kw):
+        calls.append(kw["method"])
+        started.set()
+        assert gate.wait(60)
+        return real(model, text, **kw)
+
+    monkeypatch.setattr(api, "explain", held)
+    return gate, started, calls
+
+
+def test_a_recompute_runs_off_the_kernel_thread(tiny_model, gated_explain):
+    """The trait change returns at once (a training panel's Stop is never held behind an
+    explanation); the view is busy meanwhile, and the result arrives."""
+    from labkit.ui.attribution_view import AttributionView
+
+    gate, started, calls = gated_explain
+    r = explain(tiny_model, "an excellent and moving film")
+    view = AttributionView.from_result(r)
+    t0 = time.monotonic()
+    view.method = "occlusion"  # what a pick in the front end does
+    assert time.monotonic() - t0 < 1.0
+    assert started.wait(10) and view.busy and view.result is r
+    gate.set()
+    view.wait(60)
+    assert not view.busy and view.error == ""
+    assert view.result.method == "occlusion" and calls == ["occlusion"]
+
+
+def test_a_stale_result_never_overwrites_a_newer_one(tiny_model, gated_explain):
+    from labkit.ui.attribution_view import AttributionView
+
+    gate, started, calls = gated_explain
+    r = explain(tiny_model, "an excellent and moving film")
+    view = AttributionView.from_result(r)
+    shown: list[str] = []
+    view.observe(lambda c: shown.append(c["new"]), names="method")
+    view.method = "occlusion"
+    assert started.wait(10)  # occlusion is being computed...
+    view.method = "saliency"  # ...when a newer pick arrives
+    view.method = "gradient_x_input"  # and a newer one still: saliency is never started
+    gate.set()
+    view.wait(60)
+    assert calls == ["occlusion", "gradient_x_input"]
+    assert view.result.method == "gradient_x_input" and not view.busy
+    assert shown == ["occlusion", "saliency", "gradient_x_input"]  # only the user's picks
+
+
+def test_a_lock_is_held_around_each_recompute(tiny_model):
+    """The App passes the lock its own work on the model takes: a recompute waits for it."""
+    from labkit.ui.attribution_view import AttributionView
+
+    lock = threading.RLock()
+    r = explain(tiny_model, "great fun")
+    view = AttributionView.from_result(r, lock=lock)
+    with lock:
+        view.method = "saliency"
+        view.wait(0.3)
+        assert view.busy and view.result is r
+    view.wait(60)
+    assert view.result.method == "saliency" and not view.busy
+
+
+def test_the_view_carries_the_scale_and_a_recompute_draws_on_its_own(tiny_model):
+    from labkit.ui.attribution_view import AttributionView
+
+    r = explain(tiny_model, "great fun")
+    view = AttributionView.from_result(r.with_scale(0.5))
+    assert view.scale == 0.5
+    assert AttributionView.from_result(r).scale is None
+    view.method = "saliency"  # another method has scores of another size
+    view.wait(60)
+    assert view.result.scale is None and view.scale is None
 
 
 def test_a_failed_recompute_shows_the_error_and_keeps_the_result(tiny_model):
@@ -126,6 +214,7 @@ def test_a_failed_recompute_shows_the_error_and_keeps_the_result(tiny_model):
     r = explain(tiny_model, "great fun")
     view = AttributionView.from_result(r)
     view.method = "integrated_gradient"
+    view.wait(60)
     assert "Did you mean 'integrated_gradients'" in view.error
     assert view.method == "integrated_gradients" and view.result is r and not view.busy
 
@@ -139,6 +228,7 @@ def test_result_without_a_model_is_shown_but_not_recomputed(tiny_model):
     view = AttributionView.from_result(r)
     assert not view.interactive
     view.method = "saliency"
+    view.wait(60)
     assert view.result is r
 
 

@@ -139,7 +139,7 @@ def app(tiny_model, tiny_dirs, toy_data):
 
     lab = App(model=tiny_model, data=toy_data)
     lab.base = labkit.load_model(tiny_dirs["bert"], labels=["negative", "positive"], device="cpu")
-    lab.explain_method.value = "saliency"
+    lab.explain_method = "saliency"
     return lab
 
 

@@ -1,7 +1,8 @@
 // labkit AttributionView: tokens coloured by how much they push the model toward a label.
 //
-// State is traits only: tokens/special/spaces (lists), scores (one float32 buffer), target,
-// labels, probs, method, methods, delta, n_steps, comprehensiveness, sufficiency, busy, error.
+// State is traits only: tokens/special/spaces (lists), scores (one float32 buffer), scale (the
+// |score| drawn at full colour when shared with other results, else null), target, labels,
+// probs, method, methods, delta, n_steps, comprehensiveness, sufficiency, busy, error.
 // Choosing another target or method sets the trait (and busy); the kernel recomputes through
 // labkit.explain and sends new traits. Every token and label is written with textContent:
 // no data is ever parsed as HTML.
@@ -16,6 +17,16 @@ export function scaleOf(scores, special) {
     if (Number.isFinite(a) && a > top) top = a;
   }
   return top > 0 ? top : 1;
+}
+
+// The scale the tokens are drawn on and what the legend calls it: a shared one when the kernel
+// set `scale` (before/after on one scale), else the view's own largest |score|.
+export function scaleFor(shared, scores, special) {
+  const isShared = typeof shared === "number" && Number.isFinite(shared) && shared > 0;
+  const top = isShared ? shared : scaleOf(scores, special);
+  const p = Number(top.toPrecision(2)); // two digits, as labkit.render's static legend
+  const shown = p !== 0 && Math.abs(p) < 1e-4 ? p.toExponential(1).replace(".0e", "e") : String(p);
+  return { top, label: `${isShared ? "shared" : "own"} scale ±${shown}` };
 }
 
 function fmt(v, digits = 3) {
@@ -59,7 +70,8 @@ function render({ model, el }) {
   legBar.style.background =
     `linear-gradient(to right, ${rgba(PALETTE.against, 1)}, #fff, ${rgba(PALETTE.toward, 1)})`;
   const legRight = h("span");
-  legend.append(legLeft, legBar, legRight);
+  const legScale = h("span", "labkit-attr-scale");
+  legend.append(legLeft, legBar, legRight, legScale);
   const error = h("div", "labkit-attr-error");
   root.append(bar, stats, tokensEl, legend, error, tip);
   el.appendChild(root);
@@ -110,7 +122,7 @@ function render({ model, el }) {
     }
     stats.textContent = parts.join(" · ");
 
-    const top = scaleOf(scores, special);
+    const { top, label: scaleLabel } = scaleFor(model.get("scale"), scores, special);
     tokensEl.replaceChildren();
     tokens.forEach((tok, i) => {
       if (i > 0 && (spaces.length ? spaces[i] : true)) tokensEl.appendChild(document.createTextNode(" "));
@@ -121,8 +133,12 @@ function render({ model, el }) {
       span.dataset.score = String(value);
       tokensEl.appendChild(span);
     });
-    legLeft.textContent = `against ${target} (−${top.toPrecision(3)})`;
-    legRight.textContent = `toward ${target} (+${top.toPrecision(3)})`;
+    legLeft.textContent = `against ${target}`;
+    legRight.textContent = `toward ${target}`;
+    legScale.textContent = scaleLabel;
+    legend.dataset.scale = String(top);
+    legend.dataset.shared = model.get("scale") == null ? "0" : "1";
+    root.dataset.busy = busy ? "1" : "0";
     error.textContent = model.get("error") || "";
   }
 
@@ -147,7 +163,7 @@ function render({ model, el }) {
   methodSel.addEventListener("change", () => ask("method", methodSel.value));
   aopc.addEventListener("click", () => ask("faithfulness", true));
 
-  const names = ["tokens", "special", "spaces", "scores", "target", "labels", "probs", "method",
+  const names = ["tokens", "special", "spaces", "scores", "scale", "target", "labels", "probs", "method",
     "methods", "delta", "n_steps", "comprehensiveness", "sufficiency", "faithfulness",
     "interactive", "busy", "error"];
   const unsubscribe = subscribe(model, names.map((n) => `change:${n}`), () => draw());

@@ -12,10 +12,25 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from labkit.render.summary import sig
+
 if TYPE_CHECKING:
+    from labkit.inspect.attribution.compare import ExplanationComparison
     from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution
 
-__all__ = ["AGAINST", "OPACITY", "TOWARD", "colour", "dataset_html", "render", "scale"]
+__all__ = [
+    "AGAINST",
+    "OPACITY",
+    "TOWARD",
+    "colour",
+    "comparison_html",
+    "dataset_html",
+    "render",
+    "scale",
+    "scale_label",
+    "scale_of",
+    "top_score",
+]
 
 # Green pushes toward the explained label, red away from it (captum's convention); the strongest
 # score is drawn at OPACITY. AttributionView draws with the same numbers (labkit.ui._base hands
@@ -25,12 +40,30 @@ AGAINST = (220, 38, 38)
 OPACITY = 0.85
 
 
-def scale(scores: np.ndarray, special: Sequence[bool]) -> float:
-    """The largest |score| over non-special tokens (1.0 when all are zero)."""
+def top_score(scores: np.ndarray, special: Sequence[bool]) -> float:
+    """The largest finite |score| over non-special tokens (0.0 when there is none)."""
     keep = ~np.asarray(special, dtype=bool) if len(special) == len(scores) else slice(None)
     values = np.abs(np.asarray(scores, dtype=np.float64)[keep])
-    top = float(values.max()) if values.size else 0.0
-    return top if top > 0 and np.isfinite(top) else 1.0
+    values = values[np.isfinite(values)]
+    return float(values.max()) if values.size else 0.0
+
+
+def scale(scores: np.ndarray, special: Sequence[bool]) -> float:
+    """The largest |score| over non-special tokens (1.0 when all are zero): a result's own
+    colour scale."""
+    top = top_score(scores, special)
+    return top if top > 0 else 1.0
+
+
+def scale_of(result: AttributionResult) -> float:
+    """The scale ``result`` is drawn on: its ``scale`` when set (a shared one), else its own."""
+    return result.scale if result.scale is not None else scale(result.scores, result.special)
+
+
+def scale_label(result: AttributionResult) -> str:
+    """What the legend says of the scale: "shared scale ±0.017" or "own scale ±0.0037"."""
+    kind = "own" if result.scale is None else "shared"
+    return f"{kind} scale ±{scale_of(result):.2g}"
 
 
 def colour(value: float, top: float) -> str:
@@ -47,7 +80,7 @@ def _fmt(x: float | None, digits: int = 3) -> str:
 def tokens_html(result: AttributionResult) -> str:
     """The coloured token spans of one result (no header, no legend)."""
     e = html.escape
-    top = scale(result.scores, result.special)
+    top = scale_of(result)
     spans = []
     for i, (token, value) in enumerate(zip(result.tokens, result.scores.tolist())):
         special = bool(result.special[i]) if result.special else False
@@ -62,17 +95,20 @@ def tokens_html(result: AttributionResult) -> str:
     return "".join(spans)
 
 
-def legend_html(target: str, top: float) -> str:
+def legend_html(target: str, label: str) -> str:
+    """The colour legend: red for against ``target``, green for toward it, then ``label``
+    (which scale the colours are on, :func:`scale_label`)."""
     e = html.escape
     neg = f"rgb{AGAINST}".replace(" ", "")
     pos = f"rgb{TOWARD}".replace(" ", "")
     return (
-        '<div class="labkit-legend" style="display:flex;align-items:center;gap:6px;'
-        'font-size:12px;margin-top:6px">'
-        f"<span>against {e(target)} (−{top:.3g})</span>"
+        '<div class="labkit-legend" style="display:flex;flex-wrap:wrap;align-items:center;'
+        'gap:6px;font-size:12px;margin-top:6px">'
+        f"<span>against {e(target)}</span>"
         f'<span style="display:inline-block;width:120px;height:10px;border:1px solid #ccc;'
         f'background:linear-gradient(to right,{neg},#fff,{pos})"></span>'
-        f"<span>toward {e(target)} (+{top:.3g})</span></div>"
+        f"<span>toward {e(target)}</span>"
+        f'<span class="labkit-scale" style="color:#666">{e(label)}</span></div>'
     )
 
 
@@ -99,13 +135,12 @@ def header_html(result: AttributionResult) -> str:
 
 
 def render(result: AttributionResult) -> str:
-    """One self-contained HTML block for ``result``."""
-    top = scale(result.scores, result.special)
+    """One self-contained HTML block for ``result`` (drawn on ``scale_of(result)``)."""
     return (
         '<div class="labkit-attribution" style="font-family:sans-serif;line-height:1.9">'
         f'<div style="font-size:13px;margin-bottom:4px">{header_html(result)}</div>'
         f'<div style="font-size:15px">{tokens_html(result)}</div>'
-        f"{legend_html(result.target, top)}</div>"
+        f"{legend_html(result.target, scale_label(result))}</div>"
     )
 
 
@@ -128,3 +163,54 @@ def dataset_html(self: DatasetAttribution) -> str:
         parts.append(f"<tr><td>{e(label)}</td><td>{cells}</td></tr>")
     parts.append("</table></div>")
     return "".join(parts)
+
+
+_TEXT_SHOWN = 80  # characters of the explained text in a comparison's title
+
+
+def comparison_html(self: ExplanationComparison) -> str:
+    """Two explanations side by side: rank, then each method's token and score; the rank
+    agreement in words; tokens in both top lists in bold."""
+    e = html.escape
+    a, b = self.a, self.b
+    shared = set(self.shared)
+    tops = [max((abs(v) for _, v in top), default=0.0) for top in (self.top_a, self.top_b)]
+    pad = "padding:1px 6px"
+
+    def cell(token: str | None, score: float | None, top: float) -> str:
+        if token is None or score is None:
+            return "<td></td><td></td>"
+        weight = "font-weight:600;" if token in shared else ""
+        return (
+            f"<td style='{pad};text-align:left'><span style='{weight}background:"
+            f"{colour(score, top)};padding:0 3px;border-radius:3px;white-space:pre'>"
+            f"{e(token)}</span></td><td style='{pad};text-align:right'>{e(sig(score))}</td>"
+        )
+
+    rows = []
+    for row in self.rows():
+        ta = cell(row["token_a"], row["score_a"], tops[0])
+        tb = cell(row["token_b"], row["score_b"], tops[1])
+        rows.append(f"<tr><td style='{pad};text-align:right'>{row['rank']}</td>{ta}{tb}</tr>")
+    text = a.text if len(a.text) <= _TEXT_SHOWN else a.text[: _TEXT_SHOWN - 1] + "…"
+    targets = (
+        f"explaining {e(a.target)}"
+        if a.target == b.target
+        else f"explaining {e(a.target)} / {e(b.target)}"
+    )
+    name_a, name_b = (r.method.replace("_", " ") for r in (a, b))
+    return (
+        f"<div class='labkit-explanation-comparison' style='font-family:sans-serif;"
+        f"font-size:13px'><div><b>{e(name_a)}</b> vs <b>{e(name_b)}</b> · {targets} · "
+        f"<span style='white-space:pre-wrap'>“{e(text)}”</span></div>"
+        f"<div style='margin:2px 0 4px'>{e(self.correlation.capitalize())} rank agreement "
+        f"<b>{e(sig(self.agreement, 2))}</b>: the two methods {e(self.verdict())} "
+        f"<span style='color:#777'>(1 = same order, 0 = unrelated, −1 = reversed; over all "
+        f"{sum(1 for s in a.special if not s) if a.special else len(a.tokens)} tokens)</span>"
+        f"</div><table><thead><tr><th style='{pad}'>rank</th><th colspan='2'>{e(name_a)}</th>"
+        f"<th colspan='2'>{e(name_b)}</th></tr><tr><th></th><th>token</th><th>score</th>"
+        f"<th>token</th><th>score</th></tr></thead><tbody>{''.join(rows)}</tbody></table>"
+        f"<div style='color:#777'>top {self.k} tokens of each; in bold: in both lists "
+        f"({len(self.shared)}). Each method scores on its own scale: compare ranks, not "
+        f"numbers.</div></div>"
+    )

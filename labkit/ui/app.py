@@ -5,21 +5,28 @@ Thin by design: standard ipywidgets controls for the forms (they work with ipywi
 Colab and 8 elsewhere), labkit's own views for results (``labkit.ui.view_for``), and one
 status line of our own. Every button calls one public ``labkit`` function, on a worker thread so
 the page stays responsive; a ``LabkitError`` becomes a message in the status line, never a
-traceback.
+traceback. While a run trains, the status line follows its state (running, pausing…, paused,
+stopping…, then how it ended), in the words of its panel's badge, as the badge changes.
+
+Layout: labels are sized to their text (``description_width``), rows wrap, buttons fit their
+text, so nothing is cut off from a narrow window (~700 px) to a wide one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import dataclasses
 import html
 import os
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import traitlets
 
+from labkit.inspect.attribution.options import METHODS
 from labkit.ui._base import LabkitWidget, asset
 
 if TYPE_CHECKING:
@@ -27,7 +34,7 @@ if TYPE_CHECKING:
 else:  # through _base, which checks the ui extra first (MissingDependencyError naming it)
     from labkit.ui._base import ipywidgets as W
 
-__all__ = ["App", "AppStatus"]
+__all__ = ["App", "AppStatus", "Comparison"]
 
 DEFAULT_MODEL = "offline default: all-MiniLM-L6-v2"
 DEFAULT_DATA = "offline default: Rotten Tomatoes snippets"
@@ -64,13 +71,110 @@ def _layout(**kw: Any) -> W.Layout:
     return W.Layout(**kw)
 
 
-def _wide() -> dict[str, str]:
-    """Room for a form label such as "Learning rate" (ipywidgets cuts labels at 90px)."""
-    return {"description_width": "100px"}
+# ipywidgets cuts a description at a fixed width (80-90px: "Label colu…") and gives every
+# button the same 148px ("Compare befor…"). Labels get the room their text needs, buttons fit
+# their text, wide fields shrink with the window and rows wrap instead of overflowing.
+def _fit() -> dict[str, str]:
+    """A description as wide as its text."""
+    return {"description_width": "initial"}
+
+
+def _form() -> dict[str, str]:
+    """The labels of a stacked form: one width (in em, so it grows with the font), room for
+    the longest ("Learning rate")."""
+    return {"description_width": "8em"}
+
+
+def _field(width: str = "36em") -> W.Layout:
+    """A field that is ``width`` wide where there is room and shrinks with the window."""
+    return _layout(width="100%", max_width=width)
+
+
+def _labelled(text: str, widget: W.Widget, width: str = "30em") -> W.HBox:
+    """``widget`` (up to ``width`` wide) with its label on its left, or above it when the row
+    is too narrow for both: a long placeholder or option keeps the room it needs."""
+    widget.layout = _layout(flex="1 1 18em", max_width=width, min_width="0")
+    label = W.Label(text, layout=_layout(width="8em", flex="none"))
+    return W.HBox([label, widget], layout=_layout(flex_flow="row wrap", align_items="center"))
+
+
+def _button(description: str, **kw: Any) -> W.Button:
+    """A button as wide as its text (not stretched across a column, not cut at 148px)."""
+    layout = _layout(width="auto", flex="none", align_self="flex-start")
+    return W.Button(description=description, layout=layout, **kw)
 
 
 def _label_row(*children: W.Widget) -> W.HBox:
-    return W.HBox(list(children), layout=_layout(align_items="center", flex_flow="row wrap"))
+    return W.HBox(
+        list(children),
+        layout=_layout(align_items="center", flex_flow="row wrap", grid_gap="4px 16px"),
+    )
+
+
+def _lr_text(value: float) -> str:
+    """1e-3, 5e-5, 2.5e-4: a learning rate as people write it."""
+    mantissa, exponent = f"{value:e}".split("e")
+    return f"{mantissa.rstrip('0').rstrip('.')}e{int(exponent)}"
+
+
+def _megabytes(hf: Any) -> float:
+    """The size of a model's parameters and buffers, MB."""
+    tensors = [*hf.parameters(), *hf.buffers()]
+    return sum(t.numel() * t.element_size() for t in tensors) / 1e6
+
+
+def _run_state(run: Any) -> str:
+    """A run's state in the words its panel's badge uses (``labkit.render.run.status_label``):
+    pending, running, pausing…, paused, stopping…, or how it ended. ``…`` marks a request the
+    run answers at the next step boundary."""
+    from labkit.render.run import status_label
+
+    return status_label(str(run.status))
+
+
+def _run_message(run: Any) -> tuple[str, str]:
+    """(message, kind) of the status line for ``run`` as it is now."""
+    from labkit.events import ENDED_WELL
+
+    state, step = _run_state(run), int(run.step)
+    messages = {
+        "pending": ("Training starting…", "busy"),
+        "running": (
+            "Training running: the panel below updates live; Stop, Pause and Save work while "
+            "it runs.",
+            "busy",
+        ),
+        "pausing…": ("Training pausing…: it holds at the end of this step.", "busy"),
+        "paused": (
+            f"Training paused at step {step}: Resume or Stop it in the panel below.",
+            "info",
+        ),
+        "stopping…": ("Training stopping…: saving a checkpoint, then stopping.", "busy"),
+        "finished": (f"Training finished: {step} steps.", "ok"),
+    }
+    if state in messages:
+        return messages[state]
+    error = f": {run.error}" if run.error else f" at step {step}."
+    return f"Training {state}{error}", "ok" if run.status in ENDED_WELL else "error"
+
+
+@dataclasses.dataclass(frozen=True)
+class Comparison:
+    """What the Compare tab shows: one text under the model before and after finetuning.
+
+    ``before`` / ``after`` are the two ``Prediction``s; ``attention`` the ``AttentionDiff``;
+    ``explained_before`` / ``explained_after`` explain the after-model's label on one shared
+    colour scale (``scale``); ``how`` says what "before" is (a kept copy or the adapter off).
+    """
+
+    text: str
+    before: Any
+    after: Any
+    attention: Any
+    explained_before: Any
+    explained_after: Any
+    scale: float
+    how: str
 
 
 class App(W.VBox):
@@ -87,12 +191,24 @@ class App(W.VBox):
     ) -> None:
         self.model = model
         self.data = data
-        self.base: Any = None  # the model as it was before the last training (for Compare)
+        # a copy of the weights from before full finetuning (for Compare); LoRA needs none:
+        # "before" is then the model with its adapter turned off
+        self.base: Any = None
         self.run: Any = None
+        self.comparison: Comparison | None = None  # the last one the Compare tab showed
         self.output_dir = output_dir
         self.status = AppStatus()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
+        # held while Compare has the LoRA adapter off, and by the Explain view's recomputes:
+        # nothing else may run on the model then
+        self._model_lock = threading.RLock()
+        self._said = threading.Lock()
+        self._run_said = threading.Lock()  # the run's state -> the status line, one at a time
+        self._run_message: tuple[str, str] | None = None
+        self._unwatch: Callable[[], None] | None = None
+        self.explain_view: Any = None
+        self.explain_method = METHODS[0]  # what the next Explain uses (the view's last pick)
         self.tabs = W.Tab()
         pages = [
             ("Model", self._model_tab()),
@@ -121,7 +237,9 @@ class App(W.VBox):
 
     # -- plumbing ------------------------------------------------------------------------------
     def _say(self, message: str, kind: str = "info", progress: float = -1.0) -> None:
-        self.status.message, self.status.kind, self.status.progress = message, kind, progress
+        # workers, the run's watcher and the kernel all say things: one message at a time
+        with self._said, self.status.hold_sync():
+            self.status.message, self.status.kind, self.status.progress = message, kind, progress
 
     def _work(self, busy: str, job: Callable[[], Any], done: Callable[[Any], str]) -> None:
         """Run ``job`` on a worker thread; ``done(result)`` returns the success message."""
@@ -168,34 +286,24 @@ class App(W.VBox):
         self.model_preset = W.Dropdown(
             options=list(MODEL_PRESETS),
             value=DEFAULT_MODEL,
-            description="Model",
-            style=_wide(),
-            layout=_layout(width="420px"),
         )
         self.model_name = W.Text(
-            placeholder="hub name or local folder, e.g. distilbert-base-uncased",
-            description="Name / path",
-            style=_wide(),
-            layout=_layout(width="420px"),
+            placeholder="hub name or folder, e.g. bert-base-uncased",
         )
         self.model_labels = W.Text(
             value="negative,positive",
-            description="Labels",
-            style=_wide(),
-            layout=_layout(width="420px"),
+            placeholder="label names, comma-separated",
         )
-        self.model_load = W.Button(
-            description="Load model", button_style="primary", icon="download"
-        )
+        self.model_load = _button("Load model", button_style="primary", icon="download")
         self.model_info = W.HTML()
         self.model_preset.observe(self._on_preset, names="value")
         self.model_name.observe(self._on_model_name, names="value")
         self.model_load.on_click(lambda _: self.load_model())
         return W.VBox(
             [
-                self.model_preset,
-                self.model_name,
-                self.model_labels,
+                _labelled("Model", self.model_preset),
+                _labelled("Name / path", self.model_name),
+                _labelled("Labels", self.model_labels),
                 self.model_load,
                 self.model_info,
             ]
@@ -228,7 +336,7 @@ class App(W.VBox):
             return labkit.load_model(name or str(preset), labels=labels)
 
         def done(model: Any) -> str:
-            self.model, self.base, self.run = model, None, None
+            self.model, self.base, self.run, self.comparison = model, None, None, None
             self._show_model()
             return f"Model loaded: {model.name} on {model.device}."
 
@@ -236,38 +344,38 @@ class App(W.VBox):
 
     def _show_model(self) -> None:
         m = self.model
-        if m is None:
-            self.model_info.value = "<i>No model loaded.</i>"
-        else:
-            self.model_info.value = m._repr_html_()
-            self.explain_target.options = ["predicted label", *m.labels]
+        self.model_info.value = "<i>No model loaded.</i>" if m is None else m._repr_html_()
+        self._show_train_mode()
 
     # -- Data ----------------------------------------------------------------------------------
     def _data_tab(self) -> W.VBox:
         self.data_preset = W.Dropdown(
             options=list(DATA_PRESETS),
             value=DEFAULT_DATA,
-            description="Data",
-            layout=_layout(width="420px"),
         )
         self.data_source = W.Text(
-            placeholder="hub name (rotten_tomatoes) or file path (.csv, .json, .jsonl, .parquet)",
-            description="Source",
-            layout=_layout(width="420px"),
+            placeholder="hub name or file: .csv .json .jsonl .parquet",
         )
         self.data_upload = W.FileUpload(
-            accept=".csv,.tsv,.json,.jsonl,.parquet", multiple=False, description="Upload file"
+            accept=".csv,.tsv,.json,.jsonl,.parquet",
+            multiple=False,
+            description="Upload file",
+            layout=_layout(width="auto", flex="none", align_self="flex-start"),
         )
-        self.data_text = W.Text(value="text", description="Text column")
-        self.data_label = W.Text(value="label", description="Label column")
-        self.data_load = W.Button(description="Load data", button_style="primary", icon="table")
+        self.data_text = W.Text(
+            value="text", description="Text column", style=_fit(), layout=_field("18em")
+        )
+        self.data_label = W.Text(
+            value="label", description="Label column", style=_fit(), layout=_field("18em")
+        )
+        self.data_load = _button("Load data", button_style="primary", icon="table")
         self.data_info = W.HTML()
         self.data_preset.observe(self._on_data_preset, names="value")
         self.data_load.on_click(lambda _: self.load_data())
         return W.VBox(
             [
-                self.data_preset,
-                self.data_source,
+                _labelled("Data", self.data_preset),
+                _labelled("Source", self.data_source),
                 self.data_upload,
                 _label_row(self.data_text, self.data_label),
                 self.data_load,
@@ -341,22 +449,34 @@ class App(W.VBox):
     # -- Train ---------------------------------------------------------------------------------
     def _train_tab(self) -> W.VBox:
         self.train_mode = W.ToggleButtons(
-            options=["LoRA", "full"], value="LoRA", description="Finetune", style=_wide()
+            options=["LoRA", "full"],
+            value="LoRA",
+            description="Finetune",
+            style=_form(),
+            # ipywidgets 8 draws this as a block, its label on a line of its own
+            layout=_layout(display="flex", flex_flow="row wrap", align_items="center"),
         )
         self.train_rank = W.BoundedIntText(
-            value=8, min=1, max=256, description="LoRA rank", style=_wide()
+            value=8, min=1, max=256, description="LoRA rank", style=_form(), layout=_field("18em")
         )
         self.train_lr = W.FloatText(
             value=0.0,
             description="Learning rate",
-            style=_wide(),
-            tooltip="0 = labkit's default (1e-3 LoRA, 5e-5 full)",
+            style=_form(),
+            layout=_field("18em"),
+            tooltip="0 = labkit's default for the chosen mode (shown next to the field)",
         )
+        self.train_lr_auto = W.Label(layout=_layout(flex="none"))  # "auto (1e-3 for LoRA)"
         self.train_epochs = W.BoundedFloatText(
-            value=1.0, min=0.01, max=100, description="Epochs", style=_wide()
+            value=1.0, min=0.01, max=100, description="Epochs", style=_form(), layout=_field("18em")
         )
         self.train_batch = W.BoundedIntText(
-            value=32, min=1, max=4096, description="Batch size", style=_wide()
+            value=32,
+            min=1,
+            max=4096,
+            description="Batch size",
+            style=_form(),
+            layout=_field("18em"),
         )
         self.train_steps = W.BoundedIntText(
             value=0,
@@ -364,22 +484,67 @@ class App(W.VBox):
             max=10_000_000,
             description="Max steps",
             tooltip="0 = use epochs",
-            style=_wide(),
+            style=_form(),
+            layout=_field("18em"),
         )
-        self.train_start = W.Button(
-            description="Start training", button_style="success", icon="play"
-        )
+        self.train_note = W.HTML()  # what Compare will keep of the model before training
+        self.train_start = _button("Start training", button_style="success", icon="play")
         self.train_box = W.VBox()
         self.train_start.on_click(lambda _: self.start_training())
+        self.train_mode.observe(lambda _: self._show_train_mode(), names="value")
+        self.train_lr.observe(lambda _: self._show_train_mode(), names="value")
         return W.VBox(
             [
                 self.train_mode,
-                _label_row(self.train_rank, self.train_lr),
-                _label_row(self.train_epochs, self.train_batch, self.train_steps),
+                self.train_note,
+                self.train_rank,
+                _label_row(self.train_lr, self.train_lr_auto),
+                self.train_epochs,
+                self.train_batch,
+                self.train_steps,
                 self.train_start,
                 self.train_box,
             ]
         )
+
+    def _show_train_mode(self) -> None:
+        """The learning rate "0" will use, and what Compare keeps, for the chosen mode."""
+        from labkit.train.config import DEFAULT_LR_FULL, DEFAULT_LR_LORA
+
+        lora = self.train_mode.value == "LoRA"
+        self.train_rank.disabled = not lora
+        default = (
+            f"{_lr_text(DEFAULT_LR_LORA)} for LoRA"
+            if lora
+            else f"{_lr_text(DEFAULT_LR_FULL)} for full finetuning"
+        )
+        self.train_lr_auto.value = (
+            f"auto ({default})" if not self.train_lr.value else f"(0 = auto: {default})"
+        )
+        m = self.model
+        if lora or (m is not None and m.lora):
+            note = (
+                "Compare shows the model before training by turning the LoRA adapter off: "
+                "no copy of the weights is kept."
+            )
+        elif self.base is not None:
+            note = "Compare keeps the copy of the pretrained weights made at the first training."
+        else:
+            size = "" if m is None else f" ({_megabytes(m.hf):,.0f} MB)"
+            note = (
+                "Full finetuning changes every weight, so for Compare the App keeps one copy of "
+                f"the weights{size} as they are before training (the tokenizer is shared)."
+            )
+        self.train_note.value = f"<small>{html.escape(note)}</small>"
+
+    def _lora_argument(self) -> Any:
+        """What ``finetune(lora=...)`` gets for the Train tab's mode and rank."""
+        if self.train_mode.value != "LoRA":
+            return False
+        from labkit.train.lora import lora_config
+
+        rank = int(self.train_rank.value)
+        return True if rank == 8 else lora_config(self.model.base, r=rank)
 
     def start_training(self) -> None:
         """Start ``labkit.finetune`` with the Train tab's settings and show its live panel."""
@@ -387,21 +552,22 @@ class App(W.VBox):
         from labkit import LabkitError
         from labkit.ui import view_for
 
+        if not self._model_lock.acquire(blocking=False):
+            self._say(
+                "The model is busy (a comparison or an explanation): press Start again when "
+                "it is done.",
+                "error",
+            )
+            return
         try:
             self._need(data=True)
             if self.run is not None and not self.run.done:
                 raise labkit.TrainingError("A run is in progress: stop it in its panel first.")
-            lora: Any = False
-            if self.train_mode.value == "LoRA":
-                from labkit.train.lora import lora_config
-
-                lora = (
-                    True
-                    if self.train_rank.value == 8
-                    else lora_config(self.model.base, r=int(self.train_rank.value))
-                )
-            if not self.model.lora:  # keep the pretrained weights for Compare
-                self.base = copy.deepcopy(self.model)
+            lora = self._lora_argument()
+            if lora is False and not self.model.lora and self.base is None:
+                # full finetuning changes every weight: keep them for Compare (LoRA needs no
+                # copy: its "before" is the model with the adapter off)
+                self.base = _weights_copy(self.model)
             self.run = labkit.finetune(
                 self.model,
                 self.data,
@@ -415,37 +581,71 @@ class App(W.VBox):
         except LabkitError as exc:
             self._say(str(exc), "error")
             return
+        finally:
+            self._model_lock.release()
         self.train_start.disabled = True  # until the run ends: a second Start could only fail
+        self.comparison = None
         panel = view_for(self.run)
         self.train_box.children = [panel] if panel is not None else []
-        self._say(
-            "Training started: the panel below updates live; Stop, Pause and Save work "
-            "while it runs.",
-            "busy",
-        )
-        self.run.history.subscribe(self._on_run_event)
+        self._follow(self.run, panel)
+
+    # -- the run's state in the status line ---------------------------------------------------
+    def _follow(self, run: Any, panel: Any) -> None:
+        """Keep the status line on ``run``'s state: the words of its panel's badge, whenever
+        they change (a Stop shows "stopping…" in both at once), and the end."""
+        if self._unwatch is not None:
+            self._unwatch()
+        self._run_message = None
+        unsubscribe = run.history.subscribe(self._on_run_event)
+
+        def on_badge(_change: Any) -> None:
+            self._show_run(run)
+
+        if panel is not None:
+            panel.observe(on_badge, names=["status_label"])
+
+        def unwatch() -> None:
+            unsubscribe()
+            if panel is not None:
+                panel.unobserve(on_badge, names=["status_label"])
+
+        self._unwatch = unwatch
+        self._show_run(run)
+
+    def _show_run(self, run: Any) -> None:
+        """Say ``run``'s state when it changed since last said (other messages stay until it
+        changes again)."""
+        with self._run_said:
+            if run is not self.run:
+                return
+            said = _run_message(run)
+            if said != self._run_message:
+                self._run_message = said
+                self._say(*said)
 
     def _on_run_event(self, event: Any) -> None:
-        from labkit.events import ENDED_WELL, TrainEnd
+        from labkit.events import TrainEnd
 
+        run = self.run
+        if run is None:
+            return
         if isinstance(event, TrainEnd):
             self.train_start.disabled = False
             self.model_info.value = self.model._repr_html_()  # now with LoRA attached
-            kind = "ok" if event.status in ENDED_WELL else "error"
-            extra = f": {event.error}" if event.error else "."
-            self._say(f"Training {event.status}{extra}", kind)
+            self._show_train_mode()
+        self._show_run(run)
 
     # -- Attention -----------------------------------------------------------------------------
     def _text_area(self) -> W.Textarea:
         return W.Textarea(
-            value=EXAMPLE, placeholder="Type a text", layout=_layout(width="640px", height="60px")
+            value=EXAMPLE,
+            placeholder="Type a text",
+            layout=_layout(width="100%", max_width="640px", height="60px"),
         )
 
     def _attention_tab(self) -> W.VBox:
         self.attention_text = self._text_area()
-        self.attention_go = W.Button(
-            description="Show attention", button_style="primary", icon="eye"
-        )
+        self.attention_go = _button("Show attention", button_style="primary", icon="eye")
         self.attention_box = W.VBox()
         self.attention_go.on_click(lambda _: self.show_attention())
         return W.VBox([self.attention_text, self.attention_go, self.attention_box])
@@ -469,112 +669,183 @@ class App(W.VBox):
 
     # -- Explain -------------------------------------------------------------------------------
     def _explain_tab(self) -> W.VBox:
-        from labkit.inspect.attribution.api import METHODS
-
+        # one set of controls: the text and Explain here; the label to explain, the method and
+        # AOPC are the view's own pickers, which recompute at once
         self.explain_text = self._text_area()
-        self.explain_method = W.Dropdown(
-            options=list(METHODS), value=METHODS[0], description="Method"
+        self.explain_go = _button("Explain", button_style="primary", icon="search")
+        self.explain_hint = W.HTML(
+            "<small>Explains the predicted label; pick another label or method in the view "
+            "below.</small>"
         )
-        self.explain_target = W.Dropdown(options=["predicted label"], description="Explain")
-        self.explain_go = W.Button(description="Explain", button_style="primary", icon="search")
         self.explain_box = W.VBox()
         self.explain_go.on_click(lambda _: self.show_explanation())
         return W.VBox(
-            [
-                self.explain_text,
-                _label_row(self.explain_method, self.explain_target),
-                self.explain_go,
-                self.explain_box,
-            ]
+            [self.explain_text, _label_row(self.explain_go, self.explain_hint), self.explain_box]
         )
 
     def show_explanation(self) -> None:
-        """``labkit.explain(model, text, target=..., method=...)`` in the Explain tab."""
-        import labkit
-        from labkit.ui import view_for
+        """``labkit.explain(model, text, method=...)`` in the Explain tab.
 
-        text, method = self.explain_text.value, self.explain_method.value
-        target = (
-            None if self.explain_target.value == "predicted label" else self.explain_target.value
-        )
+        The method is the one picked last in the view (``explain_method``); the label is the
+        one picked there when the text is the same, else the predicted one.
+        """
+        import labkit
+
+        text, method = self.explain_text.value, self.explain_method
+        shown = self.explain_view
+        target = shown.target if shown is not None and shown.text == text else None
 
         def job() -> Any:
             self._need()
-            return labkit.explain(self.model, text, target=target, method=method)
+            with self._model_lock:
+                return labkit.explain(self.model, text, target=target, method=method)
 
         def done(result: Any) -> str:
-            self.explain_box.children = [view_for(result)]
+            from labkit.ui.attribution_view import AttributionView
+
+            if self.explain_view is not None:
+                self.explain_view.unobserve(self._on_explain_view, names=["busy", "method"])
+            view = AttributionView.from_result(result, lock=self._model_lock)
+            view.observe(self._on_explain_view, names=["busy", "method"])
+            self.explain_view = view
+            self.explain_box.children = [view]
             return f"Explained '{result.target}' with {result.method}."
 
         self._work("Computing attributions…", job, done)
 
+    def _on_explain_view(self, change: dict[str, Any]) -> None:
+        """The view's own recomputes, in the status line; its method is the next Explain's."""
+        view = change["owner"]
+        if view is not self.explain_view:
+            return
+        if change["name"] == "method":
+            self.explain_method = view.method
+        elif view.busy:
+            self._say(f"Computing attributions ({view.method.replace('_', ' ')})…", "busy")
+        elif view.error:
+            self._say(view.error, "error")
+        else:
+            self._say(f"Explained '{view.target}' with {view.method}.", "ok")
+
     # -- Compare -------------------------------------------------------------------------------
     def _compare_tab(self) -> W.VBox:
         self.compare_text = self._text_area()
-        self.compare_go = W.Button(
-            description="Compare before / after", button_style="primary", icon="columns"
-        )
+        self.compare_go = _button("Compare before / after", button_style="primary", icon="columns")
         self.compare_box = W.VBox()
         self.compare_go.on_click(lambda _: self.compare())
         return W.VBox([self.compare_text, self.compare_go, self.compare_box])
 
-    def _before(self) -> Any:
-        """The model as it was before training: a kept copy, or the base under a LoRA adapter."""
+    @contextlib.contextmanager
+    def _before(self) -> Iterator[tuple[Any, str]]:
+        """(the model as it was before training, what that is), for the block's duration: the
+        copy kept at full finetuning, or the model itself with its LoRA adapter turned off
+        (peft's ``disable_adapter``: no copy)."""
         from labkit._errors import InputError
 
         if self.base is not None:
-            return self.base
-        raise InputError(
-            "Nothing to compare yet: train the model in the Train tab first (the "
-            "model before training is kept for this comparison)."
-        )
+            yield self.base, "the copy of the weights kept when full finetuning started"
+            return
+        model = self.model
+        if not model.lora:
+            raise InputError(
+                "Nothing to compare yet: train the model in the Train tab first (the "
+                "model before training is kept for this comparison)."
+            )
+        if model.is_training:
+            raise InputError(
+                "A run is training the LoRA adapter, and Compare turns the adapter off to "
+                "show the model before training: wait for the run to end, or stop it."
+            )
+        with self._model_lock, model.hf.disable_adapter():
+            yield model, "the pretrained weights, with the LoRA adapter turned off"
 
     def compare(self) -> None:
-        """The same text under the model before and after finetuning, side by side."""
+        """The same text under the model before and after finetuning, side by side; the two
+        explanations on one colour scale."""
         import labkit
-        from labkit.ui import view_for
+        from labkit.inspect.attribution import shared_scale
 
         text = self.compare_text.value
 
-        def job() -> Any:
+        def job() -> Comparison:
             self._need()
-            before = self._before()
             after = self.model
-            p0, p1 = before.predict([text])[0], after.predict([text])[0]
-            diff = labkit.attention_diff(
-                labkit.attention(before, text), labkit.attention(after, text)
-            )
-            e0 = labkit.explain(before, text, target=p1.label)
+            p1 = after.predict([text])[0]
+            a1 = labkit.attention(after, text)
             e1 = labkit.explain(after, text, target=p1.label)
-            return p0, p1, diff, e0, e1
+            with self._before() as (before, how):
+                p0 = before.predict([text])[0]
+                a0 = labkit.attention(before, text)
+                e0 = labkit.explain(before, text, target=p1.label)
+            # static views: a recompute of one side alone would leave the shared scale (and,
+            # under LoRA, run with the adapter on)
+            e0, e1 = (dataclasses.replace(e, model=None) for e in (e0, e1))
+            top = shared_scale(e0, e1)
+            return Comparison(
+                text=text,
+                before=p0,
+                after=p1,
+                attention=labkit.attention_diff(a0, a1),
+                explained_before=e0.with_scale(top),
+                explained_after=e1.with_scale(top),
+                scale=top,
+                how=how,
+            )
 
-        def done(out: Any) -> str:
-            p0, p1, diff, e0, e1 = out
-            e = html.escape
-            rows = "".join(
-                f"<tr><td>{e(lab)}</td><td>{p0.probs[lab]:.3f}</td><td>{p1.probs[lab]:.3f}</td>"
-                f"</tr>"
-                for lab in p1.probs
-            )
-            table = W.HTML(
-                f"<table class='labkit-compare'><thead><tr><th>label</th>"
-                f"<th>before</th><th>after</th></tr></thead><tbody>{rows}</tbody>"
-                f"</table><p>before: <b>{e(p0.label)}</b> → after: "
-                f"<b>{e(p1.label)}</b></p>"
-            )
-            side = W.HBox(
-                [
-                    W.VBox([W.HTML("<b>before</b>"), view_for(e0)]),
-                    W.VBox([W.HTML("<b>after</b>"), view_for(e1)]),
-                ]
-            )
-            self.compare_box.children = [
-                table,
-                W.HTML("<b>Attention heads that changed most</b>"),
-                view_for(diff),
-                W.HTML(f"<b>Attributions for '{e(p1.label)}'</b>"),
-                side,
-            ]
+        def done(c: Comparison) -> str:
+            self.comparison = c
+            self.compare_box.children = _comparison_widgets(c)
             return "Compared the model before and after finetuning."
 
         self._work("Comparing before and after…", job, done)
+
+
+def _weights_copy(model: Any) -> Any:
+    """A ``Model`` with a copy of ``model``'s weights, sharing its tokenizer (training never
+    changes a tokenizer): what full finetuning needs kept for Compare."""
+    from labkit.model import Model
+
+    return Model(
+        hf=copy.deepcopy(model.hf),
+        tokenizer=model.tokenizer,
+        labels=model.labels,
+        device=model.device,
+        name=model.name,
+        max_length=model.max_length,
+    )
+
+
+def _comparison_widgets(c: Comparison) -> list[W.Widget]:
+    from labkit.ui import view_for
+
+    e = html.escape
+    p0, p1 = c.before, c.after
+    rows = "".join(
+        f"<tr><td>{e(lab)}</td><td>{p0.probs[lab]:.3f}</td><td>{p1.probs[lab]:.3f}</td></tr>"
+        for lab in p1.probs
+    )
+    table = W.HTML(
+        f"<table class='labkit-compare'><thead><tr><th>label</th>"
+        f"<th>before</th><th>after</th></tr></thead><tbody>{rows}</tbody>"
+        f"</table><p>before: <b>{e(p0.label)}</b> → after: <b>{e(p1.label)}</b>"
+        f"<br><small>before = {e(c.how)}.</small></p>"
+    )
+    side = _layout(flex="1 1 320px", min_width="0")
+    sides = W.HBox(
+        [
+            W.VBox([W.HTML("<b>before</b>"), view_for(c.explained_before)], layout=side),
+            W.VBox([W.HTML("<b>after</b>"), view_for(c.explained_after)], layout=side),
+        ],
+        layout=_layout(flex_flow="row wrap", grid_gap="8px 24px"),
+    )
+    label = e(c.explained_after.target)
+    return [
+        table,
+        W.HTML("<b>Attention heads that changed most</b>"),
+        view_for(c.attention),
+        W.HTML(
+            f"<b>Attributions for '{label}'</b> <small>both on one colour scale, "
+            f"±{c.scale:.2g}, so a weaker explanation looks weaker</small>"
+        ),
+        sides,
+    ]

@@ -1,7 +1,8 @@
 """Attribution: which tokens drove one prediction, over one text or a whole dataset.
 
 ``api`` is the entry (``explain``, ``explain_dataset``); ``options`` names the methods and
-validates their options; ``result`` holds what they return (a leaf); ``engine`` runs one set of
+validates their options; ``result`` holds what they return (a leaf) and ``shared_scale``, one
+colour scale for several results (before / after); ``engine`` runs one set of
 encoded texts through a method; ``dataset`` picks and aggregates a dataset's examples;
 ``batching`` sizes and groups passes; ``methods`` adapts captum's methods; ``embeddings``
 finds the token-embedding layer; ``faithfulness`` scores an explanation (AOPC, rank agreement).
@@ -12,7 +13,7 @@ from __future__ import annotations
 
 from labkit.inspect.attribution.api import explain, explain_dataset
 from labkit.inspect.attribution.options import METHODS, method_options
-from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution
+from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution, shared_scale
 
 __all__ = [
     "METHODS",
@@ -21,4 +22,5 @@ __all__ = [
     "explain",
     "explain_dataset",
     "method_options",
+    "shared_scale",
 ]

@@ -5,6 +5,9 @@ import it; it imports none of them.
 
 from __future__ import annotations
 
+import dataclasses
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +20,25 @@ if TYPE_CHECKING:
     import pandas as pd
     from captum.attr._utils.visualization import VisualizationDataRecord
 
+    from labkit.inspect.attribution.compare import ExplanationComparison
     from labkit.model import Model
 
-__all__ = ["AttributionResult", "DatasetAttribution"]
+__all__ = ["AttributionResult", "DatasetAttribution", "shared_scale"]
+
+
+def _check_scale(top: Any) -> float:
+    """``top`` as a float when it is a positive finite number, else an InputError."""
+    if (
+        isinstance(top, bool)
+        or not isinstance(top, numbers.Real)
+        or not math.isfinite(float(top))
+        or float(top) <= 0
+    ):
+        raise InputError(
+            "scale must be a positive finite number (the |score| drawn at full colour, e.g. "
+            f"shared_scale(before, after)); got {top!r} ({type(top).__name__})."
+        )
+    return float(top)
 
 
 @dataclass(frozen=True, eq=False)
@@ -34,6 +53,11 @@ class AttributionResult:
     kernel SHAP (the mean over samples for gradient SHAP), else None. ``options`` holds the
     options used (for integrated gradients ``n_steps`` is the number finally used).
     ``comprehensiveness``/``sufficiency`` are AOPC scores when ``faithfulness=True`` was asked.
+
+    ``scale`` is for display only: the |score| drawn at full colour (the legend's ends are
+    ±scale). None draws on the result's own scale, its largest |score| over non-special tokens;
+    :meth:`with_scale` and :func:`shared_scale` put several results on one scale, so a weaker
+    explanation looks weaker.
     """
 
     text: str
@@ -50,6 +74,25 @@ class AttributionResult:
     spaces: tuple[bool, ...] = ()
     token_ids: tuple[int, ...] = ()
     model: Model | None = field(default=None, repr=False)
+    scale: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.scale is not None:
+            object.__setattr__(self, "scale", _check_scale(self.scale))
+
+    def with_scale(self, top: float) -> AttributionResult:
+        """A copy drawn on a colour scale whose ends are ±``top`` (scores unchanged), e.g.
+        ``r.with_scale(shared_scale(before, after))``."""
+        return dataclasses.replace(self, scale=_check_scale(top))
+
+    def compare(
+        self, other: AttributionResult, *, k: int = 5, correlation: str = "spearman"
+    ) -> ExplanationComparison:
+        """This explanation beside ``other`` (another method, or the same text under another
+        model): both top-``k`` tokens and their rank agreement, with a labelled view."""
+        from labkit.inspect.attribution.compare import compare_explanations
+
+        return compare_explanations(self, other, k=k, correlation=correlation)
 
     @property
     def predicted(self) -> str:
@@ -76,7 +119,8 @@ class AttributionResult:
     def to_captum(self, *, true_label: str | None = None) -> VisualizationDataRecord:
         """captum's ``VisualizationDataRecord`` for ``captum.attr.visualization.visualize_text``.
 
-        Scores are divided by the largest |score|; tokens and labels are HTML-escaped, because
+        Scores are divided by the display scale (``scale``, else the largest |score|) and clipped
+        to [-1, 1]; tokens and labels are HTML-escaped, because
         captum pastes them into its HTML as they are.
         """
         import html
@@ -88,11 +132,11 @@ class AttributionResult:
         require("captum.attr", extra="explain", feature="AttributionResult.to_captum")
         from captum.attr import visualization
 
-        from labkit.render.attribution import scale
+        from labkit.render.attribution import scale_of
 
-        top = scale(self.scores, self.special)
+        top = scale_of(self)
         return visualization.VisualizationDataRecord(
-            torch.from_numpy(self.scores / top),
+            torch.from_numpy(np.clip(self.scores / top, -1.0, 1.0)),
             float(self.probs[self.predicted]),
             html.escape(self.predicted),
             html.escape(true_label if true_label is not None else ""),
@@ -119,6 +163,31 @@ class AttributionResult:
         from labkit.render.display import mimebundle
 
         return mimebundle(self, self._repr_html_(), include, exclude)
+
+
+def shared_scale(*results: AttributionResult) -> float:
+    """One colour scale for several explanations: the largest |score| over their non-special
+    tokens (1.0 when every score is zero). Draw each with ``r.with_scale(top)``.
+
+    ::
+
+        top = shared_scale(before, after)
+        before.with_scale(top), after.with_scale(top)
+    """
+    from labkit.render.attribution import top_score
+
+    if not results:
+        raise InputError(
+            "shared_scale needs at least one AttributionResult, e.g. shared_scale(before, after)."
+        )
+    bad = [type(r).__name__ for r in results if not isinstance(r, AttributionResult)]
+    if bad:
+        raise InputError(
+            "shared_scale takes AttributionResults (what labkit.explain returns); got "
+            f"{', '.join(bad)}."
+        )
+    top = max(top_score(r.scores, r.special) for r in results)
+    return top if top > 0 else 1.0
 
 
 @dataclass(frozen=True, eq=False)
