@@ -14,6 +14,7 @@ from typing import Any, Literal, Protocol, runtime_checkable
 __all__ = [
     "ENDED_STATUSES",
     "ENDED_WELL",
+    "REQUESTED_STATUSES",
     "Callback",
     "Control",
     "EvalEnd",
@@ -25,13 +26,25 @@ __all__ = [
 ]
 
 Status = Literal[
-    "pending", "running", "paused", "stopped", "finished", "diverged", "out_of_memory", "failed"
+    "pending",
+    "running",
+    "pausing",
+    "paused",
+    "stopping",
+    "stopped",
+    "finished",
+    "diverged",
+    "out_of_memory",
+    "failed",
 ]
 
 # The statuses a run ends with: once a run has one, its status never changes again.
 ENDED_STATUSES: frozenset[Status] = frozenset(
     {"stopped", "finished", "diverged", "out_of_memory", "failed"}
 )
+# The statuses of a request on its way: set at once by ``Run.pause()`` / ``Run.stop()``, held until
+# the next step boundary answers it (``paused``, or the end after the stop's checkpoint).
+REQUESTED_STATUSES: frozenset[Status] = frozenset({"pausing", "stopping"})
 # The ended statuses that keep what was trained (a stopped run keeps its last checkpoint); the
 # others are failures: a command exits non-zero, the App says so in red.
 ENDED_WELL: frozenset[Status] = frozenset({"stopped", "finished"})

@@ -99,6 +99,46 @@ def test_stop_from_another_thread(tiny_model, toy_data, tmp_path):
     assert run.step <= at_stop[0] + 1
 
 
+def test_stop_says_stopping_at_once_and_runs_no_evaluation(tiny_model, toy_data, tmp_path):
+    """The user's Stop: "stopping" before the step boundary, then the checkpoint and the end;
+    the epoch-end evaluation that a mid-epoch stop used to start (20-35 s on the demo model)
+    does not run."""
+    gate = threading.Event()
+    cb = OnStep(2, lambda c: gate.wait(30))
+    # 32 toy rows, batch 4: 8 steps an epoch, evaluated at each epoch's end
+    run = _go(
+        tiny_model, toy_data, tmp_path, callbacks=[cb], max_steps=None, epochs=3, batch_size=4
+    )
+    _poll(lambda: run.step >= 2)
+    run.stop()
+    assert run.status == "stopping" and not run.done  # the training thread is still held
+    gate.set()
+    run.wait()
+    assert run.status == "stopped" and run.step == 2
+    assert run.history.evals == [] and run.evaluation is None
+    assert not any(isinstance(e, EvalEnd) for e in cb.events)
+    assert [Path(p).name for p in run.checkpoints] == ["checkpoint-2"]
+
+
+def test_pause_says_pausing_until_held_and_resume_says_running(tiny_model, toy_data, tmp_path):
+    gate = threading.Event()
+    cb = OnStep(2, lambda c: gate.wait(30))
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[cb], max_steps=50)
+    _poll(lambda: run.step >= 2)
+    run.pause()
+    assert run.status == "pausing"
+    gate.set()
+    _poll(lambda: run.status == "paused")
+    run.resume()
+    assert run.status == "running"
+    run.pause()
+    _poll(lambda: run.status == "paused")
+    run.stop()
+    assert run.status == "stopping"
+    run.wait(60)
+    assert run.status == "stopped"
+
+
 def test_pause_save_while_paused_then_resume(tiny_model, toy_data, tmp_path):
     cb = OnStep(2, lambda c: c.pause())
     run = _go(tiny_model, toy_data, tmp_path, callbacks=[cb])

@@ -52,7 +52,10 @@ class Run:
             raise RuntimeError(f"{action} broke")
         self.calls.append(action)
         if self.status not in ENDED_STATUSES:
-            self.status = {"pause": "paused", "resume": "running"}.get(action, self.status)
+            # as labkit.Run: a request shows at once, the step boundary answers it
+            self.status = {"pause": "pausing", "resume": "running", "stop": "stopping"}.get(
+                action, self.status
+            )
 
     def stop(self) -> None:
         self._steer("stop")
@@ -82,6 +85,10 @@ class Run:
                     time=t0 + dt * self.step,
                 )
             )
+
+    def hold(self) -> None:
+        """The training loop reached the step boundary of a requested pause."""
+        self.status = "paused"
 
     def end(self, status: str, error: str | None = None) -> None:
         self.status, self.error = status, error
@@ -304,11 +311,12 @@ def test_buttons_steer_the_run_and_never_raise(run: Run) -> None:
         tap.from_front_end({"type": "control", "action": action})
         return panel.notice
 
-    assert "pause" in press("pause") and run.status == "paused"
+    assert press("pause") == "holding at the next step" and run.status == "pausing"
+    run.hold()
     assert "checkpoint" in press("save")  # save while paused
-    assert press("resume") == "resumed" and run.status == "running"
-    assert "stop" in press("stop")
-    assert "stop" in press("stop")  # twice: asked again, harmless
+    assert press("resume") == "" and run.status == "running"  # the badge says it
+    assert "stopping" in press("stop")
+    assert "stopping" in press("stop")  # twice: asked again, harmless
     assert run.calls == ["pause", "save", "resume", "stop", "stop"]
     run.end("stopped")
     for action in ("pause", "stop", "save", "resume"):  # after the end
@@ -317,6 +325,42 @@ def test_buttons_steer_the_run_and_never_raise(run: Run) -> None:
     assert "unknown action" in press("explode")
     tap.from_front_end({"type": "nonsense"})
     tap.from_front_end("not even a dict")  # type: ignore[arg-type]
+
+
+def test_the_badge_and_the_notice_agree_from_the_press_to_the_end(run: Run) -> None:
+    """Stop: "stopping…" at once, no ETA, the notice stays until "stopped" replaces it; Pause:
+    "pausing…" until held, then "paused" and the notice goes; Save: answered by the save."""
+    panel = RunPanel(run, interval=3600)
+    tap = WireTap(panel)
+    run.steps(10)
+    panel.flush()
+    assert panel.eta_s > 0 and panel.status_label == "running"
+    tap.from_front_end({"type": "control", "action": "pause"})
+    assert (panel.status, panel.status_label) == ("pausing", "pausing…")
+    assert panel.notice == "holding at the next step" and panel.eta_s == -1
+    run.hold()
+    panel.flush()
+    assert (panel.status_label, panel.notice) == ("paused", "")  # held: nothing pending
+    tap.from_front_end({"type": "control", "action": "save"})
+    assert panel.notice.startswith("checkpoint requested")
+    panel.flush()
+    assert panel.notice.startswith("checkpoint requested")  # not saved yet
+    run.history.record(Saved(step=10, path="/tmp/labkit-fake/checkpoint-10"))
+    panel.flush()
+    assert panel.notice == "saved checkpoint-10"
+    tap.from_front_end({"type": "control", "action": "resume"})
+    run.steps(2)
+    tap.from_front_end({"type": "control", "action": "stop"})
+    # one state message carries both the badge's words and the answer
+    last = tap.states()[-1]
+    assert last.get("status_label") == "stopping…" and "stopping" in last.get("notice", "")
+    assert panel.eta_s == -1
+    panel.flush()
+    assert panel.status_label == "stopping…" and "no evaluation" in panel.notice
+    run.end("stopped")
+    panel.flush()
+    assert (panel.status_label, panel.notice, panel.ended) == ("stopped", "", True)
+    panel.close()
 
 
 def test_a_failing_control_is_reported_not_raised() -> None:

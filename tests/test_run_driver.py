@@ -13,7 +13,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from labkit.events import ENDED_STATUSES, Status, StepEnd, TrainEnd
+from labkit.events import ENDED_STATUSES, REQUESTED_STATUSES, Status, StepEnd, TrainEnd
 from labkit.train.config import FinetuneConfig
 from labkit.train.run import Run, RunDriver
 
@@ -40,7 +40,9 @@ def _steps(driver: RunDriver, n: int, total: int | None) -> None:
 
 
 def test_ended_statuses_are_statuses() -> None:
-    assert set(typing.get_args(Status)) - ENDED_STATUSES == {"pending", "running", "paused"}
+    live = {"pending", "running", "pausing", "paused", "stopping"}
+    assert set(typing.get_args(Status)) - ENDED_STATUSES == live
+    assert live > REQUESTED_STATUSES
 
 
 def test_a_run_that_returns_finishes_and_emits_one_train_end(tmp_path: Path) -> None:

@@ -112,6 +112,7 @@ def test_the_palette_is_labkit_render_s_colours() -> None:
         "against": list(attribution.AGAINST),
         "opacity": attribution.OPACITY,
         "chart": {"raw": run.RAW, "ema": run.SMOOTH, "val": run.VAL, "metric": run.METRIC},
+        "status": run.STATUS_COLORS,
     }
 
 

@@ -510,8 +510,9 @@ class PanelView {
     this.bottom.append(this.metrics, this.checkpoints);
     root.append(this.top);
     this.requested = new Set();
-    const names = ["status", "ended", "step", "total_steps", "epoch", "samples_per_s", "eta_s",
-      "device", "gpu_memory", "metrics", "checkpoints", "error", "notice", "title"];
+    const names = ["status", "status_label", "ended", "step", "total_steps", "epoch",
+      "samples_per_s", "eta_s", "device", "gpu_memory", "metrics", "checkpoints", "error",
+      "notice", "title"];
     for (const n of names) model.on(`change:${n}`, () => this.update(n));
     this.update();
   }
@@ -533,25 +534,32 @@ class PanelView {
     if (changed === "status" || changed === "notice") this.requested.clear();
     const ended = !!m.get("ended"); // the kernel knows which statuses end a run
     this.root?.setAttribute?.("data-status", status);
-    this.status.textContent = status.replace(/_/g, " ");
+    // the kernel's words for the status ("stopping…"): the badge, the static snapshot and the
+    // App's status line say the same
+    this.status.textContent = m.get("status_label") || status.replace(/_/g, " ");
     this.status.className = `labkit-status labkit-status-${status}`;
     this.status.dataset.status = status;
+    this.status.style.background = PALETTE.status[status] || "#777";
     this.title.textContent = m.get("title") || "";
     const step = m.get("step") || 0, total = m.get("total_steps") || 0;
     this.progressText.textContent = total ? `step ${step.toLocaleString()} / ${total.toLocaleString()} (${Math.floor((100 * step) / total)}%)` : `step ${step.toLocaleString()}`;
     this.fill.style.width = total ? `${Math.min(100, (100 * step) / total)}%` : "0%";
     const facts = [`epoch ${(m.get("epoch") || 0).toFixed(2)}`];
     const sps = m.get("samples_per_s");
-    if (sps > 0) facts.push(`${sps >= 100 ? Math.round(sps) : sps.toFixed(1)} samples/s`);
+    if (sps > 0 && (status === "running" || ended)) facts.push(`${sps >= 100 ? Math.round(sps) : sps.toFixed(1)} samples/s`);
     const eta = m.get("eta_s"); // MetricHistory.eta, as the console bar shows it; -1 unless running
     if (eta >= 0) facts.push(`ETA ${duration(eta)}`);
     if (m.get("device")) facts.push(m.get("device"));
     if (m.get("gpu_memory")) facts.push(`GPU memory ${m.get("gpu_memory")}`);
     this.facts.textContent = facts.join(" · ");
-    this.stop.disabled = ended || this.requested.has("stop");
+    // a button that can do nothing is disabled: all once the run has ended or is stopping;
+    // Pause while a pause is on its way (Resume takes its place once training is held)
+    const stopping = status === "stopping";
+    this.stop.disabled = ended || stopping || this.requested.has("stop");
     this.pause.textContent = status === "paused" ? "Resume" : "Pause";
-    this.pause.disabled = ended || this.requested.has("pause") || this.requested.has("resume");
-    this.save.disabled = ended || this.requested.has("save");
+    this.pause.disabled = ended || stopping || status === "pausing" ||
+      this.requested.has("pause") || this.requested.has("resume");
+    this.save.disabled = ended || stopping || this.requested.has("save");
     this.notice.textContent = m.get("notice") || "";
     const err = m.get("error") || "";
     this.error.textContent = err;

@@ -10,21 +10,31 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from labkit.events import ENDED_STATUSES
+from labkit.events import ENDED_STATUSES, REQUESTED_STATUSES
 from labkit.render.svgchart import Series, ema, fmt, line_chart
 
-__all__ = ["loss_chart_svg", "run_html"]
+__all__ = ["STATUS_COLORS", "loss_chart_svg", "run_html", "status_label"]
 
-_STATUS_COLORS = {
+# the status badge's colour, here and in the live panel (which gets it through labkit.ui's palette)
+STATUS_COLORS = {
     "pending": "#777",
     "running": "#1a73e8",
+    "pausing": "#b26a00",
     "paused": "#b26a00",
+    "stopping": "#555",
     "stopped": "#555",
     "finished": "#188038",
     "diverged": "#c5221f",
     "out_of_memory": "#c5221f",
     "failed": "#c5221f",
 }
+
+
+def status_label(status: str) -> str:
+    """What the badge says for ``status``: a request on its way reads ``stopping…``."""
+    return status.replace("_", " ") + ("…" if status in REQUESTED_STATUSES else "")
+
+
 # the loss chart's series (the live panel draws with the same, through labkit.ui's palette)
 RAW, SMOOTH, VAL, METRIC = "#1f77b4", "#1f77b4", "#d62728", "#2ca02c"
 
@@ -111,7 +121,7 @@ def run_html(run: Any) -> str:
     esc = html.escape
     history = _get(run, "history")
     status = str(_get(run, "status", "?"))
-    color = _STATUS_COLORS.get(status, "#555")
+    color = STATUS_COLORS.get(status, "#555")
     step = _get(run, "step", 0) or 0
     total = _get(run, "total_steps") or (_get(history, "total_steps") if history else None)
     parts = [
@@ -120,7 +130,7 @@ def run_html(run: Any) -> str:
         "<div style='margin-bottom:6px'>",
         f"<b>labkit run</b> <span style='display:inline-block;padding:1px 8px;"
         f"border-radius:9px;background:{color};color:#fff;font-size:12px'>"
-        f"{esc(status)}</span> ",
+        f"{esc(status_label(status))}</span> ",
     ]
     progress = f"step {step:,}" + (f" / {total:,}" if total else "")
     facts = [progress]

@@ -62,17 +62,30 @@ class Run:
 
     # -- steering (any thread) ------------------------------------------------------------------
     def stop(self) -> None:
-        """End the run at the next step boundary, saving a checkpoint first."""
-        if not self.done:
+        """End the run at the next step boundary, saving a checkpoint first (no evaluation is
+        started for it). ``status`` says ``stopping`` at once, ``stopped`` once it has ended."""
+        if self.done:
+            return
+        with self._lock:
             self.control.stop()
+            if self._status not in ENDED_STATUSES:
+                self._status = "stopping"
 
     def pause(self) -> None:
-        """Hold training at the next step boundary until :meth:`resume` (or :meth:`stop`)."""
-        if not self.done:
+        """Hold training at the next step boundary until :meth:`resume` (or :meth:`stop`).
+        ``status`` says ``pausing`` at once, ``paused`` once training is held."""
+        if self.done:
+            return
+        with self._lock:
             self.control.pause()
+            if self._status == "running":
+                self._status = "pausing"
 
     def resume(self) -> None:
-        self.control.resume()
+        with self._lock:
+            self.control.resume()
+            if self._status in ("pausing", "paused"):
+                self._status = "running"
 
     def save(self) -> None:
         """Write a checkpoint at the next step boundary (right away when paused)."""
@@ -93,8 +106,9 @@ class Run:
 
     @property
     def status(self) -> Status:
-        """pending, running, paused, or once ended one of ``labkit.events.ENDED_STATUSES``:
-        stopped, finished, diverged, out_of_memory or failed."""
+        """pending, running, pausing (a pause requested, not yet held), paused, stopping (a stop
+        requested: the checkpoint is being written), or once ended one of
+        ``labkit.events.ENDED_STATUSES``: stopped, finished, diverged, out_of_memory or failed."""
         return self._status
 
     @property
@@ -238,11 +252,18 @@ class RunDriver:
             run._step, run._total_steps = int(step), total_steps
 
     def set_status(self, status: Status) -> None:
-        """``running`` or ``paused``; ignored once the run has ended."""
+        """``running`` or ``paused`` as the training loop sees it; ignored once the run has
+        ended. A request still on its way wins: ``stopping`` after ``stop()`` whatever the loop
+        reports, ``pausing`` for a ``running`` while a pause is requested."""
         run = self.run
         with run._lock:
-            if run._status not in ENDED_STATUSES:
-                run._status = status
+            if run._status in ENDED_STATUSES:
+                return
+            if run.control.stop_requested:
+                status = "stopping"
+            elif status == "running" and run.control.paused:
+                status = "pausing"
+            run._status = status
 
     def emit(self, event: Event) -> None:
         """Record ``event`` in ``run.history`` (a ``StepEnd`` also moves ``run.step``), then hand

@@ -275,14 +275,21 @@ class Bridge(TrainerCallback):
         if c.take_save_request():
             control.should_save = True
         if c.stop_requested:
+            # what the user asked for: the checkpoint, then the end; no evaluation (the run's
+            # metrics stay those of its last evaluation)
             control.should_training_stop = True
             control.should_save = True
+            control.should_evaluate = False
         if control.should_save and self._saved_step == state.global_step:
             control.should_save = False  # already written while paused
 
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._eval_step == state.global_step:
             control.should_evaluate = False  # the last step of the run was just evaluated
+        if self.control.stop_requested:
+            # a stop leaves the epoch early; the epoch-end evaluation would make the user wait
+            # for minutes of work they did not ask for
+            control.should_evaluate = False
 
     def on_evaluate(
         self,

@@ -65,7 +65,8 @@ def palette() -> dict[str, Any]:
     RGB triples (0..255): ``attention`` and ``change`` are the dark ends of the white-to-colour
     ramps of attention weights and of their change; ``toward`` and ``against`` colour attribution
     scores, the strongest at ``opacity`` (0..1). ``chart``: the loss chart's series colours
-    (``raw`` loss, its ``ema``, ``val`` loss, the watched ``metric``).
+    (``raw`` loss, its ``ema``, ``val`` loss, the watched ``metric``); ``status``: the run
+    status badge's colour by status.
     """
     from labkit.render import attribution, heatmap
     from labkit.render import run as run_view
@@ -82,6 +83,7 @@ def palette() -> dict[str, Any]:
             "val": run_view.VAL,
             "metric": run_view.METRIC,
         },
+        "status": dict(run_view.STATUS_COLORS),
     }
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import traitlets as t
 
 from labkit.events import ENDED_STATUSES, TrainEnd
+from labkit.render.run import status_label
 from labkit.ui._base import LabkitWidget, asset
 
 __all__ = ["LossChart", "RunPanel", "view_for_run"]
@@ -224,6 +225,7 @@ class RunPanel(LossChart):
     """
 
     status = t.Unicode("pending").tag(sync=True)
+    status_label = t.Unicode("pending", help="the badge's words: stopping…").tag(sync=True)
     ended = t.Bool(False, help="the status is one of ENDED_STATUSES: no more steering").tag(
         sync=True
     )
@@ -254,6 +256,7 @@ class RunPanel(LossChart):
         self.run = run
         self._gpu_at = 0.0
         self._saves_seen = 0
+        self._notice_saves = -1  # saves recorded when "checkpoint requested" was answered
         config = getattr(run, "config", None)
         if not metric:
             chosen = str(getattr(config, "metric", "") or "")
@@ -288,9 +291,15 @@ class RunPanel(LossChart):
         step = int(getattr(run, "step", 0) or (last["step"] if last else 0))
         total = getattr(run, "total_steps", None) or history.total_steps or 0
         ended = status in ENDED_STATUSES
-        if ended and not self.ended:
-            self.notice = ""  # "stop requested..." is answered by the status itself
+        if status != self.status and self._notice_saves < 0:
+            self.notice = ""  # the new status answers the last request ("pausing…" -> "paused")
+        n_saves = len(history.saves)
+        if self._notice_saves >= 0 and (n_saves > self._notice_saves or ended):
+            saved = history.saves[-1] if n_saves > self._notice_saves else None
+            self.notice = f"saved checkpoint-{saved.step}" if saved else ""
+            self._notice_saves = -1
         self.status, self.ended, self.step, self.total_steps = status, ended, step, int(total)
+        self.status_label = status_label(status)
         if last:
             self.epoch = float(last["epoch"] or 0.0)
             self.samples_per_s = float(last["samples_per_s"] or 0.0)
@@ -305,7 +314,6 @@ class RunPanel(LossChart):
         }
         if clean != self.metrics:
             self.metrics = clean
-        n_saves = len(history.saves)
         if n_saves != self._saves_seen or (ended and self._saves_seen >= 0):
             # the run lists its checkpoint folders from disk: read it only when a save happened
             self._saves_seen = n_saves if not ended else -1
@@ -334,9 +342,11 @@ class RunPanel(LossChart):
         if content.get("type") != "control":
             super()._handle(content)
             return
-        action = str(content.get("action"))
-        self.notice = self.control(action)
-        self._wake.set()  # show the new status at once
+        answer = self.control(str(content.get("action")))
+        with self._lock, self.hold_sync():  # the new status ("stopping…") and the answer, at once
+            self._refresh()
+            self.notice = answer
+        self._wake.set()
 
     def control(self, action: str) -> str:
         """Press a button: ``"stop"``, ``"pause"``, ``"resume"`` or ``"save"``.
@@ -350,14 +360,19 @@ class RunPanel(LossChart):
             return f"unknown action {action!r}"
         if status in ENDED_STATUSES:
             return f"the run has already ended ({status}); nothing to {action}"
+        if action == "save":
+            self._notice_saves = len(self.history.saves)
         try:
             getattr(run, action)()
         except Exception as exc:  # noqa: BLE001 - a button must not raise into the kernel
+            self._notice_saves = -1
             return f"{action} failed: {type(exc).__name__}: {exc}"
+        # the badge answers stop / pause / resume at once (stopping…, pausing…, running); the
+        # notice says what happens next, and goes when the status changes again
         return {
-            "stop": "stop requested: saving a checkpoint, then stopping",
-            "pause": "pause requested: holding at the next step",
-            "resume": "resumed",
+            "stop": "saving a checkpoint, then stopping (no evaluation)",
+            "pause": "holding at the next step",
+            "resume": "",
             "save": "checkpoint requested: saved at the next step boundary",
         }[action]
 
