@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 # installed would pull a multi-GB CUDA build. Override with `make TORCH=torch==X.Y.Z ...`.
 TORCH  ?= torch==2.13.0
 
-.PHONY: demo test install install-dev browser lint bench clean test-ipywidgets7
+.PHONY: demo test install install-dev browser lint bench clean test-ipywidgets7 labextension
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,16 @@ $(IPYW7):
 
 test-ipywidgets7: install-dev $(IPYW7)
 	PYTHONPATH=$(IPYW7) $(BIN)/python -m pytest tests/test_panel.py tests/test_panel_static.py --ipywidgets7 -q -p no:cacheprovider
+
+# labkit's JupyterLab extension: source in jupyterlab/, built files committed in
+# labkit/jupyter/labextension (installing labkit needs no node). Rebuild after editing the source;
+# tests/test_labextension.py fails while the built files are older than the source.
+LABEXT_STAMP := labkit/jupyter/labextension/source.sha256
+labextension: install-dev
+	cd jupyterlab && npm install --no-audit --no-fund --loglevel=error
+	jupyterlab/node_modules/.bin/build-labextension --core-path "$$($(BIN)/python -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')" jupyterlab
+	$(BIN)/python -c 'from labkit.jupyter import source_digest; print(source_digest())' > $(LABEXT_STAMP)
+	$(BIN)/python -m pip install --quiet --no-deps -e .
 
 lint: install-dev
 	$(BIN)/ruff check labkit tests benchmarks

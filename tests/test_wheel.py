@@ -75,6 +75,11 @@ def test_wheel_installs_and_finds_its_widgets(tmp_path):
     # `labkit lab` opens the notebooks packaged in the wheel
     assert out["notebooks"].startswith(str(site)) and out["notebooks"].endswith("_notebooks")
     assert out["notebook_names"] == sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+    # the prebuilt JupyterLab extension lands where JupyterLab looks for it, built files included
+    ext = env_dir / "share" / "jupyter" / "labextensions" / "labkit-jupyterlab"
+    meta = json.loads((ext / "package.json").read_text())
+    assert (ext / meta["jupyterlab"]["_build"]["load"]).is_file()
+    assert json.loads((ext / "install.json").read_text())["packageName"] == "labkit"
     version = subprocess.run(
         [str(env_dir / "bin" / "labkit"), "--version"], capture_output=True, text=True, check=True
     ).stdout

@@ -6,6 +6,11 @@ extra is installed — for an interactive widget, and always adds static ``text/
 end with the widget manager shows the live view, while nbviewer, GitHub and a notebook reopened
 without its kernel fall back to the static snapshot.
 
+A live bundle also carries ``LIVE_MIME``, the marker labkit's JupyterLab extension
+(``jupyterlab/``) renders: the live view while the kernel holds the widget's model, the static
+snapshot otherwise — JupyterLab itself would show "Error displaying widget: model not found" in a
+reopened notebook. Front ends without the extension ignore the marker.
+
 The core computes every bundle here and hands the UI what it needs; the UI never imports back.
 """
 
@@ -17,7 +22,16 @@ import sys
 from types import ModuleType
 from typing import Any
 
-__all__ = ["ipython_display", "mimebundle"]
+__all__ = ["LIVE_MIME", "ipython_display", "live_marker", "mimebundle"]
+
+# the marker of a labkit output with both a live view and a static snapshot (the same string is
+# in jupyterlab/src/index.js; tests/test_labextension.py holds the two together)
+LIVE_MIME = "application/vnd.labkit.view+json"
+
+
+def live_marker(view: str) -> dict[str, Any]:
+    """The ``LIVE_MIME`` entry of a bundle whose live view is ``view`` (e.g. ``"RunPanel"``)."""
+    return {LIVE_MIME: {"version": 1, "view": view}}
 
 
 def _ui() -> ModuleType:
@@ -43,7 +57,9 @@ def _with_widget(obj: Any, bundle: dict[str, Any]) -> dict[str, Any]:
     live = None
     with contextlib.suppress(ImportError):  # the ui extra (anywidget, ipywidgets) is missing
         live = _ui().widget_bundle(obj)
-    return {**bundle, **live} if live else bundle
+    if not live:
+        return bundle
+    return {**bundle, **live, **live_marker(type(obj).__name__)}
 
 
 def mimebundle(obj: Any, html: str, include: Any = None, exclude: Any = None) -> dict[str, Any]:

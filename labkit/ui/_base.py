@@ -34,6 +34,7 @@ __all__ = [
     "ipywidgets",
     "palette",
     "prelude",
+    "view_bundle",
     "widgets_dir",
 ]
 
@@ -117,10 +118,15 @@ class LabkitWidget(anywidget.AnyWidget):
 
     def widget_bundle(self) -> dict[str, Any]:
         """The Jupyter widget-view mime entry (works with ipywidgets 7 and 8)."""
-        return {
-            "application/vnd.jupyter.widget-view+json": {
-                "version_major": 2,
-                "version_minor": 0,
-                "model_id": self.model_id,
-            }
+        return view_bundle(self)
+
+
+def view_bundle(widget: Any) -> dict[str, Any]:
+    """The Jupyter widget-view mime entry of any widget (works with ipywidgets 7 and 8)."""
+    return {
+        "application/vnd.jupyter.widget-view+json": {
+            "version_major": 2,
+            "version_minor": 0,
+            "model_id": widget.model_id,
         }
+    }

@@ -208,6 +208,7 @@ class App(W.VBox):
         self._run_message: tuple[str, str] | None = None
         self._unwatch: Callable[[], None] | None = None
         self.explain_view: Any = None
+        self._displays: list[Any] = []  # the display handles whose snapshot follows the App
         self.explain_method = METHODS[0]  # what the next Explain uses (the view's last pick)
         self.tabs = W.Tab()
         pages = [
@@ -234,6 +235,74 @@ class App(W.VBox):
             self._say(f"Ready: {name} and {source} are loaded. Train, or pick a tab.", "ok")
         else:
             self._say("Load a model and data to begin (the offline defaults need no hub).")
+
+    # -- display: the live App while the kernel holds it, its snapshot in the saved file --------
+    def __repr__(self) -> str:
+        name = getattr(self.model, "name", None) or "no model"
+        source = getattr(self.data, "source", None) or ("data" if self.data else "no data")
+        return f"labkit App ({name}, {source})"
+
+    def snapshot_html(self) -> str:
+        """The App as static HTML (escaped): the status line, the model, the data, the last run
+        and the last comparison. What a saved notebook shows where the widget cannot run
+        (nbviewer, GitHub, a notebook reopened without its kernel)."""
+        e = html.escape
+        h = "<div style='font-weight:600;margin:10px 0 4px'>{}</div>".format
+        parts = [
+            "<div class='labkit-app' style='font-family:system-ui,-apple-system,Segoe UI,"
+            "sans-serif;font-size:13px;line-height:1.45;max-width:960px'>",
+            "<div><b style='font-size:15px'>labkit App</b> <span style='color:#666'>— a saved "
+            "view: run the cell to use the App</span></div>",
+            f"<div style='margin:4px 0;color:#444'>{e(self.status.message)}</div>",
+            h("Model"),
+            self.model._repr_html_() if self.model is not None else "<i>No model loaded.</i>",
+            h("Data"),
+            self.data._repr_html_() if self.data is not None else "<i>No data loaded.</i>",
+        ]
+        if self.run is not None:
+            parts += [h("Training"), self.run._repr_html_()]
+        c = self.comparison
+        if c is not None:
+            parts += [
+                h(f"Compare: “{e(c.text[:80])}”"),
+                _comparison_table_html(c),
+                c.attention._repr_html_(),
+                c.explained_before._repr_html_(),
+                c.explained_after._repr_html_(),
+            ]
+        return "".join(parts) + "</div>"
+
+    def _bundle(self) -> dict[str, Any]:
+        from labkit.render.display import live_marker
+        from labkit.ui._base import view_bundle
+
+        return {
+            "text/plain": repr(self),
+            "text/html": self.snapshot_html(),
+            **view_bundle(self),
+            **live_marker("App"),
+        }
+
+    def _ipython_display_(self) -> None:
+        """Shown with a display id, so that its saved snapshot can follow the App."""
+        from IPython.display import display
+
+        handle = display(self._bundle(), raw=True, display_id=True)
+        if handle is not None:
+            self._displays.append(handle)
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        return self._bundle()
+
+    def _refresh_snapshot(self) -> None:
+        """Give every display of the App the snapshot of now (the live view stays as it is
+        where labkit's JupyterLab extension runs; other front ends draw the view again)."""
+        bundle = self._bundle() if self._displays else None
+        for handle in list(self._displays):
+            try:
+                handle.update(bundle, raw=True)
+            except Exception:  # noqa: BLE001 - a closed front end must not break the App
+                self._displays.remove(handle)
 
     # -- plumbing ------------------------------------------------------------------------------
     def _say(self, message: str, kind: str = "info", progress: float = -1.0) -> None:
@@ -338,6 +407,7 @@ class App(W.VBox):
         def done(model: Any) -> str:
             self.model, self.base, self.run, self.comparison = model, None, None, None
             self._show_model()
+            self._refresh_snapshot()
             return f"Model loaded: {model.name} on {model.device}."
 
         self._work("Loading the model…", job, done)
@@ -424,6 +494,7 @@ class App(W.VBox):
         def done(data: Any) -> str:
             self.data = data
             self._show_data()
+            self._refresh_snapshot()
             sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items())
             return f"Data loaded: {sizes}; labels {', '.join(data.labels)}."
 
@@ -634,6 +705,8 @@ class App(W.VBox):
             self.model_info.value = self.model._repr_html_()  # now with LoRA attached
             self._show_train_mode()
         self._show_run(run)
+        if isinstance(event, TrainEnd):
+            self._refresh_snapshot()  # the run's final state, and the status line saying so
 
     # -- Attention -----------------------------------------------------------------------------
     def _text_area(self) -> W.Textarea:
@@ -795,6 +868,7 @@ class App(W.VBox):
         def done(c: Comparison) -> str:
             self.comparison = c
             self.compare_box.children = _comparison_widgets(c)
+            self._refresh_snapshot()
             return "Compared the model before and after finetuning."
 
         self._work("Comparing before and after…", job, done)
@@ -815,21 +889,27 @@ def _weights_copy(model: Any) -> Any:
     )
 
 
-def _comparison_widgets(c: Comparison) -> list[W.Widget]:
-    from labkit.ui import view_for
-
+def _comparison_table_html(c: Comparison) -> str:
+    """Each label's probability before and after, and the two predictions."""
     e = html.escape
     p0, p1 = c.before, c.after
     rows = "".join(
         f"<tr><td>{e(lab)}</td><td>{p0.probs[lab]:.3f}</td><td>{p1.probs[lab]:.3f}</td></tr>"
         for lab in p1.probs
     )
-    table = W.HTML(
+    return (
         f"<table class='labkit-compare'><thead><tr><th>label</th>"
         f"<th>before</th><th>after</th></tr></thead><tbody>{rows}</tbody>"
         f"</table><p>before: <b>{e(p0.label)}</b> → after: <b>{e(p1.label)}</b>"
         f"<br><small>before = {e(c.how)}.</small></p>"
     )
+
+
+def _comparison_widgets(c: Comparison) -> list[W.Widget]:
+    from labkit.ui import view_for
+
+    e = html.escape
+    table = W.HTML(_comparison_table_html(c))
     side = _layout(flex="1 1 320px", min_width="0")
     sides = W.HBox(
         [

@@ -1,0 +1,36 @@
+"""labkit in JupyterLab and Notebook 7: the prebuilt front end of ``jupyterlab/``.
+
+``labextension/`` holds the built files of the extension whose source is ``jupyterlab/src``
+(``make labextension`` rebuilds it; the files are committed, so installing labkit needs no
+node). The wheel installs them where JupyterLab finds prebuilt extensions,
+``share/jupyter/labextensions/labkit-jupyterlab``. Today the extension shows a labkit output's
+saved snapshot wherever its live widget is gone (see ``labkit.render.display.LIVE_MIME``).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["LABEXTENSION", "NAME", "SOURCE", "source_digest"]
+
+NAME = "labkit-jupyterlab"  # the npm name in jupyterlab/package.json
+LABEXTENSION = Path(__file__).resolve().parent / "labextension"
+# the extension's source, in a checkout (the wheel carries only the built files)
+SOURCE = Path(__file__).resolve().parents[2] / "jupyterlab"
+
+
+def source_digest(source: Path = SOURCE) -> str:
+    """sha256 of the extension's source (``package.json`` and ``src/``), as recorded next to
+    the built files in ``labextension/source.sha256`` by ``make labextension``."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in [source / "package.json", *sorted((source / "src").rglob("*.js"))]:
+        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _jupyter_labextension_paths() -> list[dict[str, str]]:
+    """Where ``jupyter labextension develop`` finds the built extension."""
+    return [{"src": "labextension", "dest": NAME}]
