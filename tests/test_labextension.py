@@ -58,3 +58,29 @@ def test_jupyterlab_finds_the_installed_extension() -> None:
     )
     lines = [line for line in (out.stdout + out.stderr).splitlines() if NAME in line]
     assert lines and "enabled" in lines[0] and "OK" in lines[0], out.stdout + out.stderr
+
+
+def test_nbviewer_shows_the_snapshot_of_a_saved_labkit_output() -> None:
+    """nbviewer (nbconvert's HTML export) knows neither the marker nor, without saved widget
+    state, the widget: it shows the static snapshot, escaped text and all."""
+    import nbformat
+    from nbconvert import HTMLExporter
+
+    snapshot = "<div class='labkit-run'>finished &lt;img src=x&gt;</div>"
+    bundle = {
+        "application/vnd.jupyter.widget-view+json": {
+            "version_major": 2,
+            "version_minor": 0,
+            "model_id": "0123456789abcdef",
+        },
+        **live_marker("RunPanel"),
+        "text/html": snapshot,
+        "text/plain": "Run(finished, step 12/12)",
+    }
+    nb = nbformat.v4.new_notebook()
+    cell = nbformat.v4.new_code_cell("run")
+    cell.outputs = [nbformat.v4.new_output("display_data", data=bundle)]
+    nb.cells = [cell]
+    html, _ = HTMLExporter().from_notebook_node(nb)
+    assert 'class="labkit-run">finished &lt;img src=x&gt;</div>' in html  # as HTML, escaped
+    assert "0123456789abcdef" not in html  # no widget placeholder without its state
