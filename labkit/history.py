@@ -3,12 +3,17 @@
 Record, then render: the live chart, the console bar and the HTML report all read from here.
 Step records are stored column-wise (lists of floats), so a view can ask for "everything after
 index i" and the cost of that read depends on how much is new, not on the length of the run.
+
+Two clocks: ``time`` is the wall clock of each step (``time.time()``, seconds since 1970), what
+the ETA is paced by; ``elapsed`` is the seconds since the run began, what "how long did it
+take" reads.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+import time as _time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,7 +21,16 @@ from labkit.events import Control, EvalEnd, Event, Saved, StepEnd, TrainEnd
 
 __all__ = ["MetricHistory"]
 
-_STEP_COLUMNS = ("step", "epoch", "loss", "lr", "grad_norm", "samples_per_s", "time")
+_STEP_COLUMNS = (
+    "step",
+    "epoch",
+    "loss",
+    "lr",
+    "grad_norm",
+    "samples_per_s",
+    "time",
+    "elapsed",
+)
 
 
 def _num(x: float | None) -> float | None:
@@ -34,6 +48,11 @@ class MetricHistory:
     ``evals`` the validation evaluations as ``EvalEnd``; ``saves`` the checkpoints as ``Saved``;
     ``end`` the final ``TrainEnd`` (None while the run goes on). Non-finite losses are recorded
     as ``None`` (JSON has no NaN) and flagged by the run's status, not hidden.
+
+    Step columns: ``step``, ``epoch``, ``loss`` (nats), ``lr``, ``grad_norm``,
+    ``samples_per_s``, ``time`` (the step's wall clock, ``StepEnd.time``: seconds since 1970)
+    and ``elapsed`` (seconds from ``start_time`` to that step, pauses included; None for a step
+    that carries no time).
     """
 
     def __init__(self) -> None:
@@ -43,14 +62,32 @@ class MetricHistory:
         self.saves: list[Saved] = []
         self.end: TrainEnd | None = None
         self.total_steps: int | None = None
+        self._start: float | None = None
         self._listeners: list[Callable[[Event], None]] = []
 
     # -- recording -------------------------------------------------------------------------
     def on_event(self, event: Event, control: Control | None = None) -> None:
         self.record(event)
 
-    def record(self, event: Event) -> None:
+    def mark_start(self, at: float | None = None) -> None:
+        """Note the wall clock (``time.time()``, default now) at which training began: the zero
+        of ``elapsed``. Call it before the first event; a run's thread does as it starts. Without
+        it, ``elapsed`` counts from the first recorded event (so its first step reads 0)."""
         with self._lock:
+            self._start = float(_time.time() if at is None else at)
+
+    @property
+    def start_time(self) -> float | None:
+        """The wall clock ``elapsed`` counts from (``mark_start``, else the first recorded event
+        that carries a time); None before that."""
+        return self._start
+
+    def record(self, event: Event) -> None:
+        at = float(event.time)  # 0.0: the event carries no time
+        with self._lock:
+            if self._start is None and at:
+                self._start = at
+            start = self._start
             if isinstance(event, StepEnd):
                 c = self._cols
                 c["step"].append(int(event.step))
@@ -59,7 +96,8 @@ class MetricHistory:
                 c["lr"].append(_num(event.lr))
                 c["grad_norm"].append(_num(event.grad_norm))
                 c["samples_per_s"].append(_num(event.samples_per_s))
-                c["time"].append(float(event.time))
+                c["time"].append(at)
+                c["elapsed"].append(at - start if at and start is not None else None)
                 if event.total_steps:
                     self.total_steps = int(event.total_steps)
             elif isinstance(event, EvalEnd):
@@ -89,7 +127,8 @@ class MetricHistory:
         return len(self._cols["step"])
 
     def column(self, name: str) -> list[Any]:
-        """A copy of one step column: step, epoch, loss, lr, grad_norm, samples_per_s, time."""
+        """A copy of one step column: step, epoch, loss, lr, grad_norm, samples_per_s, time
+        (wall clock) or elapsed (seconds since ``start_time``)."""
         if name not in self._cols:
             raise KeyError(f"no column {name!r}; columns are {', '.join(_STEP_COLUMNS)}")
         with self._lock:
@@ -131,7 +170,9 @@ class MetricHistory:
             return self.evals[-1] if self.evals else None
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole history as JSON-ready data."""
+        """The whole history as JSON-ready data: ``steps`` (the step columns; ``time`` is the
+        wall clock, ``elapsed`` the seconds since ``start_time``), ``evals``, ``saves``, ``end``,
+        ``total_steps`` and ``start_time``."""
         from labkit.events import event_to_dict
 
         with self._lock:
@@ -141,6 +182,7 @@ class MetricHistory:
                 "saves": [event_to_dict(s) for s in self.saves],
                 "end": event_to_dict(self.end) if self.end else None,
                 "total_steps": self.total_steps,
+                "start_time": self._start,
             }
 
     def __repr__(self) -> str:

@@ -139,6 +139,73 @@ def test_chart_controls_hover_and_log_scale(page) -> None:
     screenshot(page, "loss_chart_fake_model")
 
 
+def test_markers_at_the_last_step_and_the_axis_ends_are_drawn_whole(page) -> None:
+    """Validation markers at the last step and at the loss axis' ends, and the metric's squares
+    at 0 and 1, lie inside the plot frame (the clip) by their whole size, as drawn."""
+    widget_page(page, "run_panel", STATE)
+    # loss 2/(1+0.02 s) over steps 1..200 spans 0.4..1.96: the loss axis runs 0..2
+    evals = [[1, {"loss": 0.0, "accuracy": 1.0}], [200, {"loss": 2.0, "accuracy": 0.0}]]
+    page.evaluate(EMIT, [0, 200, 0, evals, True])
+    page.wait_for_function("document.querySelectorAll('.labkit-val').length === 2")
+    boxes = page.evaluate(
+        """() => {
+          const box = (e) => { const r = e.getBoundingClientRect();
+            return {left: r.left, right: r.right, top: r.top, bottom: r.bottom}; };
+          return {frame: box(document.querySelector('.labkit-frame')),
+                  marks: [...document.querySelectorAll('.labkit-val, .labkit-metric-point')]
+                    .map(box)};
+        }"""
+    )
+    frame, marks = boxes["frame"], boxes["marks"]
+    assert len(marks) == 4
+    eps = 0.01
+    for m in marks:
+        assert m["right"] - m["left"] > 6  # a real marker, measured as laid out
+        assert frame["left"] - eps <= m["left"] and m["right"] <= frame["right"] + eps, (m, frame)
+        assert frame["top"] - eps <= m["top"] and m["bottom"] <= frame["bottom"] + eps, (m, frame)
+    # and they sit at the frame's edges: the last step's markers next to its right side
+    assert min(frame["right"] - m["right"] for m in marks) < 8
+    assert min(m["top"] - frame["top"] for m in marks) < 8
+    assert min(frame["bottom"] - m["bottom"] for m in marks) < 8
+    screenshot(page, "loss_chart_markers_at_the_edges")
+
+
+def _buttons(page) -> dict[str, bool]:
+    """Which of Stop / Pause / Save are disabled."""
+    return {name: page.is_disabled(f".labkit-{name}") for name in ("stop", "pause", "save")}
+
+
+def test_badge_says_the_kernels_words_and_buttons_that_can_do_nothing_are_off(page) -> None:
+    widget_page(page, "run_panel", STATE)
+    assert _buttons(page) == {"stop": False, "pause": False, "save": False}
+    assert "ETA 1m 35s" in page.inner_text(".labkit-facts")
+    page.evaluate(
+        "window.__model.set('status', 'stopping'); window.__model.set('status_label', 'stopping…')"
+    )
+    assert page.inner_text(".labkit-status") == "stopping…"
+    assert page.get_attribute(".labkit-status", "data-status") == "stopping"
+    assert _buttons(page) == {"stop": True, "pause": True, "save": True}  # all wait for the end
+    assert "ETA" not in page.inner_text(".labkit-facts")  # no ETA unless running
+    page.evaluate(
+        "window.__model.set('status', 'pausing'); window.__model.set('status_label', 'pausing…')"
+    )
+    assert page.inner_text(".labkit-status") == "pausing…"
+    assert _buttons(page) == {"stop": False, "pause": True, "save": False}
+    assert "ETA" not in page.inner_text(".labkit-facts")
+    page.evaluate(
+        "window.__model.set('status', 'paused'); window.__model.set('status_label', 'paused')"
+    )
+    assert page.inner_text(".labkit-status") == "paused"
+    assert page.inner_text(".labkit-pause") == "Resume"
+    assert _buttons(page) == {"stop": False, "pause": False, "save": False}
+    page.evaluate(
+        "window.__model.set('status', 'stopped'); window.__model.set('status_label', 'stopped');"
+        "window.__model.set('ended', true)"
+    )
+    assert _buttons(page) == {"stop": True, "pause": True, "save": True}
+    assert page.console_errors == []
+
+
 # -- the whole thing in JupyterLab --------------------------------------------------------------
 
 NOTEBOOK = [
@@ -228,9 +295,22 @@ def test_jupyter_live_panel_stop_saves_a_checkpoint(
                 page.reload()
                 page.wait_for_function("() => !!window.jupyterapp", timeout=60_000)
                 _wait_points(page, seen)
+            clicked = time.monotonic()
             page.click(".labkit-panel .labkit-stop")
+            # the badge answers the press at once, in the kernel's words
+            page.wait_for_function(
+                "() => ['stopping…', 'stopped'].includes("
+                "document.querySelector('.labkit-panel .labkit-status').textContent)",
+                timeout=2_000,
+            )
+            answered = time.monotonic() - clicked
             page.wait_for_selector(
                 ".labkit-panel .labkit-status[data-status='stopped']", timeout=90_000
+            )
+            stopped = time.monotonic() - clicked
+            # a figure for the notes, not a limit: the stop waits for the step and the checkpoint
+            print(
+                f"\n[{app}] Stop: badge answered in {answered:.2f} s, stopped after {stopped:.2f} s"
             )
             status_file = tmp_path / "status.json"
             deadline = time.monotonic() + 30

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -310,6 +311,9 @@ def test_a_model_already_training_refuses_a_second_run(tiny_model, toy_data, tmp
         ({"lora": "yes"}, "lora"),
         ({"not_an_option": 1}, "not_an_option"),
         ({"logging_steps": 50}, "logging_steps"),
+        ({"name": ""}, "name must be a non-empty string.*got ''"),
+        ({"name": "  "}, "name"),
+        ({"name": 3}, "name.*got 3"),
     ],
 )
 def test_invalid_config_fails_before_training_naming_the_field(
@@ -400,3 +404,43 @@ def test_best_checkpoint_follows_the_metric(tiny_model, toy_data, tmp_path):
     losses = {e.step: e.metrics["loss"] for e in run.history.evals}
     best_step = min(losses, key=losses.get)
     assert Path(run.best_checkpoint).name == f"checkpoint-{best_step}"
+
+
+def test_runs_are_named_by_what_distinguishes_them():
+    from peft import AdaLoraConfig, IA3Config, LoraConfig
+
+    from labkit.train.run import Run
+
+    def name(lora=False, model_name="/models/all-MiniLM-L6-v2/", has_adapter=False, **kw) -> str:
+        model = SimpleNamespace(name=model_name, lora=has_adapter)
+        return Run(model, labkit.FinetuneConfig(lora=lora, **kw), "out").name  # type: ignore[arg-type]
+
+    assert name() == "all-MiniLM-L6-v2 · full finetuning"
+    assert name(True) == "all-MiniLM-L6-v2 · LoRA r=8"  # lora_config's default rank
+    assert name(LoraConfig(r=4)) == "all-MiniLM-L6-v2 · LoRA r=4"
+    assert name(AdaLoraConfig(total_step=10)) == "all-MiniLM-L6-v2 · AdaLoRA"
+    assert name(IA3Config()) == "all-MiniLM-L6-v2 · IA3"
+    assert name(has_adapter=True) == "all-MiniLM-L6-v2 · LoRA adapter"  # keeps training it
+    assert name(model_name="distilbert-base-uncased") == "distilbert-base-uncased · full finetuning"
+    assert name(True, name="my run") == "my run"
+
+
+def test_a_named_run_and_its_elapsed_seconds(tiny_model, toy_data, tmp_path):
+    before = time.time()
+    run = labkit.finetune(
+        tiny_model,
+        toy_data,
+        max_steps=3,
+        batch_size=8,
+        progress=False,
+        name="baseline",
+        output_dir=tmp_path / "run",
+    ).wait()
+    assert run.status == "finished", run.error
+    assert run.name == "baseline" and "baseline" in repr(run)
+    history = run.history
+    assert history.start_time is not None and before <= history.start_time <= time.time()
+    assert all(before <= t <= time.time() for t in history.column("time"))  # the wall clock
+    elapsed = history.column("elapsed")
+    assert 0 < elapsed[0] <= elapsed[-1] < 600  # from the run's start: the first step counts
+    assert elapsed[-1] == pytest.approx(history.column("time")[-1] - history.start_time)

@@ -422,6 +422,29 @@ def test_each_run_has_one_panel_shared_by_its_displays(tmp_path: Path) -> None:
     again.close()
 
 
+def test_two_runs_of_one_model_get_panels_with_different_titles(tmp_path: Path) -> None:
+    """Notebook 02 compares LoRA and full finetuning: both panels once read the model's name."""
+    from labkit.train.config import FinetuneConfig
+    from labkit.train.run import Run as RealRun
+
+    model = SimpleNamespace(name="/models/all-MiniLM-L6-v2", device="cpu", lora=False)
+    lora = RealRun(model, FinetuneConfig(lora=True), str(tmp_path / "a"))  # type: ignore[arg-type]
+    full = RealRun(model, FinetuneConfig(), str(tmp_path / "b"))  # type: ignore[arg-type]
+    mine = RealRun(model, FinetuneConfig(name="<b>mine</b>"), str(tmp_path / "c"))  # type: ignore[arg-type]
+    panels = [RunPanel(r, interval=3600) for r in (lora, full, mine)]
+    try:
+        titles = [p.title for p in panels]
+        assert titles == [
+            "all-MiniLM-L6-v2 · LoRA r=8",
+            "all-MiniLM-L6-v2 · full finetuning",
+            "<b>mine</b>",  # as text: the front end sets textContent
+        ]
+        assert [p.title for p in panels] == [r.name for r in (lora, full, mine)]
+    finally:
+        for p in panels:
+            p.close()
+
+
 def test_nan_losses_travel_as_nan(run: Run) -> None:
     panel = RunPanel(run, interval=3600)
     tap = WireTap(panel)

@@ -116,3 +116,51 @@ def test_snapshot_of_a_run_that_has_not_started() -> None:
     run = Run(total=10)
     html = run_html(run)
     assert "pending" in html and "no data yet" in html and "display the run again" in html
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def _frame(root: ET.Element) -> tuple[float, float, float, float]:
+    """The plot area: the frame rectangle drawn around it (x0, y0, x1, y1)."""
+    (rect,) = [r for r in root.iter(f"{SVG}rect") if r.get("stroke") == "#ccc"]
+    x, y = float(rect.get("x", 0)), float(rect.get("y", 0))
+    return x, y, x + float(rect.get("width", 0)), y + float(rect.get("height", 0))
+
+
+def test_markers_at_the_last_step_and_the_axis_ends_are_drawn_whole() -> None:
+    """Validation points at the last step and at the top/bottom of both axes stay inside the
+    plot area by their whole radius (they were cut in half at the right edge)."""
+    run = Run(total=60)
+    run.steps(60)  # training loss 2/(1 + 0.05 step): 1.90 .. 0.5, the loss axis is 0.5 .. 2
+    run.history.record(EvalEnd(step=1, metrics={"loss": 2.0, "accuracy": 0.6, "f1": 0.6}))
+    run.history.record(EvalEnd(step=60, metrics={"loss": 0.5, "accuracy": 1.0, "f1": 1.0}))
+    root = ET.fromstring(loss_chart_svg(run.history, metric="accuracy"))
+    _, _, width, height = (float(v) for v in root.get("viewBox", "").split())
+    x0, y0, x1, y1 = _frame(root)
+    markers = [c for c in root.iter(f"{SVG}circle") if c.find(f"{SVG}title") is not None]
+    assert len(markers) == 4  # 2 validation losses + 2 accuracies
+    for c in root.iter(f"{SVG}circle"):  # every dot, the legend's too, inside the picture
+        cx, cy, r = (float(c.get(k, 0)) for k in ("cx", "cy", "r"))
+        assert cx - r >= 0 and cx + r <= width and cy - r >= 0 and cy + r <= height
+    edges = {"left": False, "right": False, "top": False, "bottom": False}
+    for c in markers:
+        cx, cy, r = (float(c.get(k, 0)) for k in ("cx", "cy", "r"))
+        where = c.find(f"{SVG}title").text  # type: ignore[union-attr]
+        assert x0 <= cx - r and cx + r <= x1, f"{where}: x {cx}±{r} outside {x0}..{x1}"
+        assert y0 <= cy - r and cy + r <= y1, f"{where}: y {cy}±{r} outside {y0}..{y1}"
+        edges["left"] |= cx - r - x0 < 8
+        edges["right"] |= x1 - cx - r < 8
+        edges["top"] |= cy - r - y0 < 8
+        edges["bottom"] |= y1 - cy - r < 8
+    assert all(edges.values()), edges  # the markers do sit at the plot's four edges
+
+
+def test_snapshot_names_the_run_and_counts_seconds_from_its_start() -> None:
+    run = Run(total=60)
+    run.name = "tiny-bert · LoRA r=8"  # type: ignore[attr-defined]
+    run.history.mark_start(1000.0)
+    run.steps(60, t0=1000.0, dt=0.5)  # the first step ends at 1000.5, the last at 1030
+    html = run_html(run)
+    assert "<b>tiny-bert · LoRA r=8</b>" in html
+    assert "30s elapsed" in html  # from the start, not from the first step's end (29s)

@@ -13,6 +13,10 @@
 const SVGNS = "http://www.w3.org/2000/svg";
 const COLORS = PALETTE.chart; // the static chart's colours (labkit.render.run)
 const STORES = new Map(); // model key -> Store
+const DOT = 3.5; // a validation marker's radius (the metric's square is 2 * DOT wide)
+// px between the plot's frame and its data range, so a marker at the last step or at an axis end
+// is drawn whole inside the frame's clip (labkit.render.svgchart pads the static chart the same)
+const PAD = 6;
 
 function svg(tag, attrs) {
   const e = document.createElementNS(SVGNS, tag);
@@ -346,8 +350,8 @@ class ChartView {
     }
     const ly = logY ? Math.log10 : (v) => v;
     const [ylo, yhi] = [ly(lo), ly(hi) === ly(lo) ? ly(lo) + 1 : ly(hi)];
-    const sx = (v) => L + ((v - x0) / (x1 - x0)) * pw;
-    const sy = (v) => T + ph - ((ly(v) - ylo) / (yhi - ylo)) * ph;
+    const sx = (v) => L + PAD + ((v - x0) / (x1 - x0)) * (pw - 2 * PAD);
+    const sy = (v) => T + ph - PAD - ((ly(v) - ylo) / (yhi - ylo)) * (ph - 2 * PAD);
     // second axis: the chosen metric
     const mvals = metric ? visibleEvals.map((e) => e[1] && e[1][metric]).filter(Number.isFinite) : [];
     let m0 = 0, m1 = 1, mTicks = [];
@@ -356,7 +360,7 @@ class ChartView {
       if (m0 >= 0 && m1 <= 1) { m0 = 0; m1 = 1; mTicks = [0, 0.25, 0.5, 0.75, 1]; }
       else { mTicks = niceTicks(m0, m1); m0 = Math.min(m0, mTicks[0]); m1 = Math.max(m1, mTicks[mTicks.length - 1]); }
     }
-    const sm = (v) => T + ph - ((v - m0) / (m1 - m0 || 1)) * ph;
+    const sm = (v) => T + ph - PAD - ((v - m0) / (m1 - m0 || 1)) * (ph - 2 * PAD);
 
     const grid = svg("g", { class: "labkit-grid" });
     const axes = svg("g", { class: "labkit-axes" });
@@ -423,9 +427,9 @@ class ChartView {
     );
     for (const [s, mt] of visibleEvals) {
       const v = mt && mt.loss;
-      if (ok(v)) series.appendChild(svg("circle", { cx: sx(s), cy: sy(v), r: 3.5, fill: COLORS.val, class: "labkit-val" }));
+      if (ok(v)) series.appendChild(svg("circle", { cx: sx(s), cy: sy(v), r: DOT, fill: COLORS.val, class: "labkit-val" }));
       const mv = metric && mt && mt[metric];
-      if (Number.isFinite(mv)) series.appendChild(svg("rect", { x: sx(s) - 3.5, y: sm(mv) - 3.5, width: 7, height: 7, fill: COLORS.metric, class: "labkit-metric-point" }));
+      if (Number.isFinite(mv)) series.appendChild(svg("rect", { x: sx(s) - DOT, y: sm(mv) - DOT, width: 2 * DOT, height: 2 * DOT, fill: COLORS.metric, class: "labkit-metric-point" }));
     }
     this.cursor = svg("line", { y1: T, y2: T + ph, class: "labkit-cursor", visibility: "hidden" });
     this.svg.append(defs, series, this.cursor);
@@ -454,7 +458,7 @@ class ChartView {
     const rect = this.svg.getBoundingClientRect();
     const px = ((e.clientX - rect.left) / rect.width) * Number(this.svg.getAttribute("width"));
     if (px < g.L || px > g.L + g.pw) { this.hover(null); return; }
-    const x = g.x0 + ((px - g.L) / g.pw) * (g.x1 - g.x0);
+    const x = g.x0 + ((px - g.L - PAD) / (g.pw - 2 * PAD)) * (g.x1 - g.x0); // sx, inverted
     let i = Math.max(g.i0, Math.min(st.n - 1, lowerBound(st.cols.step, st.n, x)));
     if (i > g.i0 && Math.abs(st.cols.step[i - 1] - x) < Math.abs(st.cols.step[i] - x)) i -= 1;
     const s = st.cols.step[i];
@@ -548,7 +552,7 @@ class PanelView {
     const sps = m.get("samples_per_s");
     if (sps > 0 && (status === "running" || ended)) facts.push(`${sps >= 100 ? Math.round(sps) : sps.toFixed(1)} samples/s`);
     const eta = m.get("eta_s"); // MetricHistory.eta, as the console bar shows it; -1 unless running
-    if (eta >= 0) facts.push(`ETA ${duration(eta)}`);
+    if (eta >= 0 && status === "running") facts.push(`ETA ${duration(eta)}`);
     if (m.get("device")) facts.push(m.get("device"));
     if (m.get("gpu_memory")) facts.push(`GPU memory ${m.get("gpu_memory")}`);
     this.facts.textContent = facts.join(" · ");

@@ -40,7 +40,9 @@ class ConsoleProgress:
     """Renders step/eval/save/end events on ``stream``.
 
     Subscribe it to a run's history, ``history.subscribe(ConsoleProgress(history=history))``,
-    and its ETA is ``history.eta()``. Called with bare events, it keeps a history of its own.
+    and its ETA is ``history.eta()`` and the time the run took is the history's elapsed time.
+    Called with bare events, it keeps a history of its own. ``name`` (``Run.name``) says which
+    run the last line is about.
     """
 
     def __init__(
@@ -49,10 +51,12 @@ class ConsoleProgress:
         *,
         history: MetricHistory | None = None,
         min_interval: float = 0.25,
+        name: str = "",
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.min_interval = min_interval
+        self.name = name
         self.history = history if history is not None else MetricHistory()
         self._records = history is None
         self._bar: _Bar | None = None
@@ -88,10 +92,14 @@ class ConsoleProgress:
                 self._bar.close()  # draws the last state, whatever the throttle held back
                 self._bar = None
             took = ""
-            if self._start is not None:
+            start = self.history.start_time
+            if event.time and start is not None:  # the run's own clock: from its start
+                took = f" in {tqdm.format_interval(max(0.0, event.time - start))}"
+            elif self._start is not None:  # bare events without times: since the first seen
                 took = f" in {tqdm.format_interval(time.monotonic() - self._start)}"
             error = f": {event.error}" if event.error else ""
-            self._line(f"run {event.status} at step {event.step}{took}{error}")
+            who = f"run {self.name}:" if self.name else "run"
+            self._line(f"{who} {event.status} at step {event.step}{took}{error}")
 
     def _stats(self, event: StepEnd, total: int | None) -> str:
         stats = [f"loss {event.loss:.4f}", f"lr {event.lr:.2e}"]

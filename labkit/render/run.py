@@ -124,11 +124,12 @@ def run_html(run: Any) -> str:
     color = STATUS_COLORS.get(status, "#555")
     step = _get(run, "step", 0) or 0
     total = _get(run, "total_steps") or (_get(history, "total_steps") if history else None)
+    name = str(_get(run, "name", "") or "labkit run")
     parts = [
         "<div class='labkit-run' style='font-family:system-ui,-apple-system,Segoe UI,"
         "sans-serif;font-size:13px;line-height:1.45;max-width:680px;color:#222'>",
         "<div style='margin-bottom:6px'>",
-        f"<b>labkit run</b> <span style='display:inline-block;padding:1px 8px;"
+        f"<b>{esc(name)}</b> <span style='display:inline-block;padding:1px 8px;"
         f"border-radius:9px;background:{color};color:#fff;font-size:12px'>"
         f"{esc(status_label(status))}</span> ",
     ]
@@ -139,9 +140,10 @@ def run_html(run: Any) -> str:
         facts.append(f"epoch {last['epoch']:.2f}")
         if last.get("samples_per_s"):
             facts.append(f"{last['samples_per_s']:.1f} samples/s")
-    times = history.column("time") if history is not None and len(history) > 1 else []
-    if len(times) > 1:
-        facts.append(f"{_duration(times[-1] - times[0])} elapsed")
+    # seconds since the run began (the "time" column is the wall clock, for the ETA)
+    elapsed = [e for e in history.column("elapsed") if e is not None] if last else []
+    if elapsed:
+        facts.append(f"{_duration(elapsed[-1])} elapsed")
     model = _get(run, "model")
     device = _get(model, "device") if model is not None else None
     if device is not None:

@@ -17,6 +17,11 @@ from typing import Literal
 
 __all__ = ["Series", "ema", "fmt", "line_chart", "log_ticks", "nice_ticks"]
 
+_DOT_R = 3.5  # px, a "points" series' dot
+# px between the plot's frame and its data range, so a dot at the last step or at an axis end
+# is drawn whole (the live chart in widgets/run_panel.js pads the same)
+_PAD = 6.0
+
 
 @dataclass(frozen=True)
 class Series:
@@ -219,12 +224,13 @@ def line_chart(
             head + f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" '
             'fill="none" stroke="#ddd"/>' + _text(width / 2, height / 2, "no data yet") + "</svg>"
         )
+    pad = _PAD
     xt = nice_ticks(min(xv), max(xv))
-    xs_ = _Scale(min(xv), max(xv), left, left + pw)
+    xs_ = _Scale(min(xv), max(xv), left + pad, left + pw - pad)
     parts = [head]
     if y1:
         lo1, hi1, t1 = _domain(y1, log_y)
-        sy1 = _Scale(lo1, hi1, top + ph, top, log=log_y)
+        sy1 = _Scale(lo1, hi1, top + ph - pad, top + pad, log=log_y)
         for t in t1:
             py = sy1(t)
             parts.append(
@@ -233,7 +239,7 @@ def line_chart(
             parts.append(_text(left - 6, py + 4, fmt(t), anchor="end"))
     if y2:
         lo2, hi2, t2 = _domain(y2, False)
-        sy2 = _Scale(lo2, hi2, top + ph, top)
+        sy2 = _Scale(lo2, hi2, top + ph - pad, top + pad)
         for t in t2:
             parts.append(_text(left + pw + 6, sy2(t) + 4, fmt(t), anchor="start"))
     for t in xt:
@@ -281,7 +287,7 @@ def line_chart(
             for vx, vy in zip(xs, ys):
                 if vy is not None:
                     parts.append(
-                        f'<circle cx="{xs_(vx):.1f}" cy="{sy(vy):.1f}" r="3.5" '
+                        f'<circle cx="{xs_(vx):.1f}" cy="{sy(vy):.1f}" r="{_DOT_R}" '
                         f'fill="{html.escape(s.color)}" fill-opacity="{s.opacity}">'
                         f"<title>{html.escape(s.name)} {fmt(vy)} at {fmt(vx)}</title>"
                         "</circle>"
@@ -292,7 +298,7 @@ def line_chart(
             continue
         color = html.escape(s.color)
         mark = (
-            f'<circle cx="{lx + 6}" cy="{top - 14}" r="3.5" fill="{color}"/>'
+            f'<circle cx="{lx + 6}" cy="{top - 14}" r="{_DOT_R}" fill="{color}"/>'
             if s.kind == "points"
             else f'<line x1="{lx}" x2="{lx + 14}" y1="{top - 14}" y2="{top - 14}" '
             f'stroke="{color}" stroke-width="2" stroke-opacity="{max(s.opacity, 0.5)}"/>'

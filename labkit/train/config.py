@@ -68,6 +68,8 @@ class FinetuneConfig:
         on ``Run.save()`` and at early stopping).
     keep_checkpoints: keep only this many newest checkpoints (None: all).
     progress: console progress bar (None: when no notebook front end is attached).
+    name: what to call the run, shown as the panel's title and in its snapshot (None: the
+        model and the method, e.g. ``all-MiniLM-L6-v2 · LoRA r=8``).
     trainer_args: further ``transformers.TrainingArguments`` fields, passed through.
     """
 
@@ -94,6 +96,7 @@ class FinetuneConfig:
     save_every: int | None = None
     keep_checkpoints: int | None = None
     progress: bool | None = None
+    name: str | None = None
     trainer_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -161,6 +164,8 @@ class FinetuneConfig:
             raise ConfigError(
                 f"precision must be one of {', '.join(_PRECISIONS)}, got {self.precision!r}."
             )
+        if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
+            raise bad("name", "a non-empty string (the run's title) or None")
         if not isinstance(self.trainer_args, dict):
             raise bad("trainer_args", "a dict of transformers.TrainingArguments fields")
         protected = sorted(set(self.trainer_args) & set(_PROTECTED))

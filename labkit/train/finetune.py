@@ -40,6 +40,7 @@ def finetune(
     seed: int = 0,
     output_dir: str | os.PathLike[str] | None = None,
     resume_from: str | os.PathLike[str] | None = None,
+    name: str | None = None,
     callbacks: Sequence[Any] = (),
     **trainer_args: Any,
 ) -> Run:
@@ -49,7 +50,8 @@ def finetune(
     :class:`labkit.TextData` (anything ``labkit.load_data`` reads is accepted too): its train
     split trains, its validation split evaluates. Further keywords are
     :class:`FinetuneConfig` fields (``warmup=0.1``, ``schedule="cosine"``, ``metric="f1"``, ...)
-    or ``transformers.TrainingArguments`` fields, passed through. ``callbacks`` are objects with
+    or ``transformers.TrainingArguments`` fields, passed through. ``name`` titles the run's
+    panel (default: the model and the method, ``run.name``). ``callbacks`` are objects with
     ``on_event(event, control)``; an exception in one ends the run as failed.
 
     Raises ``ConfigError`` (naming the field) before anything starts when a value is invalid,
@@ -76,6 +78,7 @@ def finetune(
         seed=seed,
         output_dir=None if output_dir is None else os.fspath(output_dir),
         resume_from=None if resume_from is None else os.fspath(resume_from),
+        name=name,
         trainer_args=trainer_args,
         **extra,
     )
@@ -107,11 +110,12 @@ def finetune(
 
 
 def _default_output_dir(model: Model, config: FinetuneConfig) -> str:
+    from labkit.train.run import model_label
+
     if config.resume_from is not None:  # continue in the run's own folder
         return os.path.dirname(config.resume_from)
-    name = os.path.basename(str(model.name).rstrip("/\\")) or "model"
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    return os.path.join("labkit-runs", f"{name}-{stamp}")
+    return os.path.join("labkit-runs", f"{model_label(model)}-{stamp}")
 
 
 def _precision(config: FinetuneConfig, device: Any) -> str:
@@ -318,9 +322,10 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
     bridge.trainer = trainer
     show = config.progress if config.progress is not None else _progress.wanted()
     if show and args.process_index == 0:
-        run.history.subscribe(_progress.ConsoleProgress(history=run.history))
+        run.history.subscribe(_progress.ConsoleProgress(history=run.history, name=run.name))
 
     def job(driver: RunDriver) -> None:
+        run.history.mark_start()  # elapsed counts from here, not from the first step's end
         driver.set_status("running")
         _checkpoint.clean_staging(run.output_dir)
         try:

@@ -11,6 +11,7 @@ a run's state moves. Nothing outside this module touches a run's private fields.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -46,6 +47,7 @@ class Run:
         self._config = config
         self._output_dir = output_dir
         self._callbacks = tuple(callbacks)
+        self._name = config.name or default_name(model, config)
         self.history = MetricHistory()
         self.control = Control()
         # moved only by this run's RunDriver, under _lock
@@ -137,6 +139,13 @@ class Run:
         return self._early_stopped
 
     @property
+    def name(self) -> str:
+        """What the run is called: ``finetune(..., name=...)``, else the model and the method,
+        e.g. ``all-MiniLM-L6-v2 · LoRA r=8`` or ``all-MiniLM-L6-v2 · full finetuning``; the
+        panel's title and its snapshot's heading."""
+        return self._name
+
+    @property
     def model(self) -> Model:
         """The labkit ``Model`` being trained (updated in place; LoRA runs attach the adapter)."""
         return self._model
@@ -197,7 +206,7 @@ class Run:
             f"{k}={v:.4f}" for k, v in self.metrics.items() if k in ("loss", "accuracy")
         )
         return (
-            f"Run({self.status}, step {self._step}{total}"
+            f"Run({self._name!r}, {self.status}, step {self._step}{total}"
             f"{', ' + shown if shown else ''}, output_dir={self._output_dir!r})"
         )
 
@@ -319,6 +328,39 @@ class RunDriver:
                     run._exc = exc
             finally:
                 run._done.set()
+
+
+def model_label(model: Model) -> str:
+    """The model's short name: the last part of its hub name or folder (``all-MiniLM-L6-v2``)."""
+    return os.path.basename(str(getattr(model, "name", "") or "").rstrip("/\\")) or "model"
+
+
+def default_name(model: Model, config: FinetuneConfig) -> str:
+    """A run's name when none is given: the model, then what distinguishes the run, its method
+    (``LoRA r=8``, ``AdaLoRA``, ``full finetuning``)."""
+    lora = getattr(config, "lora", False)
+    if lora is False:
+        # a model that already carries an adapter keeps training that adapter
+        method = "LoRA adapter" if getattr(model, "lora", False) else "full finetuning"
+    elif lora is True:
+        import inspect
+
+        from labkit.train.lora import lora_config
+
+        # lora=True is lora_config's defaults: its rank is read there, not repeated here
+        method = f"LoRA r={inspect.signature(lora_config).parameters['r'].default}"
+    else:
+        from peft import AdaLoraConfig, LoraConfig  # a peft config was given: peft is loaded
+
+        if isinstance(lora, AdaLoraConfig):
+            method = "AdaLoRA"
+        elif isinstance(lora, LoraConfig):
+            method = f"LoRA r={lora.r}"
+        else:  # another peft method: its own name (IA3, ...)
+            method = str(
+                getattr(getattr(lora, "peft_type", None), "value", "") or type(lora).__name__
+            )
+    return f"{model_label(model)} · {method}"
 
 
 def _export(model: Model, path: Path, *, merge_lora: bool) -> str:

@@ -240,7 +240,7 @@ class RunPanel(LossChart):
     checkpoints = t.List(t.Unicode()).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
     notice = t.Unicode("", help="answer to the last button press").tag(sync=True)
-    title = t.Unicode("").tag(sync=True)
+    title = t.Unicode("", help="the run's name (Run.name)").tag(sync=True)
     _kind = t.Unicode("panel").tag(sync=True)
 
     def __init__(
@@ -270,7 +270,8 @@ class RunPanel(LossChart):
             interval=interval,
         )
         model = getattr(run, "model", None)
-        self.title = str(getattr(model, "name", "") or "")
+        # Run.name says what distinguishes the run (two runs of one model in one notebook)
+        self.title = str(getattr(run, "name", "") or getattr(model, "name", "") or "")
         self.device = str(getattr(model, "device", "") or "")
         with self.hold_sync():
             self._refresh()
