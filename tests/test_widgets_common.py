@@ -242,3 +242,31 @@ def test_the_shared_buffer_helpers_decode(tmp_path: Path) -> None:
     out = json.loads(done.stdout)
     assert [float(v) for v in out["odd"]] == [float(v) for v in halves.astype(np.float32)]
     assert out["f32"] == floats.tolist() and out["none"] == 0
+
+
+@needs_node
+def test_the_front_end_writes_numbers_as_the_static_views_do(tmp_path: Path) -> None:
+    """JS sig() and labkit.render.summary.sig agree: 6e-06 is 6.00e-06, not 0.00000600."""
+    from labkit.render.summary import sig
+
+    values = [
+        6e-06,
+        1e-06,
+        -4.2e-06,
+        1.234e-4,
+        0.0123456,
+        0.99996,
+        0.5,
+        1.0,
+        12.345,
+        999.6,
+        1234.5,
+        -0.000123,
+        0.0,
+    ]
+    script = (
+        _base.prelude() + f"console.log(JSON.stringify({json.dumps(values)}.map((v) => sig(v))));\n"
+    )
+    done = _node(tmp_path / "sig.mjs", script)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == [sig(v) for v in values]

@@ -87,6 +87,23 @@ function f16(b) {
 // attention (white -> dark blue) for weights, change (white -> dark red) for divergences, and
 // toward/against with opacity for attributions.
 
+// ``x`` to ``digits`` significant digits, as labkit.render.summary.sig writes it for people:
+// 0.123, 12.3, 1,235, 4.20e-06; a dash for a missing value
+function sig(x, digits = 3) {
+  if (x === null || x === undefined || Number.isNaN(x)) return "–";
+  if (!Number.isFinite(x)) return x > 0 ? "∞" : "-∞";
+  if (x === 0) return "0";
+  const m = Math.floor(Math.log10(Math.abs(x)));
+  if (m >= digits - 1) return Math.round(x).toLocaleString("en-US");
+  if (m < -4) return x.toExponential(digits - 1).replace(/e([+-])(\d)$/, "e$10$2");
+  const text = x.toFixed(digits - 1 - m);
+  // rounding may add a digit (0.9996 -> 1.000): write it again at its new magnitude
+  if (text.replace("-", "").replace(".", "").replace(/^0+/, "").length > digits) {
+    return sig(Number(text), digits);
+  }
+  return text;
+}
+
 function rgba(rgb, alpha) {
   return `rgba(${rgb[0]},${rgb[1]},${rgb[2]},${alpha})`;
 }

@@ -15,7 +15,6 @@ const MAP_WIDTH = 280; // px a map is drawn across, about
 const LABEL_PX = 11; // axis labels at least this far apart: thinned when rows are smaller
 const LABEL_CHARS = 12; // longer labels are cut (the tooltip has the whole token)
 
-const sig3 = (v) => (v === 0 ? "0" : v.toPrecision(3));
 
 function axisLabel(tok) {
   const text = pretty(tok).trim() || "\u2423";
@@ -106,7 +105,7 @@ function render({ model, el }) {
         const v = (scores[li] || [])[hi] || 0;
         const td = h("td", "lk-cell");
         td.style.backgroundColor = rgba(PALETTE.change, peak > 0 ? v / peak : 0);
-        td.title = `layer ${layer}, head ${head}: ${sig3(v)}`;
+        td.title = `layer ${layer}, head ${head}: ${sig(v)}`;
         if (li === sl && hi === sh) td.classList.add("selected");
         td.addEventListener("click", () => select(li, hi));
         tr.append(td);
@@ -119,7 +118,7 @@ function render({ model, el }) {
     ranked.sort((a, b) => b[0] - a[0]);
     list.replaceChildren();
     for (const [v, li, hi] of ranked.slice(0, 10)) {
-      const item = h("li", "lk-rank", `layer ${layers()[li]} head ${heads()[hi]}: ${sig3(v)}`);
+      const item = h("li", "lk-rank", `layer ${layers()[li]} head ${heads()[hi]}: ${sig(v)}`);
       if (li === sl && hi === sh) item.classList.add("selected");
       item.addEventListener("click", () => select(li, hi));
       list.append(item);
@@ -157,7 +156,7 @@ function render({ model, el }) {
       const t = h("span", "lk-tok", pretty(tok));
       const v = data.rows[i] || 0;
       t.style.backgroundColor = rgba(PALETTE.change, top > 0 ? (0.6 * v) / top : 0);
-      t.title = `token ${i}: change ${sig3(v)} bits`;
+      t.title = `token ${i}: change ${sig(v)} bits`;
       strip.append(t);
     });
     detail.append(h("div", "lk-status", "change per query token (bits):"), strip);
