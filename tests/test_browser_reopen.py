@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import pathlib
+import subprocess
 import sys
 import urllib.request
 
@@ -115,15 +116,56 @@ def test_a_saved_notebook_reopens_with_its_snapshots(chromium, tmp_path: pathlib
             # the static DOM: the run's final state with its chart, the views' snapshots
             run_html = page.inner_text(".labkit-output .labkit-snapshot .labkit-run")
             assert "finished" in run_html and "step 12" in run_html
-            assert page.locator(".labkit-output .labkit-snapshot .labkit-run svg").count() == 1
+            chart = ".labkit-output .labkit-snapshot .labkit-run img.labkit-chart"
+            assert page.locator(chart).count() == 1
+            assert page.evaluate(f"document.querySelector({chart!r}).naturalWidth") > 0
             snapshots = page.locator(".labkit-output .labkit-snapshot")
             assert snapshots.count() == LIVE
             for i in range(LIVE):
                 assert snapshots.nth(i).inner_text().strip(), f"snapshot {i} is empty"
             assert "<img src=x onerror=window.__pwned=1>" in body  # the token, as text
             assert page.evaluate("window.__pwned") is None
-            assert "labkit App" in page.inner_text(".labkit-output .labkit-snapshot .labkit-app")
+            assert "labkit App" in page.inner_text(
+                ".labkit-output .labkit-snapshot .labkit-app-snapshot"
+            )
             screenshot(page, f"reopen_{app}_snapshot")
+            # 3. opened where no kernel can start (its kernelspec is not installed here): no
+            # widget manager ever answers, and the snapshots show all the same
+            _shut_down_kernels(server)
+            page.close()
+            saved = json.loads((tmp_path / "reopen.ipynb").read_text())
+            # neither its name nor its language matches a kernel here: nothing starts
+            saved["metadata"]["kernelspec"] = {
+                "name": "no-such-kernel",
+                "display_name": "No such kernel",
+                "language": "no-such-language",
+            }
+            saved["metadata"].pop("language_info", None)
+            (tmp_path / "nokernel.ipynb").write_text(json.dumps(saved))
+            # the user's own notebook, trusted as a saved one is (an untrusted notebook shows
+            # JupyterLab's sanitized text/html, never a widget)
+            subprocess.run(
+                [sys.executable, "-m", "jupyter", "trust", str(tmp_path / "nokernel.ipynb")],
+                env=server.env,
+                check=True,
+                capture_output=True,
+            )
+            page = context.new_page()
+            page.on("pageerror", lambda e: errors.append(str(e)))
+            # ?reset: JupyterLab would restore the last layout, reopen.ipynb in front
+            page.goto(server.notebook_url("nokernel.ipynb") + "&reset")
+            page.wait_for_function(
+                """() => { const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
+                  return !!w && !!w.context && w.context.path === 'nokernel.ipynb'; }""",
+                timeout=60_000,
+            )
+            assert _wait_shows(page, "snapshot", LIVE) == ["snapshot"] * LIVE
+            assert "Error displaying widget" not in page.inner_text("body")
+            no_kernel = (
+                "() => !window.jupyterapp.shell.currentWidget.sessionContext.session?.kernel"
+            )
+            assert page.evaluate(no_kernel)
+            screenshot(page, f"reopen_{app}_no_kernel")
             assert not [e for e in errors if "labkit" in e], errors
         except Exception:
             print(server.log_tail(), file=sys.stderr)

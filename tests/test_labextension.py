@@ -37,10 +37,10 @@ def test_the_digest_changes_with_the_source(tmp_path: Path) -> None:
 
 def test_the_marker_is_the_same_string_in_the_kernel_and_the_front_end() -> None:
     source = (SOURCE / "src" / "index.js").read_text()
-    assert f"export const LABKIT_MIME = '{LIVE_MIME}';" in source
+    assert f"export const LIVE_MIME = '{LIVE_MIME}';" in source
     built = "".join(p.read_text() for p in (LABEXTENSION / "static").glob("*.js"))
     assert LIVE_MIME in built
-    assert live_marker("RunPanel") == {LIVE_MIME: {"version": 1, "view": "RunPanel"}}
+    assert live_marker("Run") == {LIVE_MIME: {"version": 1, "view": "Run"}}
 
 
 def test_the_front_end_loads_nothing_from_the_network() -> None:
@@ -73,7 +73,7 @@ def test_nbviewer_shows_the_snapshot_of_a_saved_labkit_output() -> None:
             "version_minor": 0,
             "model_id": "0123456789abcdef",
         },
-        **live_marker("RunPanel"),
+        **live_marker("Run"),
         "text/html": snapshot,
         "text/plain": "Run(finished, step 12/12)",
     }

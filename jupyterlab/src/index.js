@@ -14,7 +14,7 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Panel } from '@lumino/widgets';
 
-export const LABKIT_MIME = 'application/vnd.labkit.view+json';
+export const LIVE_MIME = 'application/vnd.labkit.view+json';
 const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
 const HTML_MIME = 'text/html';
 // ahead of the widget manager's renderer (-10), so a labkit bundle comes here first
@@ -23,24 +23,44 @@ const RANK = -20;
 const SNAPSHOT_AFTER_MS = 400;
 
 // The widget manager registers a renderer of its own in each notebook once the notebook's
-// kernel is ready; until then the notebook holds the app-wide one, which has no manager.
-// Resolves with the notebook's factory, or null when widgets are not installed at all.
-const managed = new WeakMap();
-function managedWidgetFactory(registry, appRegistry) {
-  let found = managed.get(registry);
-  if (!found) {
-    found = new Promise((resolve) => {
-      const look = () => {
-        const factory = registry.getFactory(WIDGET_MIME);
-        if (!factory) return resolve(null);
-        if (factory !== appRegistry.getFactory(WIDGET_MIME)) return resolve(factory);
-        setTimeout(look, 100);
-      };
-      look();
-    });
-    managed.set(registry, found);
-  }
-  return found;
+// kernel is ready; until then the notebook holds the app-wide one, which has no manager (and a
+// notebook without a kernel never gets one). One poll per notebook registry, running only while
+// some renderer of it still waits: closing the notebook disposes them, and the poll ends.
+// Resolves with the notebook's factory, or null when widgets are not installed at all (or the
+// renderer was disposed while it waited).
+const polls = new WeakMap();
+function managedWidgetFactory(registry, appRegistry, renderer) {
+  const found = () => {
+    const factory = registry.getFactory(WIDGET_MIME);
+    if (!factory) return { factory: null };
+    return factory !== appRegistry.getFactory(WIDGET_MIME) ? { factory } : null;
+  };
+  const now = found();
+  if (now) return Promise.resolve(now.factory);
+  return new Promise((resolve) => {
+    let poll = polls.get(registry);
+    if (!poll) {
+      poll = { waiting: new Map(), timer: 0 };
+      polls.set(registry, poll);
+    }
+    poll.waiting.set(renderer, resolve);
+    const look = () => {
+      poll.timer = 0;
+      for (const [r, done] of poll.waiting) {
+        if (r.isDisposed) {
+          poll.waiting.delete(r);
+          done(null);
+        }
+      }
+      const result = found();
+      if (result) {
+        for (const done of poll.waiting.values()) done(result.factory);
+        poll.waiting.clear();
+      }
+      if (poll.waiting.size) poll.timer = setTimeout(look, 100);
+    };
+    if (!poll.timer) poll.timer = setTimeout(look, 100);
+  });
 }
 
 // What the widget manager's renderer shows: 'live' (a view is in), 'gone' (it gave up, or the
@@ -74,9 +94,10 @@ export class LabkitRenderer extends Panel {
 
   async renderModel(model) {
     const id = (model.data[WIDGET_MIME] || {}).model_id || '';
-    const same = id && id === this._modelId && this._live && widgetState(this._live) === 'live';
+    // the same widget (live, or still on its way): keep its renderer, refresh the snapshot
+    const same = id && id === this._modelId && this._live && widgetState(this._live) !== 'gone';
     await this._renderSnapshot(model);
-    if (same) return; // a newer snapshot of the same live widget: the view stays as it is
+    if (same) return; // the view stays as it is
     this._dropLive();
     this._modelId = id;
     const generation = ++this._generation;
@@ -104,7 +125,7 @@ export class LabkitRenderer extends Panel {
   }
 
   async _renderLive(model, generation) {
-    const factory = await managedWidgetFactory(this._registry, this._appRegistry);
+    const factory = await managedWidgetFactory(this._registry, this._appRegistry, this);
     if (generation !== this._generation || this.isDisposed) return;
     if (!factory) {
       this._show('snapshot');
@@ -163,11 +184,11 @@ export class LabkitRenderer extends Panel {
 }
 
 function addLabkitRenderer(registry, appRegistry) {
-  if (registry.getFactory(LABKIT_MIME)) return;
+  if (registry.getFactory(LIVE_MIME)) return;
   registry.addFactory(
     {
       safe: false, // an untrusted notebook gets the sanitized snapshot, as before
-      mimeTypes: [LABKIT_MIME],
+      mimeTypes: [LIVE_MIME],
       createRenderer: (options) => new LabkitRenderer(options, registry, appRegistry),
     },
     RANK

@@ -15,7 +15,8 @@ __all__ = ["LABEXTENSION", "NAME", "SOURCE", "source_digest"]
 
 NAME = "labkit-jupyterlab"  # the npm name in jupyterlab/package.json
 LABEXTENSION = Path(__file__).resolve().parent / "labextension"
-# the extension's source, in a checkout (the wheel carries only the built files)
+# the extension's source: in a checkout only (an installed wheel carries the built files alone,
+# and this path then names nothing of labkit's)
 SOURCE = Path(__file__).resolve().parents[2] / "jupyterlab"
 
 
