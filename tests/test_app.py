@@ -406,3 +406,49 @@ def test_the_model_dropdown_never_names_another_model_than_load_will_load():
     assert app.model_preset.value == OTHER_MODEL
     app.model_preset.value = DEFAULT_MODEL
     assert app.model_name.value == "" and app.model_preset.value == DEFAULT_MODEL
+
+
+def test_compare_is_refused_while_a_run_trains_the_model(app):
+    """Compare would read weights a run is changing (and turn a LoRA adapter off under it):
+    while the run trains it says so; after the run it compares."""
+    hold, held = threading.Event(), threading.Event()
+    app.train_steps.value = 40
+    app.train_batch.value = 8
+    app.start_training()
+    run = app.run
+
+    def at_step(event) -> None:
+        if type(event).__name__ == "StepEnd" and event.step == 2:
+            held.set()
+            hold.wait(60)
+
+    run.history.subscribe(at_step)
+    assert held.wait(60)
+    app.compare()
+    app.wait(60)
+    message = app.status.message
+    hold.set()
+    run.stop()
+    run.wait(60)
+    assert "A run is training this model" in message
+    app.compare()
+    app.wait(120)
+    assert app.status.kind == "ok", app.status.message
+    assert app.comparison is not None
+
+
+def test_the_app_snapshot_follows_the_app_and_escapes(app):
+    """What a saved notebook shows of the App: its status, model, data, and the last run."""
+    html = app.snapshot_html()
+    assert "labkit App" in html and "tiny" in html.lower() and "Training" not in html
+    app.train_steps.value = 4
+    app.train_batch.value = 8
+    app.start_training()
+    app.run.wait(60)
+    html = app.snapshot_html()
+    assert "Training" in html and "labkit-run" in html and "finished" in html
+    app.status.message = "<img src=x onerror=alert(1)>"
+    assert "<img src=x" not in app.snapshot_html()
+    bundle = app._repr_mimebundle_()
+    assert {"text/html", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
+    assert "application/vnd.labkit.view+json" in bundle

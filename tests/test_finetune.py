@@ -444,3 +444,24 @@ def test_a_named_run_and_its_elapsed_seconds(tiny_model, toy_data, tmp_path):
     elapsed = history.column("elapsed")
     assert 0 < elapsed[0] <= elapsed[-1] < 600  # from the run's start: the first step counts
     assert elapsed[-1] == pytest.approx(history.column("time")[-1] - history.start_time)
+
+
+def test_a_stop_from_a_callback_says_stopping_until_the_end(tiny_model, toy_data, tmp_path):
+    """A callback's control.stop() does not pass through Run.stop: the run says stopping all
+    the same while its checkpoint is written."""
+    gate, seen, box = threading.Event(), [], {}
+
+    class StopAtTwo:
+        def on_event(self, event, control):
+            if isinstance(event, StepEnd) and event.step == 1:
+                gate.wait(30)
+            if isinstance(event, StepEnd) and event.step == 2:
+                control.stop()
+            if isinstance(event, Saved):
+                seen.append(box["run"].status)
+
+    run = _go(tiny_model, toy_data, tmp_path, callbacks=[StopAtTwo()], max_steps=50)
+    box["run"] = run
+    gate.set()
+    run.wait(60)
+    assert seen == ["stopping"] and run.status == "stopped"

@@ -29,9 +29,10 @@ __all__ = ["LIVE_MIME", "ipython_display", "live_marker", "mimebundle"]
 LIVE_MIME = "application/vnd.labkit.view+json"
 
 
-def live_marker(view: str) -> dict[str, Any]:
-    """The ``LIVE_MIME`` entry of a bundle whose live view is ``view`` (e.g. ``"RunPanel"``)."""
-    return {LIVE_MIME: {"version": 1, "view": view}}
+def live_marker(kind: str) -> dict[str, Any]:
+    """The ``LIVE_MIME`` entry of a bundle showing a labkit ``kind`` of object (``"Run"``,
+    ``"AttentionResult"``, ``"App"``...) both live and as a snapshot."""
+    return {LIVE_MIME: {"version": 1, "view": kind}}
 
 
 def _ui() -> ModuleType:

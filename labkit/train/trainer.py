@@ -276,7 +276,9 @@ class Bridge(TrainerCallback):
             control.should_save = True
         if c.stop_requested:
             # what the user asked for: the checkpoint, then the end; no evaluation (the run's
-            # metrics stay those of its last evaluation)
+            # metrics stay those of its last evaluation). A stop from a callback's Control
+            # did not pass through Run.stop: say "stopping" now too
+            self.on_status("stopping")
             control.should_training_stop = True
             control.should_save = True
             control.should_evaluate = False

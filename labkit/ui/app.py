@@ -249,7 +249,7 @@ class App(W.VBox):
         e = html.escape
         h = "<div style='font-weight:600;margin:10px 0 4px'>{}</div>".format
         parts = [
-            "<div class='labkit-app' style='font-family:system-ui,-apple-system,Segoe UI,"
+            "<div class='labkit-app-snapshot' style='font-family:system-ui,-apple-system,Segoe UI,"
             "sans-serif;font-size:13px;line-height:1.45;max-width:960px'>",
             "<div><b style='font-size:15px'>labkit App</b> <span style='color:#666'>— a saved "
             "view: run the cell to use the App</span></div>",
@@ -695,6 +695,16 @@ class App(W.VBox):
                 self._say(*said)
 
     def _on_run_event(self, event: Any) -> None:
+        # on the training thread: a failure here must never reach the run (its wait() would
+        # raise for a run that finished)
+        try:
+            self._after_run_event(event)
+        except Exception:
+            import logging
+
+            logging.getLogger("labkit").warning("the App could not show a run event", exc_info=True)
+
+    def _after_run_event(self, event: Any) -> None:
         from labkit.events import TrainEnd
 
         run = self.run
@@ -732,7 +742,8 @@ class App(W.VBox):
 
         def job() -> Any:
             self._need()
-            return labkit.attention(self.model, text)
+            with self._model_lock:  # not while the Explain view recomputes on the model
+                return labkit.attention(self.model, text)
 
         def done(result: Any) -> str:
             self.attention_box.children = [view_for(result)]
@@ -824,12 +835,7 @@ class App(W.VBox):
                 "Nothing to compare yet: train the model in the Train tab first (the "
                 "model before training is kept for this comparison)."
             )
-        if model.is_training:
-            raise InputError(
-                "A run is training the LoRA adapter, and Compare turns the adapter off to "
-                "show the model before training: wait for the run to end, or stop it."
-            )
-        with self._model_lock, model.hf.disable_adapter():
+        with model.hf.disable_adapter():  # the caller holds the model lock, training checked
             yield model, "the pretrained weights, with the LoRA adapter turned off"
 
     def compare(self) -> None:
@@ -842,7 +848,18 @@ class App(W.VBox):
 
         def job() -> Comparison:
             self._need()
+            with self._model_lock:  # nothing else of the App's runs on the model meanwhile
+                return compare_now()
+
+        def compare_now() -> Comparison:
+            from labkit._errors import InputError
+
             after = self.model
+            if after.is_training:
+                # the weights move under a run (and Compare may turn a LoRA adapter off)
+                raise InputError(
+                    "A run is training this model: Compare when it has ended (or stop it)."
+                )
             p1 = after.predict([text])[0]
             a1 = labkit.attention(after, text)
             e1 = labkit.explain(after, text, target=p1.label)

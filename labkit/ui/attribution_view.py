@@ -142,15 +142,15 @@ class AttributionView(LabkitWidget):
             "faithfulness": self.faithfulness,
         }
         request[change["name"]] = change["new"]  # the asked value, even if a copy overwrote it
-        with self._requests:
+        with self._requests:  # the worker sets these traits under the same lock
             self._pending = request
             start = self._worker is None
             if start:
                 self._worker = threading.Thread(
                     target=self._drain, name="labkit-explain-view", daemon=True
                 )
-        with self.hold_sync():
-            self.error, self.busy = "", True
+            with self.hold_sync():
+                self.error, self.busy = "", True
         if start:
             from labkit._utils.threads import release_idle_pool
 
@@ -163,9 +163,11 @@ class AttributionView(LabkitWidget):
         try:
             while self._next():
                 pass
-        except BaseException:
+        except BaseException as exc:
             with self._requests:  # a broken copy must not leave later requests unanswered
                 self._worker = None
+                with self.hold_sync():
+                    self.error, self.busy = f"Unexpected {type(exc).__name__}: {exc}", False
             raise
 
     def _next(self) -> bool:

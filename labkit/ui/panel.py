@@ -361,6 +361,8 @@ class RunPanel(LossChart):
             return f"unknown action {action!r}"
         if status in ENDED_STATUSES:
             return f"the run has already ended ({status}); nothing to {action}"
+        if status == "stopping" and action in ("pause", "resume", "save"):
+            return f"the run is stopping (its checkpoint is being written); nothing to {action}"
         if action == "save":
             self._notice_saves = len(self.history.saves)
         try:
