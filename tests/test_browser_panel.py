@@ -373,7 +373,7 @@ def test_saved_notebook_holds_the_final_snapshot(chromium, tmp_path: pathlib.Pat
                 html = "".join(str(o["data"].get("text/html", "")) for o in outs)
                 time.sleep(0.3)  # polling the saved file, with a deadline
             assert len(outs) == 1
-            assert "finished" in html and "<svg" in html, html[:400]
+            assert "finished" in html and "data:image/svg+xml" in html, html[:400]
         except Exception:
             print(server.log_tail(), file=sys.stderr)
             screenshot(page, "run_panel_snapshot_failure")

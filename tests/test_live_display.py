@@ -79,7 +79,7 @@ def test_a_run_displayed_while_training_ends_with_the_final_snapshot(
     assert "running" in bundle["text/html"] and "running" in bundle["text/plain"]
     (final,) = handle.updates  # exactly once, at the end
     assert final[WIDGET] == bundle[WIDGET]  # the same live panel
-    assert "finished" in final["text/html"] and "<svg" in final["text/html"]
+    assert "finished" in final["text/html"] and "data:image/svg+xml" in final["text/html"]
     assert final["text/plain"] == repr(run) and "accuracy" in final["text/html"]
     labkit.ui.view_for(run).close()
 

@@ -28,7 +28,7 @@ def test_panel_follows_a_real_run_to_its_end(tiny_model, toy_data, tmp_path: pat
     assert (panel.status, panel.step, panel.total_steps) == ("finished", run.step, run.step)
     assert panel.metrics == pytest.approx(run.metrics)
     assert panel.checkpoints == run.checkpoints and panel.checkpoints
-    assert "<svg" in run._repr_html_() and "finished" in run._repr_html_()
+    assert "data:image/svg+xml" in run._repr_html_() and "finished" in run._repr_html_()
 
 
 def test_stop_from_the_panel_saves_and_stops(tiny_model, toy_data, tmp_path: pathlib.Path) -> None:

@@ -11,7 +11,7 @@ import html
 from typing import Any
 
 from labkit.events import ENDED_STATUSES, REQUESTED_STATUSES
-from labkit.render.svgchart import Series, ema, fmt, line_chart
+from labkit.render.svgchart import Series, as_image, ema, fmt, line_chart
 
 __all__ = ["STATUS_COLORS", "loss_chart_svg", "run_html", "status_label"]
 
@@ -116,6 +116,22 @@ def _duration(seconds: float) -> str:
     return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
 
 
+def _chart_alt(history: Any, metric: str) -> str:
+    """The loss chart in words, for where its image is not shown."""
+    losses = [v for v in history.column("loss") if v is not None]
+    if not losses:
+        return "loss chart: no steps yet"
+    text = (
+        f"loss chart: {len(losses)} steps, training loss from {fmt(losses[0])} to {fmt(losses[-1])}"
+    )
+    last = history.last_eval
+    if last is not None:
+        shown = pick_metric(history.evals, metric)
+        extra = f", validation {shown} {fmt(last.metrics[shown])}" if shown in last.metrics else ""
+        text += f"; last evaluation at step {last.step}{extra}"
+    return text
+
+
 def run_html(run: Any) -> str:
     """A static summary of ``run``: status, progress, loss chart, last metrics, error."""
     esc = html.escape
@@ -161,7 +177,9 @@ def run_html(run: Any) -> str:
     if history is not None:
         config = _get(run, "config")
         metric = str(_get(config, "metric", "") or "")
-        parts.append(loss_chart_svg(history, metric=metric if metric != "loss" else ""))
+        shown = metric if metric != "loss" else ""
+        svg = loss_chart_svg(history, metric=shown)
+        parts.append(as_image(svg, _chart_alt(history, shown)))
     metrics = _get(run, "metrics") or (
         history.last_eval.metrics if history is not None and history.last_eval else {}
     )

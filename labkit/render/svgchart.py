@@ -307,3 +307,19 @@ def line_chart(
         lx += 26 + 6.5 * len(s.name)
     parts.append("</svg>")
     return "".join(parts)
+
+
+def as_image(svg: str, alt: str) -> str:
+    """``svg`` as an ``<img>`` with a data URI: drawn the same wherever HTML is shown, including
+    where inline SVG is stripped (JupyterLab's sanitizer in an untrusted notebook, GitHub), with
+    ``alt`` (escaped) saying what it shows where images are off."""
+    import base64
+    import re
+
+    size = re.search(r'<svg[^>]*\bwidth="(\d+)"[^>]*\bheight="(\d+)"', svg)
+    dims = f" width='{size[1]}' height='{size[2]}'" if size else ""
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (
+        f"<img class='labkit-chart' alt='{html.escape(alt, quote=True)}'{dims} "
+        f"style='max-width:100%;height:auto' src='data:image/svg+xml;base64,{data}'>"
+    )
