@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from labkit.render import attribution, heatmap, run
+from labkit.render import attribution, heatmap, run, svgchart
 from labkit.ui import _base
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +111,14 @@ def test_the_palette_is_labkit_render_s_colours() -> None:
         "toward": list(attribution.TOWARD),
         "against": list(attribution.AGAINST),
         "opacity": attribution.OPACITY,
-        "chart": {"raw": run.RAW, "ema": run.SMOOTH, "val": run.VAL, "metric": run.METRIC},
+        "chart": {
+            "raw": run.RAW,
+            "ema": run.SMOOTH,
+            "val": run.VAL,
+            "metric": run.METRIC,
+            "pad": svgchart.PAD,
+            "dot": svgchart.DOT_R,
+        },
         "status": run.STATUS_COLORS,
     }
 

@@ -11,12 +11,12 @@
 // of the same model in the page draws at once. All text goes through textContent.
 
 const SVGNS = "http://www.w3.org/2000/svg";
-const COLORS = PALETTE.chart; // the static chart's colours (labkit.render.run)
+const COLORS = PALETTE.chart; // the static chart's colours and geometry (labkit.render)
 const STORES = new Map(); // model key -> Store
-const DOT = 3.5; // a validation marker's radius (the metric's square is 2 * DOT wide)
+const DOT = COLORS.dot; // a validation marker's radius (the metric's square is 2 * DOT wide)
 // px between the plot's frame and its data range, so a marker at the last step or at an axis end
-// is drawn whole inside the frame's clip (labkit.render.svgchart pads the static chart the same)
-const PAD = 6;
+// is drawn whole inside the frame's clip: labkit.render.svgchart's PAD, as the static chart
+const PAD = COLORS.pad;
 
 function svg(tag, attrs) {
   const e = document.createElementNS(SVGNS, tag);

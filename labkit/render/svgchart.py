@@ -15,12 +15,22 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["Series", "ema", "fmt", "line_chart", "log_ticks", "nice_ticks"]
+__all__ = [
+    "DOT_R",
+    "PAD",
+    "Series",
+    "as_image",
+    "ema",
+    "fmt",
+    "line_chart",
+    "log_ticks",
+    "nice_ticks",
+]
 
-_DOT_R = 3.5  # px, a "points" series' dot
+DOT_R = 3.5  # px, a "points" series' dot
 # px between the plot's frame and its data range, so a dot at the last step or at an axis end
-# is drawn whole (the live chart in widgets/run_panel.js pads the same)
-_PAD = 6.0
+# is drawn whole; the live chart (widgets/run_panel.js) gets both through labkit.ui's PALETTE
+PAD = 6.0
 
 
 @dataclass(frozen=True)
@@ -224,7 +234,7 @@ def line_chart(
             head + f'<rect x="0.5" y="0.5" width="{width - 1}" height="{height - 1}" '
             'fill="none" stroke="#ddd"/>' + _text(width / 2, height / 2, "no data yet") + "</svg>"
         )
-    pad = _PAD
+    pad = PAD
     xt = nice_ticks(min(xv), max(xv))
     xs_ = _Scale(min(xv), max(xv), left + pad, left + pw - pad)
     parts = [head]
@@ -287,7 +297,7 @@ def line_chart(
             for vx, vy in zip(xs, ys):
                 if vy is not None:
                     parts.append(
-                        f'<circle cx="{xs_(vx):.1f}" cy="{sy(vy):.1f}" r="{_DOT_R}" '
+                        f'<circle cx="{xs_(vx):.1f}" cy="{sy(vy):.1f}" r="{DOT_R}" '
                         f'fill="{html.escape(s.color)}" fill-opacity="{s.opacity}">'
                         f"<title>{html.escape(s.name)} {fmt(vy)} at {fmt(vx)}</title>"
                         "</circle>"
@@ -298,7 +308,7 @@ def line_chart(
             continue
         color = html.escape(s.color)
         mark = (
-            f'<circle cx="{lx + 6}" cy="{top - 14}" r="{_DOT_R}" fill="{color}"/>'
+            f'<circle cx="{lx + 6}" cy="{top - 14}" r="{DOT_R}" fill="{color}"/>'
             if s.kind == "points"
             else f'<line x1="{lx}" x2="{lx + 14}" y1="{top - 14}" y2="{top - 14}" '
             f'stroke="{color}" stroke-width="2" stroke-opacity="{max(s.opacity, 0.5)}"/>'

@@ -66,10 +66,11 @@ def palette() -> dict[str, Any]:
     RGB triples (0..255): ``attention`` and ``change`` are the dark ends of the white-to-colour
     ramps of attention weights and of their change; ``toward`` and ``against`` colour attribution
     scores, the strongest at ``opacity`` (0..1). ``chart``: the loss chart's series colours
-    (``raw`` loss, its ``ema``, ``val`` loss, the watched ``metric``); ``status``: the run
+    (``raw`` loss, its ``ema``, ``val`` loss, the watched ``metric``) and its geometry (``pad``
+    between the frame and the data, the markers' radius ``dot``, px); ``status``: the run
     status badge's colour by status.
     """
-    from labkit.render import attribution, heatmap
+    from labkit.render import attribution, heatmap, svgchart
     from labkit.render import run as run_view
 
     return {
@@ -83,6 +84,8 @@ def palette() -> dict[str, Any]:
             "ema": run_view.SMOOTH,
             "val": run_view.VAL,
             "metric": run_view.METRIC,
+            "pad": svgchart.PAD,
+            "dot": svgchart.DOT_R,
         },
         "status": dict(run_view.STATUS_COLORS),
     }
