@@ -269,6 +269,30 @@ def jupyter_server(
             proc.wait(timeout=5)
 
 
+def kernel_env() -> dict[str, str]:
+    """A test server's kernel environment: offline hub, and this checkout importable."""
+    return {
+        "HF_HUB_OFFLINE": "1",
+        "HF_DATASETS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+        "PYTHONPATH": os.pathsep.join(
+            [str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+
+
+def write_tiny_notebook(path: Path, cells: Sequence[str], rows: int) -> Path:
+    """Write ``cells`` as a notebook at ``path`` with ``{model!r}`` naming a tiny BERT built
+    next to it and ``{rows!r}`` standing for ``rows`` toy training rows."""
+    from tests import _tiny
+
+    folder = _tiny.build("bert", path.parent / "tiny-bert")
+    model, data = repr(str(folder)), repr(_tiny.toy_rows(rows))
+    return write_notebook(
+        path, [c.replace("{model!r}", model).replace("{rows!r}", data) for c in cells]
+    )
+
+
 def write_notebook(path: Path, cells: Sequence[str]) -> Path:
     """Write a notebook of code ``cells`` (python3 kernel) to ``path``."""
     import nbformat

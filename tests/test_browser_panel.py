@@ -4,7 +4,6 @@ thing in JupyterLab on loopback with a real run of a tiny model (Stop from the p
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import sys
 import time
@@ -12,6 +11,7 @@ import time
 import pytest
 
 from tests._browser import screenshot, widget_page
+from tests._jupyter import kernel_env
 
 pytestmark = pytest.mark.browser
 
@@ -222,18 +222,6 @@ run""",
 ]
 
 
-def _kernel_env() -> dict[str, str]:
-    """Offline hub, and this checkout importable from the kernel."""
-    return {
-        "HF_HUB_OFFLINE": "1",
-        "HF_DATASETS_OFFLINE": "1",
-        "TOKENIZERS_PARALLELISM": "false",
-        "PYTHONPATH": os.pathsep.join(
-            [str(pathlib.Path(__file__).parents[1]), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-
-
 def _wait_points(page, more_than: int, timeout: float = 90_000) -> int:
     page.wait_for_function(
         f"() => {{ const s = document.querySelector('.labkit-panel .labkit-svg');"
@@ -249,18 +237,18 @@ def test_jupyter_live_panel_stop_saves_a_checkpoint(
     chromium, tmp_path: pathlib.Path, app: str
 ) -> None:
     """JupyterLab 4 and Notebook 7: points arrive, survive a reload, Stop saves and stops."""
-    from tests import _tiny
-    from tests._jupyter import app_missing, jupyter_server, open_notebook, run_all, write_notebook
+    from tests._jupyter import (
+        app_missing,
+        jupyter_server,
+        open_notebook,
+        run_all,
+        write_tiny_notebook,
+    )
 
     if app_missing(app):
         pytest.fail(f"Jupyter {app} is missing (make install-dev installs it): {app_missing(app)}")
-    folder = _tiny.build("bert", tmp_path / "tiny-bert")
-    cells = [
-        c.replace("{model!r}", repr(str(folder))).replace("{rows!r}", repr(_tiny.toy_rows(32)))
-        for c in NOTEBOOK
-    ]
-    write_notebook(tmp_path / "panel.ipynb", cells)
-    env = _kernel_env()
+    write_tiny_notebook(tmp_path / "panel.ipynb", NOTEBOOK, rows=32)
+    env = kernel_env()
     # JupyterLab 4.4+ and Notebook 7 send comm messages over kernel subshells. After a page
     # reload the new page sometimes addresses a subshell the kernel does not know ("Cannot
     # handle comm_msg ...: Unknown subshell_id" in the kernel log), and ipykernel drops every
@@ -349,7 +337,7 @@ def test_saved_notebook_holds_the_final_snapshot(chromium, tmp_path: pathlib.Pat
         "run"
     )
     write_notebook(tmp_path / "snap.ipynb", [cell, "1 + 1"])
-    env = _kernel_env()
+    env = kernel_env()
     with jupyter_server(tmp_path, app="lab", env=env) as server:
         context = chromium.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()

@@ -41,12 +41,6 @@ _SHOWS = """() => [...document.querySelectorAll('.labkit-output')]
   .map((el) => el.dataset.labkitShows || '')"""
 
 
-def _kernel_env() -> dict[str, str]:
-    from tests.test_browser_panel import _kernel_env as env
-
-    return env()
-
-
 def _shut_down_kernels(server) -> None:
     """What File > Close and Shut Down does to the kernel (the page is left alone)."""
     for session in server.api("sessions"):
@@ -69,18 +63,19 @@ def _wait_shows(page, want: str, n: int, timeout: float = 120_000) -> list[str]:
 
 @pytest.mark.parametrize("app", ["lab", "notebook"])
 def test_a_saved_notebook_reopens_with_its_snapshots(chromium, tmp_path: pathlib.Path, app):
-    from tests import _tiny
-    from tests._jupyter import app_missing, jupyter_server, open_notebook, run_all, write_notebook
+    from tests._jupyter import (
+        app_missing,
+        jupyter_server,
+        kernel_env,
+        open_notebook,
+        run_all,
+        write_tiny_notebook,
+    )
 
     if app_missing(app):
         pytest.fail(f"Jupyter {app} is missing (make install-dev installs it): {app_missing(app)}")
-    folder = _tiny.build("bert", tmp_path / "tiny-bert")
-    cells = [
-        c.replace("{model!r}", repr(str(folder))).replace("{rows!r}", repr(_tiny.toy_rows(24)))
-        for c in CELLS
-    ]
-    write_notebook(tmp_path / "reopen.ipynb", cells)
-    with jupyter_server(tmp_path, app=app, env=_kernel_env()) as server:
+    write_tiny_notebook(tmp_path / "reopen.ipynb", CELLS, rows=24)
+    with jupyter_server(tmp_path, app=app, env=kernel_env()) as server:
         context = chromium.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
         errors: list[str] = []
