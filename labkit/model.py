@@ -1,4 +1,9 @@
-"""``load_model`` and ``Model``: a sequence classifier, its tokenizer, label names and device."""
+"""``load_model`` and ``Model``: a transformers model (a sequence classifier or a causal language
+model, ``Model.task``), its tokenizer, label names and device.
+
+What differs by task lives in a room of its own: generation, causal-LM data and training in
+``labkit.lm``; this module only says which task a model has and routes to it.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +20,7 @@ from labkit._errors import ConfigError, InputError, ModelLoadError
 from labkit._utils.device import pick_device, pick_dtype
 from labkit._utils.hub import hub_unreachable
 from labkit._utils.quiet import hf_quiet
+from labkit._utils.seed import seeded
 from labkit._utils.text import as_texts, encode, model_max_length, path_kind, short
 from labkit.data import label_ids, labelled_split
 
@@ -23,9 +29,14 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
     from labkit.data import TextData
+    from labkit.lm.generate import Generation
+    from labkit.lm.stream import GenerationStream
     from labkit.metrics import Metrics
 
-__all__ = ["Model", "Prediction", "load_model"]
+__all__ = ["TASKS", "Model", "Prediction", "load_model"]
+
+# what a Model can be; later issues add more (masked-lm, image-classification)
+TASKS = ("classification", "causal-lm")
 
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
@@ -47,12 +58,14 @@ class Prediction:
 
 @dataclass(eq=False)
 class Model:
-    """A Hugging Face sequence classifier with what labkit needs around it.
+    """A Hugging Face model with what labkit needs around it.
 
     ``hf`` is the ``transformers`` model (a ``peft.PeftModel`` when a LoRA adapter is attached),
-    ``tokenizer`` its tokenizer, ``labels`` the class names in id order, ``device`` where the
-    weights live, ``name`` where it came from. Build one with :func:`load_model`, or wrap a
-    model you already have with ``Model.wrap(hf_model, tokenizer)``.
+    ``tokenizer`` its tokenizer, ``task`` what it does (``"classification"`` or
+    ``"causal-lm"``), ``labels`` the class names in id order (empty for a causal LM),
+    ``device`` where the weights live, ``name`` where it came from. Build one with
+    :func:`load_model`, or wrap a model you already have with ``Model.wrap(hf_model,
+    tokenizer)``.
     """
 
     hf: PreTrainedModel
@@ -61,6 +74,7 @@ class Model:
     device: torch.device
     name: str
     max_length: int = 512
+    task: str = "classification"
     _training: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # held while explain holds half-precision weights in float32, and by finetune while it
     # takes _training: a run never starts on weights that are about to be swapped back
@@ -75,8 +89,30 @@ class Model:
         labels: Sequence[str] | None = None,
         name: str | None = None,
     ) -> Model:
-        """Wrap an already loaded HF classifier (weights stay on the device they are on)."""
+        """Wrap an already loaded HF classifier or causal LM (weights stay on their device).
+
+        The task comes from the model's class: a ``...ForCausalLM`` / ``...LMHeadModel`` is a
+        causal LM, anything else a classifier.
+        """
         config = hf.config
+        task = task_of_module(hf)
+        if task == "causal-lm":
+            if labels:
+                raise ConfigError(
+                    f"{type(_unwrap(hf)).__name__} is a causal language model: it has no "
+                    "labels. Load it with labkit.load_model(..., labels=[...]) to get a "
+                    "classifier head instead."
+                )
+            _ensure_pad_token(hf, tokenizer)
+            return cls(
+                hf=hf,
+                tokenizer=tokenizer,
+                labels=(),
+                device=next(hf.parameters()).device,
+                name=name or getattr(config, "_name_or_path", "") or "model",
+                max_length=model_max_length(tokenizer, config),
+                task=task,
+            )
         if labels is None:
             id2label: dict[Any, str] = dict(config.id2label or {})
             labels = [id2label[i] for i in range(int(config.num_labels or 0))]
@@ -106,6 +142,7 @@ class Model:
             device=self.device,
             name=self.name,
             max_length=self.max_length,
+            task=self.task,
         )
 
     # -- facts ---------------------------------------------------------------------------------
@@ -155,6 +192,73 @@ class Model:
         return next(self.hf.parameters()).dtype
 
     # -- inference -----------------------------------------------------------------------------
+    def require_task(self, task: str, what: str) -> None:
+        """Raise ``InputError`` naming this model's task when ``what`` needs another one."""
+        if self.task == task:
+            return
+        hint = {
+            "classification": "Load a classifier with labkit.load_model(name, labels=[...]).",
+            "causal-lm": "Load a causal language model with labkit.load_model(name, "
+            "task='causal-lm') (labkit.demo.lm() is the offline one).",
+        }.get(task, "")
+        raise InputError(
+            f"{what} needs a {task} model, but {self.name!r} is a {self.task} model. {hint}"
+        )
+
+    def generate(
+        self,
+        prompts: str | Iterable[str],
+        *,
+        max_new_tokens: int = 64,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        chat: bool | str = "auto",
+        stop: str | Sequence[str] | None = None,
+        seed: int | None = None,
+        batch_size: int = 8,
+        on_token: Any = None,
+        cancel: Any = None,
+    ) -> list[Generation]:
+        """Continue each prompt; one :class:`labkit.lm.Generation` per prompt, in order.
+
+        Greedy when ``temperature=0`` (the ids equal ``hf.generate(do_sample=False)``'s), else
+        sampled with ``temperature`` and nucleus ``top_p`` (``seed`` makes it repeatable).
+        ``chat="auto"`` wraps each prompt in the tokenizer's chat template when it has one
+        (instruct models); True requires one, False never uses it. Generation ends at the
+        model's end-of-sequence token, at ``max_new_tokens``, or just before the first of the
+        ``stop`` strings. ``on_token(row, text_piece)`` is called as each token is made (a
+        streaming view or a terminal uses it); ``cancel`` (a ``threading.Event``) ends every
+        row early when set. See :meth:`stream` for a live view with a Stop button.
+        """
+        from labkit.lm.generate import generate
+
+        self.require_task("causal-lm", "generate")
+        return generate(
+            self,
+            prompts,
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            chat=chat,
+            stop=stop,
+            seed=seed,
+            batch_size=batch_size,
+            on_token=on_token,
+            cancel=cancel,
+        )
+
+    def stream(self, prompt: str, **settings: Any) -> GenerationStream:
+        """Generate on a background thread, shown live: tokens appear as they are made.
+
+        Returns a :class:`labkit.lm.GenerationStream` at once (``.stop()``, ``.wait()``,
+        ``.generation``); in a notebook it displays as a live view with a Stop button whose
+        final text stays in the saved notebook. ``settings`` are :meth:`generate`'s.
+        """
+        from labkit.lm.stream import stream
+
+        self.require_task("causal-lm", "stream")
+        return stream(self, prompt, **settings)
+
     def encode(
         self, texts: Sequence[str], *, pairs: Sequence[str] | None = None, stacklevel: int = 4
     ) -> dict[str, torch.Tensor]:
@@ -174,6 +278,7 @@ class Model:
 
         from labkit._utils.text import pad_batch
 
+        self.require_task("classification", "logits")
         items = as_texts(texts)
         if batch_size < 1:
             raise ConfigError(f"batch_size must be >= 1, got {batch_size}.")
@@ -207,6 +312,7 @@ class Model:
         ``texts`` is a list of strings (a single string counts as a list of one). Texts longer
         than ``max_length`` tokens are truncated, with one warning per call.
         """
+        self.require_task("classification", "predict")
         items = as_texts(texts)
         probs = self.logits(items, batch_size=batch_size).softmax(-1).tolist()
         out = []
@@ -223,8 +329,10 @@ class Model:
 
     def evaluate(
         self, data: TextData | Any, *, split: str | None = None, batch_size: int = 64
-    ) -> Metrics:
-        """Accuracy, macro precision/recall/F1, confusion matrix and report on labelled data.
+    ) -> Metrics | Any:
+        """For a causal LM: loss and perplexity on its data (see ``labkit.lm.evaluate_lm``).
+
+        For a classifier: accuracy, macro precision/recall/F1, confusion matrix and report on labelled data.
 
         ``data`` is a :class:`labkit.TextData` (its ``test`` split, else ``validation``; or
         ``split=``) or a ``datasets.Dataset`` with ``text`` and ``label`` columns.
@@ -233,6 +341,10 @@ class Model:
 
         from labkit.metrics import compute_metrics
 
+        if self.task == "causal-lm":
+            from labkit.lm.evaluate import evaluate_lm
+
+            return evaluate_lm(self, data, split=split, batch_size=batch_size)
         dataset, names = labelled_split(data, split)
         ids = label_ids(self.labels, names, dataset["label"])
         logits = self.logits(dataset["text"], batch_size=batch_size)
@@ -243,8 +355,9 @@ class Model:
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
         lora = ", LoRA" if self.lora else ""
+        what = f"labels={list(self.labels)}" if self.labels else f"task={self.task!r}"
         return (
-            f"Model({self.name!r}, labels={list(self.labels)}, device={self.device}, "
+            f"Model({self.name!r}, {what}, device={self.device}, "
             f"{self.num_parameters / 1e6:.1f}M params{lora})"
         )
 
@@ -252,6 +365,45 @@ class Model:
         from labkit.render.summary import model_html
 
         return model_html(self)
+
+
+def _unwrap(hf: Any) -> Any:
+    return hf.get_base_model() if hasattr(hf, "get_base_model") else hf
+
+
+def _is_causal_lm_class(name: str) -> bool:
+    return name.endswith(("ForCausalLM", "LMHeadModel")) and not name.startswith(
+        ("Bert", "Roberta", "XLMRoberta", "Camembert", "Electra", "Ernie")
+    )
+
+
+def task_of_module(hf: Any) -> str:
+    """ "causal-lm" for a ``...ForCausalLM`` / ``...LMHeadModel``, else "classification"."""
+    return "causal-lm" if _is_causal_lm_class(type(_unwrap(hf)).__name__) else "classification"
+
+
+def resolve_task(task: str, config: Any, labels: Sequence[str] | None) -> str:
+    """The task ``load_model`` loads: ``task`` itself, or for "auto" the one the checkpoint is.
+
+    "auto": ``labels`` given -> classification; a checkpoint saved as a causal LM
+    (``config.architectures``) -> causal-lm; anything else (an encoder, a classifier) ->
+    classification, as before causal LMs were known.
+    """
+    if task not in (*TASKS, "auto"):
+        raise ConfigError(f"task must be 'auto' or one of {', '.join(TASKS)}, got {task!r}.")
+    if task == "causal-lm" and labels is not None:
+        raise ConfigError(
+            "labels= names a classifier's classes, but task='causal-lm' loads a language "
+            "model: drop labels=, or pass task='classification'."
+        )
+    if task != "auto":
+        return task
+    if labels is not None:
+        return "classification"
+    archs = [str(a) for a in (getattr(config, "architectures", None) or [])]
+    if archs and all(_is_causal_lm_class(a) for a in archs):
+        return "causal-lm"
+    return "classification"
 
 
 def _ensure_pad_token(hf: Any, tokenizer: Any) -> None:
@@ -296,6 +448,7 @@ def _check_local_weights(folder: Path, allow_pickle: bool) -> None:
 def load_model(
     name_or_path: str | os.PathLike[str],
     *,
+    task: str = "auto",
     labels: Sequence[str] | None = None,
     device: str | torch.device = "auto",
     dtype: str | torch.dtype = "auto",
@@ -304,9 +457,13 @@ def load_model(
     revision: str | None = None,
     seed: int | None = None,
 ) -> Model:
-    """Load a sequence classifier and its tokenizer onto the best device.
+    """Load a sequence classifier or a causal language model and its tokenizer onto the best
+    device.
 
-    ``name_or_path`` is a hub name (``"distilbert-base-uncased"``) or a local folder. ``labels``
+    ``name_or_path`` is a hub name (``"distilbert-base-uncased"``, ``"gpt2"``) or a local
+    folder. ``task`` is ``"classification"``, ``"causal-lm"`` or ``"auto"``: with ``labels``
+    a classifier, else a checkpoint saved as a causal LM (GPT-2, Llama, ...) loads as one,
+    anything else as a classifier; ``Model.task`` says which. ``labels``
     names the classes (a new classification head is made when the checkpoint has another number
     of outputs); by default the checkpoint's own labels are used. ``device="auto"`` picks cuda,
     then mps, then cpu; ``dtype="auto"`` keeps float32 weights (finetuning still computes in bf16
@@ -317,6 +474,7 @@ def load_model(
     """
     if not isinstance(name_or_path, str | os.PathLike) or not str(name_or_path).strip():
         raise InputError(f"name_or_path must be a hub name or a folder, got {name_or_path!r}.")
+    resolve_task(task, None, labels)  # a bad task, or labels for a causal LM, fail here
     if labels is not None:
         labels = as_texts(labels, what="labels")
         if len(set(labels)) != len(labels):
@@ -329,6 +487,7 @@ def load_model(
         if (local / "adapter_config.json").exists():
             return _load_adapter(
                 local,
+                task=task,
                 labels=labels,
                 device=device,
                 dtype=dtype,
@@ -345,14 +504,32 @@ def load_model(
             "or give a hub name such as 'distilbert-base-uncased'."
         )
 
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     dev = pick_device(device)
     torch_dtype = pick_dtype(dtype, dev)
     common: dict[str, Any] = {"trust_remote_code": trust_remote_code, "revision": revision}
     try:
         config = AutoConfig.from_pretrained(source, **common)
+        chosen = resolve_task(task, config, labels)
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
+        if chosen == "causal-lm":
+            with hf_quiet():
+                lm = AutoModelForCausalLM.from_pretrained(
+                    source,
+                    config=config,
+                    dtype=torch_dtype,
+                    use_safetensors=None if allow_pickle else True,
+                    **common,
+                )
+            lm.to(dev)
+            lm.eval()
+            return Model.wrap(lm, tokenizer, name=source)
         kwargs: dict[str, Any] = {}
         if labels is not None:
             kwargs = {
@@ -363,7 +540,7 @@ def load_model(
             config.update(kwargs)
         # A new head for the given labels is expected: HF's "newly initialized" notice and its
         # per-tensor loading bar are noise in a notebook or a terminal.
-        with hf_quiet(), _seeded(seed):
+        with hf_quiet(), seeded(seed):
             hf = AutoModelForSequenceClassification.from_pretrained(
                 source,
                 config=config,
@@ -377,19 +554,6 @@ def load_model(
     hf.to(dev)
     hf.eval()
     return Model.wrap(hf, tokenizer, labels=labels, name=source)
-
-
-@contextmanager
-def _seeded(seed: int | None) -> Iterator[None]:
-    """Run the block with torch's RNG seeded, restoring the caller's RNG state afterwards."""
-    if seed is None:
-        yield
-        return
-    import torch
-
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        yield
 
 
 def _load_error(
@@ -430,6 +594,7 @@ def _load_error(
 def _load_adapter(
     folder: Path,
     *,
+    task: str,
     labels: Sequence[str] | None,
     device: str | torch.device,
     dtype: str | torch.dtype,
@@ -451,9 +616,12 @@ def _load_adapter(
         )
     from labkit._utils.checkpoint import read_labels
 
+    if task == "auto" and labels is None and cfg.get("task_type") == "CAUSAL_LM":
+        task = "causal-lm"
     base = load_model(
         base_name,
-        labels=labels if labels is not None else read_labels(folder),
+        task=task,
+        labels=None if task == "causal-lm" else (labels if labels is not None else read_labels(folder)),
         device=device,
         dtype=dtype,
         trust_remote_code=trust_remote_code,
@@ -467,4 +635,4 @@ def _load_adapter(
         else base.tokenizer
     )
     wrapped: Any = hf.to(base.device)  # a PeftModel, which Model holds as its hf
-    return Model.wrap(wrapped, tokenizer, labels=base.labels, name=str(folder))
+    return Model.wrap(wrapped, tokenizer, labels=base.labels or None, name=str(folder))

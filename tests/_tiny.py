@@ -7,6 +7,7 @@ others share a small byte-level BPE trained here on a few sentences.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -158,6 +159,71 @@ def build(
                 model = tf.LlamaForSequenceClassification(cfg)
             else:
                 raise ValueError(f"unknown tiny arch {arch!r}; choose from {ARCHES}")
+    model.save_pretrained(folder, safe_serialization=True)
+    tok.save_pretrained(folder)
+    return folder
+
+
+LM_ARCHES = ("gpt2", "llama")
+# a Llama-style chat template (ChatML, as SmolLM2's), for tests of chat="auto"
+CHAT_TEMPLATE = (
+    "{% for m in messages %}<s>{{ m['role'] }}\n{{ m['content'] }}</s>\n{% endfor %}"
+    "{% if add_generation_prompt %}<s>assistant\n{% endif %}"
+)
+
+
+def build_lm(
+    arch: str,
+    folder: Path,
+    *,
+    layers: int = 2,
+    heads: int = 4,
+    hidden: int = 32,
+    max_positions: int = 128,
+    chat: bool = False,
+    seed: int = 0,
+) -> Path:
+    """Write a tiny ``arch`` causal LM (GPT2LMHeadModel / LlamaForCausalLM) into ``folder``.
+
+    ``chat=True`` gives its tokenizer a ChatML-like chat template (an instruct model).
+    """
+    import transformers as tf
+
+    torch.manual_seed(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = _bpe(folder.parent / "_bpe", roberta=False, max_positions=max_positions)
+    special = {
+        "pad_token_id": tok.pad_token_id,
+        "bos_token_id": tok.bos_token_id,
+        "eos_token_id": tok.eos_token_id,
+    }
+    if arch == "gpt2":
+        cfg = tf.GPT2Config(
+            vocab_size=len(tok),
+            n_embd=hidden,
+            n_layer=layers,
+            n_head=heads,
+            n_positions=max_positions,
+            **special,
+        )
+        model: Any = tf.GPT2LMHeadModel(cfg)
+    elif arch == "llama":
+        cfg = tf.LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=hidden,
+            intermediate_size=hidden * 2,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            num_key_value_heads=heads // 2,
+            max_position_embeddings=max_positions,
+            tie_word_embeddings=True,
+            **special,
+        )
+        model = tf.LlamaForCausalLM(cfg)
+    else:
+        raise ValueError(f"unknown tiny causal LM {arch!r}; choose from {LM_ARCHES}")
+    if chat:
+        tok.chat_template = CHAT_TEMPLATE
     model.save_pretrained(folder, safe_serialization=True)
     tok.save_pretrained(folder)
     return folder

@@ -69,6 +69,24 @@ def tiny_arch_dir(request: pytest.FixtureRequest, tiny_dirs: dict[str, Path]) ->
     return tiny_dirs[request.param]
 
 
+@pytest.fixture(scope="session")
+def tiny_lm_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Folder of a tiny saved causal LM per architecture (gpt2, llama) and "chat": a Llama
+    whose tokenizer has a chat template."""
+    root = tmp_path_factory.mktemp("tiny_lm")
+    dirs = {arch: _tiny.build_lm(arch, root / arch) for arch in _tiny.LM_ARCHES}
+    dirs["chat"] = _tiny.build_lm("llama", root / "chat", chat=True)
+    return dirs
+
+
+@pytest.fixture
+def tiny_lm(tiny_lm_dirs: dict[str, Path]):
+    """A fresh tiny Llama causal LM on the CPU."""
+    import labkit
+
+    return labkit.load_model(tiny_lm_dirs["llama"], device="cpu")
+
+
 @pytest.fixture
 def tiny_model(tiny_dirs: dict[str, Path]):
     """A fresh tiny BERT classifier with labels negative/positive, on the CPU."""
