@@ -167,9 +167,11 @@ def _dequantize(gguf: Path, out: Path) -> None:
         with hf_quiet():
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            # the weights are dequantized float32 now; transformers only refuses to save a
-            # model it still marks as gguf-quantized
+            # the weights are dequantized float32 now; a model still marked gguf-quantized
+            # can be neither saved nor trained (Trainer refuses quantized models)
             hf.hf_quantizer = None
+            if hasattr(hf.config, "quantization_config"):
+                del hf.config.quantization_config
             hf.save_pretrained(out, safe_serialization=True)
             tokenizer.save_pretrained(out)
     except (OSError, ValueError, RuntimeError) as exc:

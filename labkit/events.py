@@ -11,6 +11,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from labkit._errors import InputError
+
 __all__ = [
     "ENDED_STATUSES",
     "ENDED_WELL",
@@ -19,6 +21,7 @@ __all__ = [
     "Control",
     "EvalEnd",
     "Event",
+    "Samples",
     "Saved",
     "Status",
     "StepEnd",
@@ -80,6 +83,32 @@ class EvalEnd:
 
 
 @dataclass(frozen=True)
+class Samples:
+    """Sample generations of a causal LM, made right after an evaluation.
+
+    At optimizer step ``step`` the model being trained continued each of ``prompts`` greedily;
+    ``texts[i]`` is what it wrote for ``prompts[i]`` (the generated text only). The prompts are
+    the same at every evaluation of a run, so the answers can be compared across steps
+    (``MetricHistory.answers``).
+    """
+
+    step: int
+    prompts: tuple[str, ...]
+    texts: tuple[str, ...]
+    time: float = 0.0
+
+    def __post_init__(self) -> None:
+        # lists are accepted, tuples are kept: the event stays hashable and immutable
+        object.__setattr__(self, "prompts", tuple(self.prompts))
+        object.__setattr__(self, "texts", tuple(self.texts))
+        if len(self.prompts) != len(self.texts):
+            raise InputError(
+                f"Samples has {len(self.prompts)} prompts but {len(self.texts)} texts; give "
+                "one generated text per prompt."
+            )
+
+
+@dataclass(frozen=True)
 class Saved:
     """A complete checkpoint was written (atomically) to ``path``."""
 
@@ -98,7 +127,7 @@ class TrainEnd:
     time: float = 0.0
 
 
-Event = StepEnd | EvalEnd | Saved | TrainEnd
+Event = StepEnd | EvalEnd | Samples | Saved | TrainEnd
 
 
 @runtime_checkable

@@ -17,7 +17,7 @@ import time as _time
 from collections.abc import Callable
 from typing import Any
 
-from labkit.events import Control, EvalEnd, Event, Saved, StepEnd, TrainEnd
+from labkit.events import Control, EvalEnd, Event, Samples, Saved, StepEnd, TrainEnd
 
 __all__ = ["MetricHistory"]
 
@@ -45,9 +45,11 @@ class MetricHistory:
     """Thread-safe record of one run's events (it is itself a ``Callback``).
 
     ``steps`` holds one row per optimizer step in columns (``history.column("loss")``);
-    ``evals`` the validation evaluations as ``EvalEnd``; ``saves`` the checkpoints as ``Saved``;
-    ``end`` the final ``TrainEnd`` (None while the run goes on). Non-finite losses are recorded
-    as ``None`` (JSON has no NaN) and flagged by the run's status, not hidden.
+    ``evals`` the validation evaluations as ``EvalEnd``; ``samples`` the sample generations of a
+    causal LM made at each evaluation, as ``Samples`` (empty for a classifier); ``saves`` the
+    checkpoints as ``Saved``; ``end`` the final ``TrainEnd`` (None while the run goes on).
+    Non-finite losses are recorded as ``None`` (JSON has no NaN) and flagged by the run's
+    status, not hidden.
 
     Step columns: ``step``, ``epoch``, ``loss`` (nats), ``lr``, ``grad_norm``,
     ``samples_per_s``, ``time`` (the step's wall clock, ``StepEnd.time``: seconds since 1970)
@@ -59,6 +61,7 @@ class MetricHistory:
         self._lock = threading.Lock()
         self._cols: dict[str, list[Any]] = {name: [] for name in _STEP_COLUMNS}
         self.evals: list[EvalEnd] = []
+        self.samples: list[Samples] = []
         self.saves: list[Saved] = []
         self.end: TrainEnd | None = None
         self.total_steps: int | None = None
@@ -102,6 +105,8 @@ class MetricHistory:
                     self.total_steps = int(event.total_steps)
             elif isinstance(event, EvalEnd):
                 self.evals.append(event)
+            elif isinstance(event, Samples):
+                self.samples.append(event)
             elif isinstance(event, Saved):
                 self.saves.append(event)
             elif isinstance(event, TrainEnd):
@@ -169,16 +174,39 @@ class MetricHistory:
         with self._lock:
             return self.evals[-1] if self.evals else None
 
+    @property
+    def last_samples(self) -> Samples | None:
+        with self._lock:
+            return self.samples[-1] if self.samples else None
+
+    def samples_since(self, start: int, stop: int | None = None) -> list[Samples]:
+        """``Samples`` events ``start:stop``, in the order they were made."""
+        with self._lock:
+            return self.samples[start:stop]
+
+    def answers(self, prompt: str | None = None) -> list[tuple[int, str]]:
+        """How the model's answer to ``prompt`` changed: ``(step, text)`` for each evaluation
+        whose samples include it, in order. Default: the first prompt of the first samples;
+        ``[]`` when there are none (a classifier's run)."""
+        with self._lock:
+            recorded = list(self.samples)
+        if prompt is None:
+            if not recorded or not recorded[0].prompts:
+                return []
+            prompt = recorded[0].prompts[0]
+        return [(s.step, s.texts[s.prompts.index(prompt)]) for s in recorded if prompt in s.prompts]
+
     def to_dict(self) -> dict[str, Any]:
         """The whole history as JSON-ready data: ``steps`` (the step columns; ``time`` is the
-        wall clock, ``elapsed`` the seconds since ``start_time``), ``evals``, ``saves``, ``end``,
-        ``total_steps`` and ``start_time``."""
+        wall clock, ``elapsed`` the seconds since ``start_time``), ``evals``, ``samples``,
+        ``saves``, ``end``, ``total_steps`` and ``start_time``."""
         from labkit.events import event_to_dict
 
         with self._lock:
             return {
                 "steps": {name: list(col) for name, col in self._cols.items()},
                 "evals": [event_to_dict(e) for e in self.evals],
+                "samples": [event_to_dict(s) for s in self.samples],
                 "saves": [event_to_dict(s) for s in self.saves],
                 "end": event_to_dict(self.end) if self.end else None,
                 "total_steps": self.total_steps,

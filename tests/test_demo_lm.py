@@ -73,6 +73,9 @@ def test_the_offline_lm_loads_and_answers_a_factual_question():
     cfg = lm.hf.config
     assert (cfg.num_hidden_layers, cfg.num_attention_heads) == (30, 9)
     assert lm.tokenizer.chat_template
+    # dequantized for good: a model still marked gguf-quantized cannot be trained
+    assert getattr(lm.hf, "hf_quantizer", None) is None
+    assert not hasattr(cfg, "quantization_config")
     (answer,) = lm.generate("What is the capital of France?", max_new_tokens=16)
     assert "Paris" in answer.text
     assert answer.finish_reason == "eos"

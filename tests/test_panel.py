@@ -3,6 +3,7 @@ controls and faults. Runs against ipywidgets 8 and, with the 7.7.1 overlay, ipyw
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -473,3 +474,61 @@ def test_overlay_run_imports_ipywidgets_7() -> None:
 
     assert ipywidgets.__version__ == "7.7.1", ipywidgets.__file__
     assert anywidget.__version__.startswith("0.9."), anywidget.__file__
+
+
+# -- a causal LM's sample generations ----------------------------------------------------------
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+
+
+def test_samples_stream_as_text_and_replay_to_any_view(run: Run) -> None:
+    from labkit.events import Samples
+
+    panel = RunPanel(run, interval=3600)
+    tap = WireTap(panel)
+    run.steps(10)
+    run.history.record(EvalEnd(step=10, metrics={"loss": 1.2}))
+    panel.flush()
+    assert panel.n_samples == 0
+    tap.clear()
+    # the samples come seconds after their evaluation, with no new step: an update of its own
+    run.history.record(Samples(step=10, prompts=(HOSTILE, "q"), texts=("</script><b>x</b>", "")))
+    panel.flush()
+    ((content, _),) = tap.custom()
+    assert (content["n"], content["samples_start"], content["evals"]) == (0, 0, [])
+    # sent as the text itself (JSON), never as markup: the view sets textContent
+    assert content["samples"] == [
+        [10, [HOSTILE, "q"], ["</script><b>x</b>", ""], "</script><b>x</b>"]
+    ]
+    assert panel.n_samples == 1 and {"n_samples": 1} in tap.states()
+    panel.flush()
+    assert len(tap.custom()) == 1  # nothing new: nothing sent
+    run.steps(10)
+    run.history.record(Samples(step=20, prompts=(HOSTILE, "q"), texts=("positive", "4")))
+    panel.flush()
+    assert tap.custom()[-1][0]["samples_start"] == 1
+    assert [s[0] for s in tap.custom()[-1][0]["samples"]] == [20]
+    # a view opened later (or one that lost a message) asks for what it lacks
+    tap.clear()
+    tap.from_front_end({"type": "sync", "have": 0, "have_evals": 0})  # an older view: no key
+    ((reply, _),) = tap.custom()
+    assert reply["reply"] and [s[0] for s in reply["samples"]] == [10, 20]
+    tap.from_front_end({"type": "sync", "have": 20, "have_evals": 1, "have_samples": 1})
+    reply = tap.custom()[-1][0]
+    assert (reply["samples_start"], [s[0] for s in reply["samples"]]) == (1, [20])
+    panel.close()
+
+
+def test_long_samples_are_cut_before_they_travel(run: Run) -> None:
+    from labkit.events import Samples
+
+    panel = RunPanel(run, interval=3600)
+    tap = WireTap(panel)
+    long = "word " * 2000
+    run.history.record(Samples(step=1, prompts=(long,), texts=(long,)))
+    panel.flush()
+    ((content, _),) = tap.custom()
+    ((_, prompts, texts, answer),) = content["samples"]
+    assert all("…" in x and len(x) < 500 for x in (*prompts, *texts, answer))
+    assert len(json.dumps(content)) < 2_000
+    panel.close()

@@ -173,3 +173,83 @@ def test_snapshot_names_the_run_and_counts_seconds_from_its_start() -> None:
     html = run_html(run)
     assert "<b>tiny-bert · LoRA r=8</b>" in html
     assert "30s elapsed" in html  # from the start, not from the first step's end (29s)
+
+
+# -- a causal LM's sample generations ----------------------------------------------------------
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+QUESTION = "Review: a gorgeous, witty movie. Is this review positive or negative?"
+
+
+def _lm_run(answers: list[str], *, prompts: tuple[str, ...] = (QUESTION, "2 + 2 =")) -> Run:
+    """A fake run of a causal LM: one evaluation and one Samples every 10 steps."""
+    from labkit.events import Samples
+
+    run = Run(total=10 * len(answers))
+    run.config.metric = "loss"
+    for i, answer in enumerate(answers):
+        run.steps(10)
+        step = 10 * (i + 1)
+        run.history.record(EvalEnd(step=step, metrics={"loss": 2.0 / (i + 1), "perplexity": 7.4}))
+        run.history.record(Samples(step=step, prompts=prompts, texts=(answer, f"{i}")))
+    return run
+
+
+def test_snapshot_shows_the_latest_samples_and_how_the_first_answer_changed() -> None:
+    run = _lm_run(["neg", "negative", "positive"])
+    run.end("finished")
+    html = run_html(run)
+    assert "sample generations at step 30" in html
+    # the prompt muted, its generation bold, both keeping their line breaks
+    assert f"<div style='color:#666;white-space:pre-wrap'>{QUESTION}</div>" in html
+    assert "<div style='font-weight:600;white-space:pre-wrap'>positive</div>" in html
+    assert "<div style='font-weight:600;white-space:pre-wrap'>2</div>" in html
+    assert ">negative</div>" not in html  # only the latest generations in full
+    answers = re.findall(r"step (\d+):</span> ([^<]*)</div>", html)
+    assert answers == [("10", "neg"), ("20", "negative"), ("30", "positive")]
+    assert "<script" not in html and "<style" not in html
+
+
+def test_snapshot_samples_are_escaped_and_long_ones_cut() -> None:
+    long_prompt = "Review: " + "very " * 300 + "good. Is this review positive or negative?"
+    long_text = "positive " * 200
+    run = _lm_run([HOSTILE, long_text], prompts=(long_prompt, f"{HOSTILE}</div>"))
+    html = run_html(run)
+    assert HOSTILE not in html and "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;&lt;/div&gt;" in html  # the second prompt
+    assert "step 10:</span> &lt;img src=x onerror=alert(1)&gt;</div>" in html  # an answer
+    shown_prompt, _ = re.findall(r"color:#666;white-space:pre-wrap'>([^<]*)</div>", html)
+    assert len(shown_prompt) < 200 < len(long_prompt)
+    # cut in the middle: the instruction's question at its end stays
+    assert shown_prompt.startswith("Review: very") and shown_prompt.endswith("negative?")
+    assert "…" in shown_prompt
+    (shown_text, _) = re.findall(r"font-weight:600;white-space:pre-wrap'>([^<]*)</div>", html)
+    assert shown_text.endswith("…") and len(shown_text) < len(long_text)
+
+
+def test_snapshot_lists_the_last_answers_of_a_long_run() -> None:
+    run = _lm_run([f"answer {i}" for i in range(12)])
+    html = run_html(run)
+    answers = re.findall(r"step (\d+):</span>", html)
+    assert answers == [str(10 * i) for i in range(5, 13)]  # the last eight evaluations
+    assert "(4 earlier not shown)" in html
+    one = run_html(_lm_run(["only one"]))
+    assert "sample generations at step 10" in one and "step 10:</span>" not in one
+
+
+def test_a_classifier_snapshot_has_no_samples() -> None:
+    run = Run(total=20)
+    run.steps(20)
+    run.history.record(EvalEnd(step=20, metrics={"loss": 0.5, "accuracy": 0.8}))
+    run.end("finished")
+    html = run_html(run)
+    assert "labkit-samples" not in html and "sample generations" not in html
+    assert "answer at each evaluation" not in html
+
+
+def test_snapshot_shows_white_space_answers_visibly() -> None:
+    run = _lm_run([" negative\n", "\n\n"])
+    html = run_html(run)
+    assert "<div style='font-weight:600;white-space:pre-wrap'>↵↵</div>" in html  # latest
+    answers = re.findall(r"step (\d+):</span> ([^<]*)</div>", html)
+    assert answers == [("10", "negative"), ("20", "↵↵")]  # not a blank: the model wrote that

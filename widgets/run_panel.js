@@ -4,9 +4,11 @@
 // helpers it shares with the other widgets (h, bufferOf) come from _common.js, which
 // labkit/ui/_base.py joins ahead of this text. Points never travel as a trait: the kernel
 // streams them as small custom messages
-// ({type: "rows", start, n, cols, evals_start, evals} + one binary buffer per column). Every
-// message carries its start index, so this side keeps what is new, drops what it holds, and asks
-// ({type: "sync", have, have_evals}) when it sees a gap. The listener lives in initialize() and
+// ({type: "rows", start, n, cols, evals_start, evals, samples_start, samples} + one binary buffer
+// per column). Every message carries its start indices, so this side keeps what is new, drops what
+// it holds, and asks ({type: "sync", have, have_evals, have_samples}) when it sees a gap. A causal
+// LM's sample generations ([step, prompts, texts, answer], cut for display by the kernel) travel
+// the same way as the evaluations. The listener lives in initialize() and
 // feeds one store per model, so no message is lost while a view is being built, and a second view
 // of the same model in the page draws at once. All text goes through textContent.
 
@@ -93,6 +95,7 @@ class Store {
     this.cols = {};
     for (const [k, T] of Object.entries(TYPES)) this.cols[k] = new T(0);
     this.evals = []; // [step, {metric: value}]
+    this.samples = []; // [step, [prompt], [text], first text on one line]
     this.metricNames = [];
     this.listeners = new Set();
     this.pending = false;
@@ -108,6 +111,7 @@ class Store {
     model.on("msg:custom", (msg, buffers) => this.receive(msg, buffers || []));
     model.on("change:rows", () => this.check());
     model.on("change:n_evals", () => this.check());
+    model.on("change:n_samples", () => this.check());
     model.on("change:smoothing", () => { this.smoothing = model.get("smoothing"); this.recomputeEma(); this.notify(); });
     this.sync();
   }
@@ -120,7 +124,9 @@ class Store {
   sync() {
     if (this.pending || !this.model) return;
     this.pending = true;
-    this.model.send({ type: "sync", have: this.n, have_evals: this.evals.length });
+    const msg = { type: "sync", have: this.n, have_evals: this.evals.length };
+    if (this.samples.length) msg.have_samples = this.samples.length; // absent: none held
+    this.model.send(msg);
     clearTimeout(this.timer);
     this.timer = setTimeout(() => { // no answer (kernel busy or gone): ask again, less often
       this.pending = false;
@@ -131,7 +137,9 @@ class Store {
 
   check() {
     if (!this.model) return;
-    if (this.n < (this.model.get("rows") || 0) || this.evals.length < (this.model.get("n_evals") || 0)) this.sync();
+    const m = this.model;
+    if (this.n < (m.get("rows") || 0) || this.evals.length < (m.get("n_evals") || 0) ||
+      this.samples.length < (m.get("n_samples") || 0)) this.sync();
   }
 
   grow(need) {
@@ -159,6 +167,11 @@ class Store {
           if (k !== "loss" && !this.metricNames.includes(k)) this.metricNames.push(k);
         }
       }
+    }
+    const samples = msg.samples || [], sStart = msg.samples_start || 0;
+    if (sStart > this.samples.length) gap = true;
+    else if (sStart + samples.length > this.samples.length) {
+      this.samples.push(...samples.slice(this.samples.length - sStart));
     }
     if (gap) this.sync();
     this.notify();
@@ -485,10 +498,66 @@ class ChartView {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Panel view: status, progress, controls, metrics, error
+// Sample generations of a causal LM: the latest (prompt muted, generation bold), then the first
+// prompt's answer at each evaluation. Shown only once there are some (never for a classifier).
+
+class SamplesView {
+  constructor(store, parent) {
+    this.store = store;
+    this.shown = -1;
+    this.el = h("div", "labkit-samples");
+    this.el.hidden = true;
+    parent.appendChild(this.el);
+    this.onStore = () => this.update();
+    store.listeners.add(this.onStore);
+    this.update();
+  }
+
+  update() {
+    const all = this.store.samples;
+    if (all.length === this.shown) return; // rows arrive ten times a second; samples rarely
+    this.shown = all.length;
+    this.el.hidden = !all.length;
+    this.el.dataset.samples = String(all.length);
+    if (!all.length) { this.el.replaceChildren(); return; }
+    const [step, prompts, texts] = all[all.length - 1];
+    const items = [h("div", "labkit-label", `sample generations at step ${step.toLocaleString()}`)];
+    prompts.forEach((prompt, i) => {
+      const text = texts[i] || "";
+      const item = h("div", "labkit-sample");
+      item.append(
+        h("div", "labkit-sample-prompt", prompt),
+        text ? h("div", "labkit-sample-text", text) : h("div", "labkit-sample-empty", "(nothing generated)"),
+      );
+      items.push(item);
+    });
+    const first = all[0][1][0];
+    const answers = first === undefined ? [] : all.filter((s) => s[1][0] === first);
+    let list = null;
+    if (answers.length >= 2) {
+      items.push(h("div", "labkit-label", "the first prompt's answer at each evaluation:"));
+      list = h("div", "labkit-answers");
+      for (const [s, , , answer] of answers) {
+        const row = h("div", "labkit-answer");
+        row.append(h("span", "labkit-label", `step ${s.toLocaleString()}: `), document.createTextNode(answer || "–"));
+        list.appendChild(row);
+      }
+      items.push(list);
+    }
+    this.el.replaceChildren(...items);
+    if (list) list.scrollTop = list.scrollHeight; // the newest answer in view
+  }
+
+  destroy() {
+    this.store.listeners.delete(this.onStore);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Panel view: status, progress, controls, metrics, sample generations, error
 
 class PanelView {
-  constructor(model, root) {
+  constructor(model, root, store) {
     this.model = model;
     const head = h("div", "labkit-head");
     this.status = h("span", "labkit-status");
@@ -511,7 +580,9 @@ class PanelView {
     this.top = h("div", "labkit-top");
     this.top.append(head, bar, this.facts, buttons, this.error);
     this.bottom = h("div", "labkit-bottom");
-    this.bottom.append(this.metrics, this.checkpoints);
+    this.bottom.append(this.metrics);
+    this.samples = new SamplesView(store, this.bottom);
+    this.bottom.append(this.checkpoints);
     root.append(this.top);
     this.requested = new Set();
     const names = ["status", "status_label", "ended", "step", "total_steps", "epoch",
@@ -596,11 +667,11 @@ export default {
     const store = storeFor(model);
     const root = h("div", "labkit-panel");
     el.appendChild(root);
-    const panel = model.get("_kind") === "panel" ? new PanelView(model, root) : null;
+    const panel = model.get("_kind") === "panel" ? new PanelView(model, root, store) : null;
     if (panel) panel.root = root;
     const chart = new ChartView(model, store, root);
     if (panel) root.appendChild(panel.bottom);
     if (panel) panel.update();
-    return () => { chart.destroy(); root.remove(); };
+    return () => { chart.destroy(); if (panel) panel.samples.destroy(); root.remove(); };
   },
 };

@@ -1,4 +1,5 @@
-"""Static HTML of a run: status, progress, an inline SVG loss chart and the last metrics.
+"""Static HTML of a run: status, progress, an inline SVG loss chart, the last metrics and, for a
+causal LM, the sample generations made at each evaluation.
 
 This is a ``Run``'s ``_repr_html_``: what a saved notebook, nbviewer and GitHub show where the
 live panel cannot run. Pure Python, inline styles and SVG presentation attributes only (no
@@ -13,7 +14,15 @@ from typing import Any
 from labkit.events import ENDED_STATUSES, REQUESTED_STATUSES
 from labkit.render.svgchart import Series, as_image, ema, fmt, line_chart
 
-__all__ = ["STATUS_COLORS", "loss_chart_svg", "run_html", "status_label"]
+__all__ = [
+    "STATUS_COLORS",
+    "clip",
+    "loss_chart_svg",
+    "run_html",
+    "sample_row",
+    "samples_html",
+    "status_label",
+]
 
 # the status badge's colour, here and in the live panel (which gets it through labkit.ui's palette)
 STATUS_COLORS = {
@@ -100,6 +109,86 @@ def loss_chart_svg(
         log_y=log_y,
         title="training loss",
     )
+
+
+# Sample generations (causal LMs): how much of each text is shown, here and in the live panel
+# (which receives the texts already cut by sample_row). A prompt is cut in its middle: an
+# instruction's question is at its end.
+PROMPT_CHARS = 160
+TEXT_CHARS = 400
+ANSWER_CHARS = 80  # one answer in the "first prompt over evaluations" list
+ANSWERS_SHOWN = 8  # the snapshot lists the last 8 evaluations' answers
+
+
+def clip(text: str, limit: int, *, middle: bool = False) -> str:
+    """``text`` cut to at most ``limit`` characters with an ellipsis: its end is cut, or its
+    middle with ``middle=True``."""
+    if len(text) <= limit:
+        return text
+    if middle:
+        head = (limit - 1) // 2
+        return f"{text[:head]}…{text[len(text) - (limit - 1 - head) :]}"
+    return text[: limit - 1] + "…"
+
+
+def _shown(text: str) -> str:
+    """A generation as shown: without the white space around it, except when that is all the
+    model wrote, which is then made visible (``↵`` for a line break, ``·`` for a space)."""
+    body = text.strip()
+    if body or not text:
+        return body
+    return text.replace("\r", "").replace("\n", "↵").replace("\t", "→").replace(" ", "·")
+
+
+def sample_row(event: Any) -> list[Any]:
+    """A ``Samples`` event as shown: ``[step, prompts, texts, answer]``, the prompts and texts
+    cut for display and ``answer`` the first text on one line, cut short (JSON-ready). "" is
+    a generation of nothing at all."""
+    prompts = [clip(str(p), PROMPT_CHARS, middle=True) for p in event.prompts]
+    texts = [clip(_shown(str(t)), TEXT_CHARS) for t in event.texts]
+    first = " ".join(_shown(str(event.texts[0])).split()) if event.texts else ""
+    return [int(event.step), prompts, texts, clip(first, ANSWER_CHARS)]
+
+
+def samples_html(history: Any) -> str:
+    """The latest sample generations of ``history`` (each prompt muted, its generation bold)
+    and the first prompt's answer at each evaluation; "" when there are none (a classifier)."""
+    esc = html.escape
+    samples = list(_get(history, "samples", None) or [])
+    if not samples:
+        return ""
+    step, prompts, texts, _ = sample_row(samples[-1])
+    parts = [
+        "<div class='labkit-samples' style='margin-top:8px'>",
+        f"<div style='color:#666'>sample generations at step {step:,}</div>",
+    ]
+    for prompt, text in zip(prompts, texts):
+        said = (
+            f"<div style='font-weight:600;white-space:pre-wrap'>{esc(text)}</div>"
+            if text
+            else "<div style='color:#888;font-style:italic'>(nothing generated)</div>"
+        )
+        parts.append(
+            "<div style='margin:4px 0;padding:2px 8px;border-left:3px solid #ddd'>"
+            f"<div style='color:#666;white-space:pre-wrap'>{esc(prompt)}</div>{said}</div>"
+        )
+    first = samples[0].prompts[0] if samples[0].prompts else None
+    answers = [sample_row(s) for s in samples if s.prompts and s.prompts[0] == first]
+    if len(answers) >= 2:
+        shown = answers[-ANSWERS_SHOWN:]
+        earlier = len(answers) - len(shown)
+        parts.append(
+            "<div style='color:#666;margin-top:4px'>the first prompt's answer at each "
+            f"evaluation{f' ({earlier} earlier not shown)' if earlier else ''}:</div>"
+            "<div style='font-size:12px'>"
+        )
+        parts.extend(
+            f"<div><span style='color:#666'>step {s:,}:</span> {esc(answer) or '–'}</div>"
+            for s, _, _, answer in shown
+        )
+        parts.append("</div>")
+    parts.append("</div>")
+    return "".join(parts)
 
 
 def _get(obj: Any, name: str, default: Any = None) -> Any:
@@ -194,6 +283,8 @@ def run_html(run: Any) -> str:
             f"<td style='padding:2px 12px 2px 0;color:#666'>last evaluation</td>"
             f"{cells}</tr></table>"
         )
+    if history is not None:
+        parts.append(samples_html(history))
     checkpoints = list(_get(run, "checkpoints") or [])
     if checkpoints:
         parts.append(

@@ -10,9 +10,12 @@ asks again when it sees a gap (a message lost before its listener existed, a pag
 front end that reconnected): no point is lost or shown twice.
 
 Messages from the kernel: ``{"type": "rows", "start", "n", "cols", "evals_start", "evals",
-"reply"}`` with one buffer per column (``step`` float64, ``epoch``/``loss``/``lr`` float32,
-NaN for a missing value). From the view: ``sync`` and ``{"type": "control", "action":
-"stop" | "pause" | "resume" | "save"}``.
+"samples_start", "samples", "reply"}`` with one buffer per column (``step`` float64,
+``epoch``/``loss``/``lr`` float32, NaN for a missing value); ``samples`` are a causal LM's
+sample generations (``labkit.render.run.sample_row``: ``[step, prompts, texts, answer]``,
+cut for display), replayed like the evaluations. From the view: ``sync`` (``have``,
+``have_evals``, ``have_samples``) and ``{"type": "control", "action": "stop" | "pause" |
+"resume" | "save"}``.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from typing import Any
 import traitlets as t
 
 from labkit.events import ENDED_STATUSES, TrainEnd
-from labkit.render.run import status_label
+from labkit.render.run import sample_row, status_label
 from labkit.ui._base import LabkitWidget, asset
 
 __all__ = ["LossChart", "RunPanel", "view_for_run"]
@@ -80,6 +83,7 @@ class LossChart(LabkitWidget):
     metric = t.Unicode("", help="metric drawn on the second axis; '' picks accuracy").tag(sync=True)
     rows = t.Int(0, help="step rows streamed so far (read-only)").tag(sync=True)
     n_evals = t.Int(0, help="evaluations streamed so far (read-only)").tag(sync=True)
+    n_samples = t.Int(0, help="sample generations streamed so far (read-only)").tag(sync=True)
     _kind = t.Unicode("chart").tag(sync=True)
     _key = t.Unicode().tag(sync=True)
 
@@ -107,6 +111,7 @@ class LossChart(LabkitWidget):
         self._lock = threading.RLock()
         self._sent = len(self.history)  # rows the views are told about (sync replies stop here)
         self._sent_evals = len(self.history.evals)
+        self._sent_samples = len(self.history.samples)
         self._wake = threading.Event()
         self._closed = False
         self._thread: threading.Thread | None = None
@@ -114,6 +119,7 @@ class LossChart(LabkitWidget):
         self._unsubscribe = self.history.subscribe(self._on_event)
         self.on_msg(self._on_msg)
         self.rows, self.n_evals = self._sent, self._sent_evals
+        self.n_samples = self._sent_samples
         if not self._ended():
             self._start()
 
@@ -164,20 +170,29 @@ class LossChart(LabkitWidget):
             self._send_delta(reply=False)
 
     def _send_delta(
-        self, *, reply: bool, have: int | None = None, have_evals: int | None = None
+        self,
+        *,
+        reply: bool,
+        have: int | None = None,
+        have_evals: int | None = None,
+        have_samples: int | None = None,
     ) -> None:
-        """Send rows ``start.._sent`` (and evaluations); called with ``self._lock`` held."""
+        """Send rows ``start.._sent`` (and evaluations, sample generations); called with
+        ``self._lock`` held."""
         if reply:
-            start, e_start = have or 0, have_evals or 0
-            start, e_start = min(start, self._sent), min(e_start, self._sent_evals)
-            end, e_end = self._sent, self._sent_evals
+            start = min(have or 0, self._sent)
+            e_start = min(have_evals or 0, self._sent_evals)
+            s_start = min(have_samples or 0, self._sent_samples)
+            end, e_end, s_end = self._sent, self._sent_evals, self._sent_samples
         else:
-            start, e_start = self._sent, self._sent_evals
+            start, e_start, s_start = self._sent, self._sent_evals, self._sent_samples
             end, e_end = len(self.history), len(self.history.evals)
-            if end == start and e_end == e_start:
+            s_end = len(self.history.samples)
+            if end == start and e_end == e_start and s_end == s_start:
                 return
         cols = self.history.steps_since(start, end)
         evals = [_eval_row(e) for e in self.history.evals[e_start:e_end]]
+        samples = [sample_row(s) for s in self.history.samples_since(s_start, s_end)]
         content = {
             "type": "rows",
             "start": start,
@@ -185,14 +200,16 @@ class LossChart(LabkitWidget):
             "cols": [name for name, _ in COLUMNS],
             "evals_start": e_start,
             "evals": evals,
+            "samples_start": s_start,
+            "samples": samples,
             "reply": reply,
         }
         self.send(content, encode_rows(cols))
         if not reply:
-            self._sent, self._sent_evals = end, e_end
+            self._sent, self._sent_evals, self._sent_samples = end, e_end, s_end
             self.updates += 1
             with self.hold_sync():
-                self.rows, self.n_evals = end, e_end
+                self.rows, self.n_evals, self.n_samples = end, e_end, s_end
 
     def _on_msg(self, _widget: Any, content: Any, _buffers: Any) -> None:
         try:
@@ -207,6 +224,7 @@ class LossChart(LabkitWidget):
                     reply=True,
                     have=int(content.get("have") or 0),
                     have_evals=int(content.get("have_evals") or 0),
+                    have_samples=int(content.get("have_samples") or 0),
                 )
 
     def close(self) -> None:
@@ -220,7 +238,8 @@ class LossChart(LabkitWidget):
 class RunPanel(LossChart):
     """The live panel of a ``Run``: the loss chart plus status, step / total, epoch, samples/s,
     ETA (``MetricHistory.eta``, the value the console bar shows), device (and GPU memory on
-    CUDA), last evaluation metrics, checkpoints, the error that ended the run, and Stop /
+    CUDA), last evaluation metrics, a causal LM's sample generations (the latest, and the first
+    prompt's answer at each evaluation), checkpoints, the error that ended the run, and Stop /
     Pause-Resume / Save-checkpoint buttons wired to the run.
     """
 
