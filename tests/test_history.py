@@ -69,3 +69,24 @@ def test_the_console_names_the_run_and_times_it_from_its_start() -> None:
     h.record(_step(2, T0 + 60.0))
     h.record(TrainEnd(status="stopped", step=2, time=T0 + 65.0))
     assert out.getvalue().splitlines()[-1] == "run tiny · LoRA r=8: stopped at step 2 in 01:05"
+
+
+def test_the_console_prints_each_sample_generation_on_one_line() -> None:
+    import io
+
+    from labkit.events import Samples
+    from labkit.render.console import ConsoleProgress
+
+    out = io.StringIO()
+    ConsoleProgress(out)(
+        Samples(
+            step=20,
+            prompts=("Review: a fine film\nIs this review positive or negative?", "Hello"),
+            texts=("positive\n", "line one\nline two"),
+        )
+    )
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "  'Review: a fine film Is this review positive or negative?' -> 'positive'",
+        "  'Hello' -> 'line one line two'",
+    ]

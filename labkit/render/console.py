@@ -16,7 +16,7 @@ from typing import TextIO
 
 from tqdm import tqdm
 
-from labkit.events import EvalEnd, Event, Saved, StepEnd, TrainEnd
+from labkit.events import EvalEnd, Event, Samples, Saved, StepEnd, TrainEnd
 from labkit.history import MetricHistory
 
 __all__ = ["ConsoleProgress", "wanted"]
@@ -85,6 +85,10 @@ class ConsoleProgress:
                 f"{k} {v:.4f}" for k, v in event.metrics.items() if isinstance(v, float | int)
             )
             self._line(f"eval at step {event.step}: {shown}")
+        elif isinstance(event, Samples):
+            for prompt, text in zip(event.prompts, event.texts):
+                # one line each: the prompt's end (an instruction's question) and the answer
+                self._line(f"  {_one_line(prompt)[-60:]!r} -> {_one_line(text)[:100]!r}")
         elif isinstance(event, Saved):
             self._line(f"saved checkpoint {event.path}")
         elif isinstance(event, TrainEnd):
@@ -148,3 +152,7 @@ class ConsoleProgress:
         bar.update(event.step - bar.n)  # redraws when min_interval has passed
         if total and event.step >= total:
             bar.refresh()  # the last step always shows
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
