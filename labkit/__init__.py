@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from labkit._errors import (
     ConfigError,
     DataError,
+    GenerationError,
     InputError,
     LabkitError,
     LabkitWarning,
@@ -33,10 +34,14 @@ _LAZY: dict[str, str] = {
     "Prediction": "labkit.model",
     "load_data": "labkit.data",
     "TextData": "labkit.data",
+    "LMData": "labkit.lm.data",
+    "Generation": "labkit.lm.generate",
+    "GenerationStream": "labkit.lm.stream",
     "Metrics": "labkit.metrics",
     "pick_device": "labkit._utils.device",
     "StepEnd": "labkit.events",
     "EvalEnd": "labkit.events",
+    "Samples": "labkit.events",
     "Saved": "labkit.events",
     "TrainEnd": "labkit.events",
     "Callback": "labkit.events",
@@ -62,6 +67,7 @@ _LAZY: dict[str, str] = {
 _SUBMODULES: dict[str, str] = {
     "demo": "labkit.demo",
     "cli": "labkit.cli",
+    "lm": "labkit.lm",
     "report": "labkit.render.report",
     "ui": "labkit.ui",
 }
@@ -69,6 +75,7 @@ _SUBMODULES: dict[str, str] = {
 __all__ = [
     "ConfigError",
     "DataError",
+    "GenerationError",
     "InputError",
     "LabkitError",
     "LabkitWarning",
@@ -97,10 +104,10 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from labkit import cli, demo, ui
+    from labkit import cli, demo, lm, ui
     from labkit._utils.device import pick_device
     from labkit.data import TextData, load_data
-    from labkit.events import Callback, Control, EvalEnd, Saved, StepEnd, TrainEnd
+    from labkit.events import Callback, Control, EvalEnd, Samples, Saved, StepEnd, TrainEnd
     from labkit.history import MetricHistory
     from labkit.inspect.attention.diff import AttentionDiff, attention_diff
     from labkit.inspect.attention.extract import attention
@@ -113,6 +120,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
         DatasetAttribution,
         shared_scale,
     )
+    from labkit.lm.data import LMData
+    from labkit.lm.generate import Generation
+    from labkit.lm.stream import GenerationStream
     from labkit.metrics import Metrics
     from labkit.model import Model, Prediction, load_model
     from labkit.render import report

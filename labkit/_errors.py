@@ -8,6 +8,7 @@ from __future__ import annotations
 __all__ = [
     "ConfigError",
     "DataError",
+    "GenerationError",
     "InputError",
     "LabkitError",
     "LabkitWarning",
@@ -47,6 +48,10 @@ class ConfigError(LabkitError, ValueError):
 
 class TrainingError(LabkitError, RuntimeError):
     """A training run could not start or ended in a way the caller must handle."""
+
+
+class GenerationError(TrainingError):
+    """A generation running in the background failed or was asked for before it finished."""
 
 
 class LabkitWarning(UserWarning):

@@ -226,9 +226,11 @@ class Model:
         ``chat="auto"`` wraps each prompt in the tokenizer's chat template when it has one
         (instruct models); True requires one, False never uses it. Generation ends at the
         model's end-of-sequence token, at ``max_new_tokens``, or just before the first of the
-        ``stop`` strings. ``on_token(row, text_piece)`` is called as each token is made (a
-        streaming view or a terminal uses it); ``cancel`` (a ``threading.Event``) ends every
-        row early when set. See :meth:`stream` for a live view with a Stop button.
+        ``stop`` strings. ``on_token(row, text_piece)`` is called once per token as it is made
+        (``""`` while text is held back: half a character, or what may become a stop string),
+        so a row's pieces join to its final text (a streaming view or a terminal uses it);
+        once ``cancel`` (a ``threading.Event``) is set, the next token is every row's last.
+        See :meth:`stream` for a live view with a Stop button.
         """
         self.require_task("causal-lm", "generate")
         from labkit.lm.generate import generate

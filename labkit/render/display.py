@@ -74,12 +74,15 @@ def mimebundle(obj: Any, html: str, include: Any = None, exclude: Any = None) ->
 
 
 def ipython_display(obj: Any) -> None:
-    """``_ipython_display_`` of a run (IPython is loaded by then): shown through ``labkit.ui``,
-    which replaces the saved output's static part with ``_static(obj)`` when the run ends."""
+    """``_ipython_display_`` of a run or a generation stream (IPython is loaded by then): shown
+    through ``labkit.ui``, which replaces the saved output's static part with ``_static(obj)``
+    when it ends (a run's history records its ``TrainEnd``; a stream calls its ``on_end``)."""
     history = getattr(obj, "history", None)
-    running = history is not None and not getattr(obj, "done", True)
+    running = not getattr(obj, "done", True)
+    until = getattr(obj, "on_end", None) if history is None else None
     _ui().display(
         _with_widget(obj, _static(obj)),
-        follow=history if running else None,
+        follow=history if running and history is not None else None,
+        until=until if running else None,
         final=lambda: _static(obj),
     )

@@ -18,6 +18,8 @@ _LAZY: dict[str, str] = {
     "AttentionView": "labkit.ui.attention_view",
     "AttentionDiffView": "labkit.ui.attention_view",
     "AttributionView": "labkit.ui.attribution_view",
+    "GenerationAttributionView": "labkit.ui.generation_attribution_view",
+    "GenerationView": "labkit.ui.generation_view",
     "App": "labkit.ui.app",
     # show a bundle; update its static part with the final snapshot when a run ends (IPython)
     "display": "labkit.ui._live",
@@ -40,6 +42,11 @@ _VIEWS: dict[str, tuple[str, str]] = {
         "labkit.ui.attribution_view",
         "view_for_attribution",
     ),
+    "labkit.inspect.attribution.generation_result:GenerationAttribution": (
+        "labkit.ui.generation_attribution_view",
+        "view_for_generation_attribution",
+    ),
+    "labkit.lm.stream:GenerationStream": ("labkit.ui.generation_view", "view_for_stream"),
 }
 
 __all__ = [*_LAZY, "view_for", "widget_bundle"]

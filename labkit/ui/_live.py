@@ -27,15 +27,22 @@ def display(
     bundle: dict[str, Any],
     *,
     follow: MetricHistory | None = None,
+    until: Callable[[Callable[[Any], None]], Callable[[], None]] | None = None,
     final: Callable[[], dict[str, Any]] | None = None,
 ) -> None:
-    """Show the mime ``bundle``; when ``follow`` is given, replace its static entries with
-    ``final()`` (``text/plain`` and ``text/html``) once that history records its ``TrainEnd``.
+    """Show the mime ``bundle``; replace its static entries with ``final()`` (``text/plain``
+    and ``text/html``) once ``follow``, a history, records its ``TrainEnd``, or once the
+    object whose ``on_end`` is ``until`` ends (``until(fn)`` calls ``fn`` once at the end, at
+    once if it has ended, and returns the function that unsubscribes: a generation stream).
     """
     handle = ipython_display(bundle, raw=True, display_id=True)
-    if handle is None or follow is None or final is None:
+    if handle is None or final is None or (follow is None and until is None):
         return
     snapshot = _FinalSnapshot(handle, bundle, final)
+    if until is not None:
+        snapshot.unsubscribe = until(lambda _obj: snapshot.send())
+        return
+    assert follow is not None
     snapshot.unsubscribe = follow.subscribe(snapshot)
     if follow.end is not None:  # ended before the subscription
         snapshot.send()
