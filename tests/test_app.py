@@ -452,3 +452,15 @@ def test_the_app_snapshot_follows_the_app_and_escapes(app):
     bundle = app._repr_mimebundle_()
     assert {"text/html", "application/vnd.jupyter.widget-view+json"} <= set(bundle)
     assert "application/vnd.labkit.view+json" in bundle
+
+
+def test_a_run_is_named_after_the_model_the_method_and_the_data(app):
+    """The panel's title says what trains on what: finetune's own name (model · method), then
+    the data's source."""
+    from labkit.train.run import model_label
+
+    app.train_rank.value = 4
+    app.train_steps.value = 2
+    app.start_training()
+    app.run.wait(60)
+    assert app.run.name == f"{model_label(app.model)} · LoRA r=4 · {app.data.source or 'data'}"

@@ -1,7 +1,9 @@
 """The App in a real browser: notebooks/01_quickstart in JupyterLab 4 (train, attention, explain)
 and in Notebook 7, with a tiny BERT and the offline demo data; and that nothing in it is cut off
-at 1280 px and at 700 px. Element screenshots of the App go to artifacts/ (app_lab.png is the one
-the README shows, copied to docs/app.png; app_fit_<width>[_no_sidebar]_<tab>.png the layout at each width)."""
+at 1280 px and at 700 px. A causal LM's App: a generation streams and Stop stops it, and its
+seven tabs fit too. Element screenshots of the App go to artifacts/ (app_lab.png is the one
+the README shows, copied to docs/app.png; app_fit_<width>[_no_sidebar]_<tab>.png the layout at each width,
+app_lm_fit_<width>_<tab>.png the causal LM's)."""
 
 from __future__ import annotations
 
@@ -338,5 +340,121 @@ def test_nothing_in_the_app_is_cut_off_at_1280_or_700_px(chromium, tmp_path: pat
                 cut = page.evaluate(_CUT_OFF)
                 if cut:
                     found[f"{width}px {'' if sidebar else 'no '}file browser, {tab}"] = cut
+        assert not found, "\n".join(f"{where}: {cut}" for where, cut in found.items())
+        assert not _own_errors(page), page.page_errors
+
+
+LM_TABS = ["Model", "Data", "Train", "Generate", "Attention", "Explain", "Compare"]
+
+
+def _lm_notebook(root: pathlib.Path) -> str:
+    """A notebook whose App holds a tiny chat LM (from a folder next to it) and instruction
+    data. Each forward pass of the model waits 30 ms, so a generation of 100 tokens lasts
+    seconds: long enough to watch it grow and to press Stop mid-way."""
+    from tests import _tiny
+    from tests._jupyter import write_notebook
+
+    _tiny.build_lm("llama", root / "tiny-lm", chat=True)
+    rows = [
+        {
+            "prompt": f"Review: {r['text']}\nIs this review positive or negative?",
+            "response": r["label"],
+        }
+        for r in _tiny.toy_rows(8)
+    ]
+    write_notebook(
+        root / "lm.ipynb",
+        [
+            "import time\nimport labkit\n"
+            "lm = labkit.load_model('tiny-lm')\n"
+            "lm.hf.register_forward_hook(lambda *_: time.sleep(0.03))\n"
+            f"data = labkit.load_data({rows!r}, task='causal-lm')\n"
+            "app = labkit.App(model=lm, data=data)\napp",
+        ],
+    )
+    return "lm.ipynb"
+
+
+def _fill(page, label: str, value: str) -> None:
+    """Type ``value`` into the visible App field whose row says ``label``."""
+    row = page.locator(f"{APP} .widget-inline-hbox >> visible=true").filter(has_text=label)
+    row.locator("input, textarea").first.fill(value)
+    row.locator("input, textarea").first.press("Tab")  # ipywidgets sends the value on change
+
+
+def test_the_lm_app_streams_a_generation_stops_it_and_fits(chromium, tmp_path: pathlib.Path):
+    """A causal LM's App in JupyterLab: its seven tabs; Generate streams tokens into the view
+    (the text grows), the tab's Stop stops it at once; a hostile prompt shows as text; a LoRA
+    run's panel shows the sample prompts' answers at each evaluation; nothing is cut off at
+    1280 px and 700 px on any tab. Screenshots: artifacts/app_lm_*.png."""
+    from tests._jupyter import app_missing, jupyter_server
+
+    if app_missing("lab"):
+        pytest.fail(f"JupyterLab is missing (make install-dev installs it): {app_missing('lab')}")
+    path = _lm_notebook(tmp_path)
+    with (
+        jupyter_server(tmp_path, app="lab", env=_env()) as server,
+        _opened(chromium, server, path, "app_lm", width=1280) as page,
+    ):
+        assert "tiny-lm" in _status_ok(page, "^Ready")
+        assert page.locator(f"{APP} .lm-TabBar-tab").all_inner_texts() == LM_TABS
+        _tab(page, "Generate")
+        _fill(page, "Max new tokens", "100")
+        _button(page, "Generate").click()
+        text = f"{APP} .labkit-gen-text"
+        page.wait_for_function(
+            "(s) => Number(document.querySelector(s)?.dataset.length) > 0", arg=text
+        )
+        first = int(page.get_attribute(text, "data-length") or 0)
+        page.wait_for_function(
+            "([s, n]) => Number(document.querySelector(s).dataset.length) > n", arg=[text, first]
+        )
+        assert page.get_attribute(f"{APP} .labkit-gen", "data-status") == "running"
+        _button(page, "Stop").click()
+        page.wait_for_selector(f"{APP} .labkit-gen[data-status='stopped']", timeout=10_000)
+        said = _status_ok(page, "^Generation stopped after")
+        assert int(re.search(r"after (\d+) tokens", said).group(1)) < 100, said
+        _shot(page, "app_lm_generate")
+
+        # a hostile prompt is shown literally and never runs
+        page.locator(f"{APP} textarea >> visible=true").first.fill(HOSTILE)
+        _fill(page, "Max new tokens", "3")
+        _button(page, "Generate").click()
+        page.wait_for_function(
+            "(p) => document.querySelector('.labkit-app .labkit-gen-prompt')?.textContent === p",
+            arg=HOSTILE,
+        )
+        _status_ok(page, "^Generated")
+        assert page.locator(f"{APP} img").count() == 0
+        assert page.evaluate("() => window.__pwned") is None
+
+        # Train: a short LoRA run whose panel shows the sample generations at each evaluation
+        _tab(page, "Train")
+        _fill(page, "Max steps", "4")
+        _fill(page, "Evaluate every", "2")
+        _button(page, "Start training").click()
+        page.wait_for_selector(f"{APP} .labkit-panel .labkit-samples[data-samples='2']")
+        _status_ok(page, "^Training finished: 4 steps")
+        # the panel answers the prompts of the Train tab's field (the first validation prompts)
+        field = page.locator(f"{APP} textarea >> visible=true").last.input_value()
+        prompts = page.locator(f"{APP} .labkit-sample-prompt").all_inner_texts()
+        assert prompts == field.split("\n\n") and prompts[0].startswith("Review:"), prompts
+        _shot(page, "app_lm_train")
+
+        # Explain: the prompt coloured by the answer's tokens (the view counts for the fit too)
+        _tab(page, "Explain")
+        _button(page, "Explain").click()
+        _status_ok(page, "^Explained")
+        page.wait_for_selector(f"{APP} .labkit-gattr .labkit-gattr-prompt", timeout=30_000)
+
+        found: dict[str, list[str]] = {}
+        for width, sidebar in ((1280, True), (700, False)):
+            _relaid(page, width, sidebar)
+            for tab in LM_TABS:
+                _tab(page, tab)
+                _shot(page, f"app_lm_fit_{width}_{tab.lower()}")
+                cut = page.evaluate(_CUT_OFF)
+                if cut:
+                    found[f"{width}px, {tab}"] = cut
         assert not found, "\n".join(f"{where}: {cut}" for where, cut in found.items())
         assert not _own_errors(page), page.page_errors

@@ -1,5 +1,6 @@
 """``labkit.App()``: the whole lab as one widget — Model | Data | Train | Attention | Explain |
-Compare.
+Compare for a classifier; Model | Data | Train | Generate | Attention | Explain | Compare for a
+causal language model.
 
 Thin by design: standard ipywidgets controls for the forms (they work with ipywidgets 7.7.1 on
 Colab and 8 elsewhere), labkit's own views for results (``labkit.ui.view_for``), and one
@@ -8,7 +9,13 @@ the page stays responsive; a ``LabkitError`` becomes a message in the status lin
 traceback. While a run trains, the status line follows its state (running, pausing…, paused,
 stopping…, then how it ended), in the words of its panel's badge, as the badge changes.
 
-Layout: labels are sized to their text (``description_width``), rows wrap, buttons fit their
+The tabs follow the loaded model's ``task``: this module is the frame every task shares (the
+status line, loading a model and data, training, attention, the worker thread and the locks,
+the snapshot) and the classifier's Explain and Compare; a causal LM's own tabs live in
+``labkit.ui.app_lm``. Loading a model of another task rebuilds the tab set; the data loaded for
+each task is kept for it.
+
+Layout (``labkit.ui._form``): labels are sized to their text, rows wrap, buttons fit their
 text, so nothing is cut off from a narrow window (~700 px) to a wide one.
 """
 
@@ -22,25 +29,39 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import traitlets
 
 from labkit.inspect.attribution.options import METHODS
 from labkit.ui._base import LabkitWidget, asset
+from labkit.ui._form import button as _button
+from labkit.ui._form import field as _field
+from labkit.ui._form import fit as _fit
+from labkit.ui._form import form as _form
+from labkit.ui._form import label_row as _label_row
+from labkit.ui._form import labelled as _labelled
+from labkit.ui._form import layout as _layout
+from labkit.ui._form import text_area
 
 if TYPE_CHECKING:
     import ipywidgets as W
+
+    from labkit.inspect.attribution.result import AttributionResult
+    from labkit.ui.app_lm import LMTabs
 else:  # through _base, which checks the ui extra first (MissingDependencyError naming it)
     from labkit.ui._base import ipywidgets as W
 
 __all__ = ["App", "AppStatus", "Comparison"]
 
 DEFAULT_MODEL = "offline default: all-MiniLM-L6-v2"
+DEFAULT_LM = "offline LM: SmolLM2-135M-Instruct"
 DEFAULT_DATA = "offline default: Rotten Tomatoes snippets"
 OTHER_MODEL = "other: type a hub name or folder below"
+# name -> hub name; None: an offline default (labkit.demo.model / labkit.demo.lm)
 MODEL_PRESETS: dict[str, str | None] = {
     DEFAULT_MODEL: None,
+    DEFAULT_LM: None,
     "distilbert-base-uncased (hub)": "distilbert-base-uncased",
     "bert-base-uncased (hub)": "bert-base-uncased",
     "roberta-base (hub)": "roberta-base",
@@ -55,6 +76,10 @@ DATA_PRESETS: dict[str, tuple[str, str, str] | None] = {
     "other: hub name, file path or upload below": ("", "text", "label"),
 }
 EXAMPLE = "a gorgeous, witty, seductive movie"
+TITLES = {
+    "classification": "finetune, inspect and explain transformer classifiers",
+    "causal-lm": "prompt, finetune, inspect and explain causal language models",
+}
 
 
 class AppStatus(LabkitWidget):
@@ -65,50 +90,6 @@ class AppStatus(LabkitWidget):
     message = traitlets.Unicode("").tag(sync=True)
     kind = traitlets.Unicode("info").tag(sync=True)
     progress = traitlets.Float(-1.0).tag(sync=True)
-
-
-def _layout(**kw: Any) -> W.Layout:
-    return W.Layout(**kw)
-
-
-# ipywidgets cuts a description at a fixed width (80-90px: "Label colu…") and gives every
-# button the same 148px ("Compare befor…"). Labels get the room their text needs, buttons fit
-# their text, wide fields shrink with the window and rows wrap instead of overflowing.
-def _fit() -> dict[str, str]:
-    """A description as wide as its text."""
-    return {"description_width": "initial"}
-
-
-def _form() -> dict[str, str]:
-    """The labels of a stacked form: one width (in em, so it grows with the font), room for
-    the longest ("Learning rate")."""
-    return {"description_width": "8em"}
-
-
-def _field(width: str = "36em") -> W.Layout:
-    """A field that is ``width`` wide where there is room and shrinks with the window."""
-    return _layout(width="100%", max_width=width)
-
-
-def _labelled(text: str, widget: W.Widget, width: str = "30em") -> W.HBox:
-    """``widget`` (up to ``width`` wide) with its label on its left, or above it when the row
-    is too narrow for both: a long placeholder or option keeps the room it needs."""
-    widget.layout = _layout(flex="1 1 18em", max_width=width, min_width="0")
-    label = W.Label(text, layout=_layout(width="8em", flex="none"))
-    return W.HBox([label, widget], layout=_layout(flex_flow="row wrap", align_items="center"))
-
-
-def _button(description: str, **kw: Any) -> W.Button:
-    """A button as wide as its text (not stretched across a column, not cut at 148px)."""
-    layout = _layout(width="auto", flex="none", align_self="flex-start")
-    return W.Button(description=description, layout=layout, **kw)
-
-
-def _label_row(*children: W.Widget) -> W.HBox:
-    return W.HBox(
-        list(children),
-        layout=_layout(align_items="center", flex_flow="row wrap", grid_gap="4px 16px"),
-    )
 
 
 def _lr_text(value: float) -> str:
@@ -181,9 +162,13 @@ class App(W.VBox):
     """The lab in one widget. ``model`` and ``data`` may be given to start with them loaded.
 
     Each tab's work is also one library call: Model -> ``labkit.load_model`` /
-    ``labkit.demo.model``, Data -> ``labkit.load_data`` / ``labkit.demo.data``, Train ->
-    ``labkit.finetune``, Attention -> ``labkit.attention``, Explain -> ``labkit.explain``,
-    Compare -> ``predict`` + ``labkit.attention_diff`` + ``labkit.explain`` under both models.
+    ``labkit.demo.model`` / ``labkit.demo.lm``, Data -> ``labkit.load_data`` /
+    ``labkit.demo.data`` / ``labkit.demo.instructions``, Train -> ``labkit.finetune``,
+    Attention -> ``labkit.attention``, Explain -> ``labkit.explain``, Compare -> ``predict`` +
+    ``labkit.attention_diff`` + ``labkit.explain`` under both models. ``task`` is the task whose
+    tabs show (the loaded model's); a causal LM's Generate, Explain and Compare are ``lm``'s
+    (``labkit.ui.app_lm``): Generate -> ``Model.stream``, Compare -> ``Model.generate`` +
+    ``labkit.explain`` under both models.
     """
 
     def __init__(
@@ -210,24 +195,24 @@ class App(W.VBox):
         self.explain_view: Any = None
         self._displays: list[Any] = []  # the display handles whose snapshot follows the App
         self.explain_method = METHODS[0]  # what the next Explain uses (the view's last pick)
+        # the task whose tabs show: the model's, else the data's; the causal-LM tabs are made
+        # the first time they are needed
+        self.task = _task_of(model, data)
+        self._lm: LMTabs | None = None
+        self._data_kept: dict[str, Any] = {}  # the data loaded for the other task, kept for it
         self.tabs = W.Tab()
-        pages = [
-            ("Model", self._model_tab()),
-            ("Data", self._data_tab()),
-            ("Train", self._train_tab()),
-            ("Attention", self._attention_tab()),
-            ("Explain", self._explain_tab()),
-            ("Compare", self._compare_tab()),
-        ]
-        self.tabs.children = [p for _, p in pages]
-        for i, (title, _) in enumerate(pages):
-            self.tabs.set_title(i, title)
-        title = W.HTML(
-            "<b style='font-size:15px'>labkit</b> — finetune, inspect and explain "
-            "transformer classifiers"
-        )
-        super().__init__([title, self.status, self.tabs], **kwargs)
+        self._pages = {
+            "Model": self._model_tab(),
+            "Data": self._data_tab(),
+            "Train": self._train_tab(),
+            "Attention": self._attention_tab(),
+            "Explain": self._explain_tab(),
+            "Compare": self._compare_tab(),
+        }
+        self.heading = W.HTML()
+        super().__init__([self.heading, self.status, self.tabs], **kwargs)
         self.add_class("labkit-app")
+        self._show_tabs()
         self._show_model()
         self._show_data()
         if model is not None and data is not None:
@@ -243,9 +228,10 @@ class App(W.VBox):
         return f"labkit App ({name}, {source})"
 
     def snapshot_html(self) -> str:
-        """The App as static HTML (escaped): the status line, the model, the data, the last run
-        and the last comparison. What a saved notebook shows where the widget cannot run
-        (nbviewer, GitHub, a notebook reopened without its kernel)."""
+        """The App as static HTML (escaped): the status line, the model, the data, the last run,
+        for a causal LM the last generation, and the last comparison. What a saved notebook
+        shows where the widget cannot run (nbviewer, GitHub, a notebook reopened without its
+        kernel)."""
         e = html.escape
         h = "<div style='font-weight:600;margin:10px 0 4px'>{}</div>".format
         parts = [
@@ -261,8 +247,10 @@ class App(W.VBox):
         ]
         if self.run is not None:
             parts += [h("Training"), self.run._repr_html_()]
+        if self.task == "causal-lm":
+            parts += self.lm.snapshot_parts(h)
         c = self.comparison
-        if c is not None:
+        if c is not None and self.task == "classification":
             parts += [
                 h(f"Compare: “{e(c.text[:80])}”"),
                 _comparison_table_html(c),
@@ -350,6 +338,69 @@ class App(W.VBox):
         if data and self.data is None:
             raise InputError("No data loaded yet: open the Data tab and press Load.")
 
+    # -- the tabs of the model's task ----------------------------------------------------------
+    @property
+    def lm(self) -> LMTabs:
+        """The causal-LM tabs (Generate, Explain, Compare, and the LM rows of Train and
+        Attention), made the first time they are needed."""
+        if self._lm is None:
+            from labkit.ui.app_lm import LMTabs
+
+            self._lm = LMTabs(self)
+        return self._lm
+
+    def _show_tabs(self) -> None:
+        """The tab set of ``self.task``: a classifier's six tabs, or a causal LM's seven."""
+        p = self._pages
+        train_rows, attention_rows = self._train_rows, self._attention_rows
+        if self.task == "causal-lm":
+            lm = self.lm
+            *settings, start = train_rows[:-1]
+            train_rows = [*settings, *lm.train_rows, start, train_rows[-1]]
+            attention_rows = [attention_rows[0], lm.attention_row, *attention_rows[2:]]
+            pages = [
+                ("Model", p["Model"]),
+                ("Data", p["Data"]),
+                ("Train", p["Train"]),
+                ("Generate", lm.generate_page),
+                ("Attention", p["Attention"]),
+                ("Explain", lm.explain_page),
+                ("Compare", lm.compare_page),
+            ]
+        else:
+            pages = [(title, p[title]) for title in p]
+        p["Train"].children = train_rows
+        p["Attention"].children = attention_rows
+        self.tabs.children = [page for _, page in pages]
+        for i, (title, _) in enumerate(pages):
+            self.tabs.set_title(i, title)
+        # ipywidgets 8 keeps the index of a tab that may no longer exist: the Model tab, where
+        # the model that changed the tab set was loaded
+        self.tabs.selected_index = 0
+        self.heading.value = f"<b style='font-size:15px'>labkit</b> — {TITLES[self.task]}"
+        self.data_preset.options = list(self._data_presets())
+        self.data_preset.value = next(iter(self._data_presets()))
+        self.data_label.layout.display = "none" if self.task == "causal-lm" else None
+
+    def _set_task(self, task: str) -> None:
+        """Show the tabs of ``task`` (a model of that task was loaded): the data loaded for the
+        other task is kept for it, and comes back when a model of that task does."""
+        if task == self.task:
+            return
+        if self.data is not None:
+            self._data_kept[self.task] = self.data
+        self.data = self._data_kept.pop(task, None)
+        self.task = task
+        self._show_tabs()
+        self._show_data()
+
+    def _data_presets(self) -> dict[str, tuple[str, str, str] | None]:
+        if self.task == "causal-lm":
+            from labkit.ui.app_lm import LM_DATA_PRESETS
+
+            return LM_DATA_PRESETS
+        return DATA_PRESETS
+
     # -- Model ---------------------------------------------------------------------------------
     def _model_tab(self) -> W.VBox:
         self.model_preset = W.Dropdown(
@@ -384,6 +435,7 @@ class App(W.VBox):
             self.model_name.value = name
         elif name is None:
             self.model_name.value = ""
+        self.model_labels.disabled = change["new"] == DEFAULT_LM  # a causal LM has no labels
 
     def _on_model_name(self, change: dict[str, Any]) -> None:
         """A typed name that is not the chosen preset's makes the preset read "other", so the
@@ -392,30 +444,54 @@ class App(W.VBox):
             self.model_preset.value = OTHER_MODEL
 
     def load_model(self) -> None:
-        """Load the model chosen in the Model tab (in the background)."""
+        """Load the model chosen in the Model tab (in the background). A hub name or folder
+        loads as what its checkpoint is (``labkit.load_model``, task auto): a causal LM as one,
+        anything else as a classifier with the Labels field's names. The tabs follow the
+        loaded model's task."""
         import labkit
 
-        preset = MODEL_PRESETS.get(self.model_preset.value)
+        chosen = self.model_preset.value
+        preset = MODEL_PRESETS.get(chosen)
         name = self.model_name.value.strip()
         labels = [x.strip() for x in self.model_labels.value.split(",") if x.strip()] or None
+        offline_lm = preset is None and not name and chosen == DEFAULT_LM
 
         def job() -> Any:
+            if offline_lm:
+                return labkit.demo.lm()
             if preset is None and not name:
                 return labkit.demo.model()
-            return labkit.load_model(name or str(preset), labels=labels)
+            source = name or str(preset)
+            task = _checkpoint_task(source)
+            # the Labels field names a classifier's classes: a causal LM loads without them,
+            # and a checkpoint whose kind cannot be read before loading keeps its own
+            kept = labels if task == "classification" else None
+            return labkit.load_model(source, labels=kept)
 
         def done(model: Any) -> str:
             self.model, self.base, self.run, self.comparison = model, None, None, None
+            self._set_task(model.task)
             self._show_model()
             self._refresh_snapshot()
-            return f"Model loaded: {model.name} on {model.device}."
+            what = " (a causal LM)" if model.task == "causal-lm" else ""
+            return f"Model loaded: {model.name}{what} on {model.device}."
 
-        self._work("Loading the model…", job, done)
+        busy = "Loading the model…"
+        if offline_lm:
+            from labkit.demo import LM_NAME
+
+            busy = (
+                f"Loading {LM_NAME}… The first time, it is converted from its GGUF file into "
+                "your cache folder (about a minute); later loads take seconds."
+            )
+        self._work(busy, job, done)
 
     def _show_model(self) -> None:
         m = self.model
         self.model_info.value = "<i>No model loaded.</i>" if m is None else m._repr_html_()
         self._show_train_mode()
+        if self.task == "causal-lm":
+            self.lm.show_model(m)
 
     # -- Data ----------------------------------------------------------------------------------
     def _data_tab(self) -> W.VBox:
@@ -454,7 +530,7 @@ class App(W.VBox):
         )
 
     def _on_data_preset(self, change: dict[str, Any]) -> None:
-        preset = DATA_PRESETS.get(change["new"])
+        preset = self._data_presets().get(change["new"])
         if preset is not None:
             self.data_source.value, self.data_text.value, self.data_label.value = preset
 
@@ -470,13 +546,19 @@ class App(W.VBox):
         return item["name"], bytes(item["content"])
 
     def load_data(self) -> None:
-        """Load the data chosen in the Data tab (in the background)."""
+        """Load the data chosen in the Data tab (in the background): labelled text for a
+        classifier; for a causal LM (``task="causal-lm"``) a text column (language modelling)
+        or prompt + response columns (instruction tuning)."""
         import labkit
 
-        preset = DATA_PRESETS.get(self.data_preset.value)
+        lm = self.task == "causal-lm"
+        preset = self._data_presets().get(self.data_preset.value)
         source = self.data_source.value.strip()
         upload = self._uploaded()
         text, label = self.data_text.value.strip(), self.data_label.value.strip()
+        columns: dict[str, Any] = (
+            {"text": text, "task": "causal-lm"} if lm else {"text": text, "label": label}
+        )
 
         def job() -> Any:
             if upload is not None:
@@ -486,16 +568,18 @@ class App(W.VBox):
                 path = os.path.join(folder, f"upload{suffix}")
                 with open(path, "wb") as fh:
                     fh.write(payload)
-                return labkit.load_data(path, text=text, label=label)
+                return labkit.load_data(path, **columns)
             if preset is None and not source:
-                return labkit.demo.data()
-            return labkit.load_data(source, text=text, label=label)
+                return labkit.demo.instructions() if lm else labkit.demo.data()
+            return labkit.load_data(source, **columns)
 
         def done(data: Any) -> str:
             self.data = data
             self._show_data()
             self._refresh_snapshot()
             sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items())
+            if lm:
+                return f"Data loaded: {sizes}; {data.kind} data ({', '.join(data.columns)})."
             return f"Data loaded: {sizes}; labels {', '.join(data.labels)}."
 
         self._work("Loading the data…", job, done)
@@ -504,6 +588,9 @@ class App(W.VBox):
         d = self.data
         if d is None:
             self.data_info.value = "<i>No data loaded.</i>"
+            return
+        if self.task == "causal-lm":
+            self.data_info.value = self.lm.show_data(d)
             return
         e = html.escape
         rows = d.train.select(range(min(6, len(d.train))))
@@ -564,19 +651,20 @@ class App(W.VBox):
         self.train_start.on_click(lambda _: self.start_training())
         self.train_mode.observe(lambda _: self._show_train_mode(), names="value")
         self.train_lr.observe(lambda _: self._show_train_mode(), names="value")
-        return W.VBox(
-            [
-                self.train_mode,
-                self.train_note,
-                self.train_rank,
-                _label_row(self.train_lr, self.train_lr_auto),
-                self.train_epochs,
-                self.train_batch,
-                self.train_steps,
-                self.train_start,
-                self.train_box,
-            ]
-        )
+        # the settings, then Start and the run's panel; a causal LM's own rows (its sample
+        # prompts) go before Start (_show_tabs)
+        self._train_rows = [
+            self.train_mode,
+            self.train_note,
+            self.train_rank,
+            _label_row(self.train_lr, self.train_lr_auto),
+            self.train_epochs,
+            self.train_batch,
+            self.train_steps,
+            self.train_start,
+            self.train_box,
+        ]
+        return W.VBox(self._train_rows)
 
     def _show_train_mode(self) -> None:
         """The learning rate "0" will use, and what Compare keeps, for the chosen mode."""
@@ -625,8 +713,8 @@ class App(W.VBox):
 
         if not self._model_lock.acquire(blocking=False):
             self._say(
-                "The model is busy (a comparison or an explanation): press Start again when "
-                "it is done.",
+                "The model is busy (a comparison, an explanation or a generation): press "
+                "Start again when it is done.",
                 "error",
             )
             return
@@ -635,6 +723,9 @@ class App(W.VBox):
             if self.run is not None and not self.run.done:
                 raise labkit.TrainingError("A run is in progress: stop it in its panel first.")
             lora = self._lora_argument()
+            # a causal LM's sample prompts and how often it evaluates (and shows them)
+            extra = self.lm.train_arguments() if self.task == "causal-lm" else {}
+            name = _run_name(self.model, self.data, lora)
             if lora is False and not self.model.lora and self.base is None:
                 # full finetuning changes every weight: keep them for Compare (LoRA needs no
                 # copy: its "before" is the model with the adapter off)
@@ -648,6 +739,8 @@ class App(W.VBox):
                 lr=float(self.train_lr.value) or None,
                 batch_size=int(self.train_batch.value),
                 output_dir=self.output_dir,
+                name=name,
+                **extra,
             )
         except LabkitError as exc:
             self._say(str(exc), "error")
@@ -656,6 +749,8 @@ class App(W.VBox):
             self._model_lock.release()
         self.train_start.disabled = True  # until the run ends: a second Start could only fail
         self.comparison = None
+        if self._lm is not None:
+            self._lm.comparison = None  # it showed the model before this run
         panel = view_for(self.run)
         self.train_box.children = [panel] if panel is not None else []
         self._follow(self.run, panel)
@@ -718,20 +813,26 @@ class App(W.VBox):
         if isinstance(event, TrainEnd):
             self._refresh_snapshot()  # the run's final state, and the status line saying so
 
-    # -- Attention -----------------------------------------------------------------------------
-    def _text_area(self) -> W.Textarea:
-        return W.Textarea(
-            value=EXAMPLE,
-            placeholder="Type a text",
-            layout=_layout(width="100%", max_width="640px", height="60px"),
-        )
+    # -- Generate (a causal LM's tab: labkit.ui.app_lm) ----------------------------------------
+    def generate(self) -> None:
+        """Stream ``model.stream(prompt, ...)`` with the Generate tab's settings into its live
+        view (causal LMs; Stop ends it within a token)."""
+        self.lm.generate()
 
+    def stop_generation(self) -> None:
+        """Stop the generation the Generate tab is streaming; returns at once."""
+        if self._lm is not None:
+            self._lm.stop()
+
+    # -- Attention -----------------------------------------------------------------------------
     def _attention_tab(self) -> W.VBox:
-        self.attention_text = self._text_area()
+        self.attention_text = text_area(EXAMPLE)
         self.attention_go = _button("Show attention", button_style="primary", icon="eye")
         self.attention_box = W.VBox()
         self.attention_go.on_click(lambda _: self.show_attention())
-        return W.VBox([self.attention_text, self.attention_go, self.attention_box])
+        # a causal LM's row puts "use the last generation" next to the button (_show_tabs)
+        self._attention_rows = [self.attention_text, self.attention_go, self.attention_box]
+        return W.VBox(self._attention_rows)
 
     def show_attention(self) -> None:
         """``labkit.attention(model, text)`` in the Attention tab."""
@@ -755,7 +856,7 @@ class App(W.VBox):
     def _explain_tab(self) -> W.VBox:
         # one set of controls: the text and Explain here; the label to explain, the method and
         # AOPC are the view's own pickers, which recompute at once
-        self.explain_text = self._text_area()
+        self.explain_text = text_area(EXAMPLE)
         self.explain_go = _button("Explain", button_style="primary", icon="search")
         self.explain_hint = W.HTML(
             "<small>Explains the predicted label; pick another label or method in the view "
@@ -771,9 +872,14 @@ class App(W.VBox):
         """``labkit.explain(model, text, method=...)`` in the Explain tab.
 
         The method is the one picked last in the view (``explain_method``); the label is the
-        one picked there when the text is the same, else the predicted one.
+        one picked there when the text is the same, else the predicted one. For a causal LM,
+        the Explain tab's prompt, target and method (``labkit.ui.app_lm``).
         """
         import labkit
+
+        if self.task == "causal-lm":
+            self.lm.explain()
+            return
 
         text, method = self.explain_text.value, self.explain_method
         shown = self.explain_view
@@ -813,7 +919,7 @@ class App(W.VBox):
 
     # -- Compare -------------------------------------------------------------------------------
     def _compare_tab(self) -> W.VBox:
-        self.compare_text = self._text_area()
+        self.compare_text = text_area(EXAMPLE)
         self.compare_go = _button("Compare before / after", button_style="primary", icon="columns")
         self.compare_box = W.VBox()
         self.compare_go.on_click(lambda _: self.compare())
@@ -840,9 +946,14 @@ class App(W.VBox):
 
     def compare(self) -> None:
         """The same text under the model before and after finetuning, side by side; the two
-        explanations on one colour scale."""
+        explanations on one colour scale. For a causal LM, the same prompt's greedy
+        generation and its explanation under each (``labkit.ui.app_lm``)."""
         import labkit
         from labkit.inspect.attribution import shared_scale
+
+        if self.task == "causal-lm":
+            self.lm.compare()
+            return
 
         text = self.compare_text.value
 
@@ -868,8 +979,11 @@ class App(W.VBox):
                 a0 = labkit.attention(before, text)
                 e0 = labkit.explain(before, text, target=p1.label)
             # static views: a recompute of one side alone would leave the shared scale (and,
-            # under LoRA, run with the adapter on)
-            e0, e1 = (dataclasses.replace(e, model=None) for e in (e0, e1))
+            # under LoRA, run with the adapter on); a classifier's explanations, so
+            # AttributionResults
+            e0, e1 = (
+                cast("AttributionResult", dataclasses.replace(e, model=None)) for e in (e0, e1)
+            )
             top = shared_scale(e0, e1)
             return Comparison(
                 text=text,
@@ -891,6 +1005,45 @@ class App(W.VBox):
         self._work("Comparing before and after…", job, done)
 
 
+def _run_name(model: Any, data: Any, lora: Any) -> str:
+    """A run's title: finetune's own (the model and the method) and the data it learns from."""
+    from labkit.train.config import FinetuneConfig
+    from labkit.train.run import default_name
+
+    source = str(getattr(data, "source", "") or "").rstrip("/\\")
+    return (
+        f"{default_name(model, FinetuneConfig(lora=lora))} · {os.path.basename(source) or 'data'}"
+    )
+
+
+def _task_of(model: Any, data: Any) -> str:
+    """The task whose tabs the App shows: the model's, else the data's (causal-LM data is an
+    ``LMData``), else a classifier's."""
+    if model is not None:
+        return str(model.task)
+    from labkit.lm.data import LMData
+
+    return "causal-lm" if isinstance(data, LMData) else "classification"
+
+
+def _checkpoint_task(source: str) -> str:
+    """What ``labkit.load_model(source)`` (task auto, no labels) loads, read from the
+    checkpoint's config before its weights (``labkit.model.resolve_task``): "causal-lm" or
+    "classification", or "unknown" when there is no config to read (an adapter folder, a hub
+    name that cannot be reached: the load itself then decides, or says what is wrong)."""
+    from transformers import AutoConfig
+
+    from labkit._utils.quiet import hf_quiet
+    from labkit.model import resolve_task
+
+    try:
+        with hf_quiet():
+            config = AutoConfig.from_pretrained(os.path.expanduser(source))
+    except Exception:  # noqa: BLE001 - any failure: load_model gives the real error
+        return "unknown"
+    return resolve_task("auto", config, None)
+
+
 def _weights_copy(model: Any) -> Any:
     """A ``Model`` with a copy of ``model``'s weights, sharing its tokenizer (training never
     changes a tokenizer): what full finetuning needs kept for Compare."""
@@ -903,6 +1056,7 @@ def _weights_copy(model: Any) -> Any:
         device=model.device,
         name=model.name,
         max_length=model.max_length,
+        task=model.task,
     )
 
 
