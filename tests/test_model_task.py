@@ -74,3 +74,10 @@ def test_a_saved_causal_lm_adapter_reloads_as_a_causal_lm(tiny_lm_dirs, tmp_path
     loaded = labkit.load_model(tmp_path, device="cpu")
     assert loaded.task == "causal-lm" and loaded.lora
     assert loaded.generate("a movie", max_new_tokens=2)[0].token_ids
+
+
+def test_a_causal_lm_shows_its_task_where_a_classifier_shows_labels(tiny_lm_dirs, tiny_model):
+    chat = labkit.load_model(tiny_lm_dirs["chat"], device="cpu")
+    shown = chat._repr_html_()
+    assert "causal-lm, chat template" in shown and "labels" not in shown
+    assert "negative, positive" in tiny_model._repr_html_()

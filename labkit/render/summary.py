@@ -44,10 +44,16 @@ def _rows(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def model_html(model: Model) -> str:
-    """Name, labels, device, dtype, parameters, LoRA and token limit of a model."""
+    """Name, task (a causal LM) or labels (a classifier), device, dtype, parameters, LoRA and
+    token limit of a model."""
+    what = (
+        ("labels", ", ".join(model.labels))
+        if model.task == "classification"
+        else ("task", f"{model.task}" + (", chat template" if _has_chat(model) else ""))
+    )
     rows = [
         ("model", model.name),
-        ("labels", ", ".join(model.labels)),
+        what,
         ("device", str(model.device)),
         ("dtype", str(model.dtype).replace("torch.", "")),
         ("parameters", f"{model.num_parameters:,} ({model.trainable_parameters:,} trainable)"),
@@ -55,6 +61,10 @@ def model_html(model: Model) -> str:
         ("max tokens", str(model.max_length)),
     ]
     return f"<table class='labkit-model'>{_rows(rows)}</table>"
+
+
+def _has_chat(model: Model) -> bool:
+    return bool(getattr(model.tokenizer, "chat_template", None))
 
 
 def data_html(data: TextData) -> str:
