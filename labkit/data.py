@@ -1,4 +1,5 @@
-"""``load_data`` and ``TextData``: labelled text from anywhere, validated at the door."""
+"""``load_data`` and ``TextData``: labelled text from anywhere, validated at the door; text for a
+causal LM (``labkit.lm.data.LMData``) through the same door."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal, overload
 
-from labkit._errors import DataError, InputError
+from labkit._errors import ConfigError, DataError, InputError
 from labkit._utils.hub import hub_unreachable
 from labkit._utils.text import clean_text, path_kind, short
 
@@ -17,7 +18,12 @@ if TYPE_CHECKING:
     import pandas as pd
     from datasets import Dataset, DatasetDict
 
-__all__ = ["TextData", "label_ids", "labelled_split", "load_data"]
+    from labkit.lm.data import LMData
+
+__all__ = ["DATA_TASKS", "TextData", "label_ids", "labelled_split", "load_data"]
+
+# what load_data can return data for (``task=``): a classifier's TextData or a causal LM's LMData
+DATA_TASKS = ("classification", "causal-lm")
 
 _FILE_BUILDERS = {
     ".csv": "csv",
@@ -72,6 +78,54 @@ class TextData:
         return data_html(self)
 
 
+@overload
+def load_data(
+    source: Any,
+    *,
+    text: str = ...,
+    label: str = ...,
+    labels: Sequence[str] | None = ...,
+    config: str | None = ...,
+    validation_size: float = ...,
+    test_size: float | None = ...,
+    seed: int = ...,
+    label_map: Mapping[Any, str] | None = ...,
+    task: Literal["classification"],
+) -> TextData: ...
+
+
+@overload
+def load_data(
+    source: Any,
+    *,
+    text: str = ...,
+    label: str = ...,
+    labels: Sequence[str] | None = ...,
+    config: str | None = ...,
+    validation_size: float = ...,
+    test_size: float | None = ...,
+    seed: int = ...,
+    label_map: Mapping[Any, str] | None = ...,
+    task: Literal["causal-lm"],
+) -> LMData: ...
+
+
+@overload
+def load_data(
+    source: Any,
+    *,
+    text: str = ...,
+    label: str = ...,
+    labels: Sequence[str] | None = ...,
+    config: str | None = ...,
+    validation_size: float = ...,
+    test_size: float | None = ...,
+    seed: int = ...,
+    label_map: Mapping[Any, str] | None = ...,
+    task: str = ...,
+) -> TextData | LMData: ...
+
+
 def load_data(
     source: Any,
     *,
@@ -83,8 +137,10 @@ def load_data(
     test_size: float | None = None,
     seed: int = 0,
     label_map: Mapping[Any, str] | None = None,
-) -> TextData:
-    """Load labelled text and check it.
+    task: str = "auto",
+) -> TextData | LMData:
+    """Load labelled text (a :class:`TextData`) or text for a causal LM (a
+    :class:`labkit.lm.LMData`) and check it.
 
     ``source`` is a hub dataset name (``"rotten_tomatoes"``), a local ``.csv``/``.tsv``/``.json``/
     ``.jsonl``/``.parquet`` file, a pandas DataFrame, a list of dicts, a ``datasets.Dataset`` or
@@ -92,16 +148,29 @@ def load_data(
     names and their order; otherwise they come from the data (a ClassLabel's names, or the
     sorted distinct values). ``label_map`` renames raw label values (``{"fresh": "positive"}``);
     rows whose raw label maps to ``None`` are dropped. A ``validation`` split of
-    ``validation_size`` is carved from ``train`` (stratified, ``seed``) when none exists; with
-    ``test_size`` a test split is carved too when there is none.
+    ``validation_size`` is carved from ``train`` (stratified by label for a classifier,
+    ``seed``) when none exists; with ``test_size`` a test split is carved too when there is
+    none.
+
+    ``task`` is ``"classification"``, ``"causal-lm"`` or ``"auto"``. Causal-LM data is either
+    instruction data (``prompt`` and ``response`` columns) or plain text (the ``text`` column;
+    rows with no text are dropped). ``"auto"`` picks causal-lm when the source has ``prompt``
+    and ``response`` columns, or has the ``text`` column but no label column while ``label``,
+    ``labels`` and ``label_map`` were left at their defaults; anything else is classification.
     """
     from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
     for name, frac in (("validation_size", validation_size), ("test_size", test_size)):
         if frac is not None and not 0 < frac < 1:
             raise InputError(f"{name} must be a fraction between 0 and 1, got {frac}.")
+    if task not in (*DATA_TASKS, "auto"):
+        raise ConfigError(f"task must be 'auto' or one of {', '.join(DATA_TASKS)}, got {task!r}.")
     raw, name = _read(source, config)
-    splits = _columns(raw, text, label)
+    parts = _parts(raw)
+    chosen = _task_of(task, parts["train"], text, label, labels, label_map)
+    if chosen != "classification":
+        return _lm_data(parts, chosen, text, name, validation_size, test_size, seed)
+    splits = _columns(parts, text, label)
     raw_names = splits.pop("__classlabel__", None)
     frames = {k: _clean_split(v[0], v[1], text, label, k) for k, v in splits.items()}
     names = _label_names(frames, raw_names, labels, label_map)
@@ -134,16 +203,27 @@ def load_data(
             "needs at least two. Check the label column, or pass labels= to load it "
             "anyway."
         )
-    dd_out = DatasetDict(out)
-    if test_size is not None and "test" not in dd_out:
-        dd_out = _carve(dd_out, "test", test_size, seed)
-    if "validation" not in dd_out:
-        dd_out = _carve(dd_out, "validation", validation_size, seed)
-    order = [k for k in ("train", "validation", "test") if k in dd_out]
-    order += [k for k in dd_out if k not in order]
     return TextData(
-        splits=DatasetDict({k: dd_out[k] for k in order}), labels=tuple(names), source=name
+        splits=_carve_missing(DatasetDict(out), validation_size, test_size, seed),
+        labels=tuple(names),
+        source=name,
     )
+
+
+def _carve_missing(
+    dd: DatasetDict, validation_size: float, test_size: float | None, seed: int
+) -> DatasetDict:
+    """``dd`` with a validation split (and with ``test_size`` a test split) carved from train
+    where the source had none; splits in the order train, validation, test, others."""
+    from datasets import DatasetDict
+
+    if test_size is not None and "test" not in dd:
+        dd = _carve(dd, "test", test_size, seed)
+    if "validation" not in dd:
+        dd = _carve(dd, "validation", validation_size, seed)
+    order = [k for k in ("train", "validation", "test") if k in dd]
+    order += [k for k in dd if k not in order]
+    return DatasetDict({k: dd[k] for k in order})
 
 
 _Columns = dict[str, list[Any]]
@@ -228,20 +308,86 @@ def _read_path_or_hub(source: str, config: str | None) -> tuple[Any, str]:
         ) from exc
 
 
-def _columns(raw: Any, text: str, label: str) -> dict[str, Any]:
-    """{split: (texts, labels)} with standard split names, plus ClassLabel names if any."""
+def _parts(raw: Any) -> dict[str, Any]:
+    """{split: Dataset or plain columns} with standard split names; the first is ``train``
+    when none is called so."""
     from datasets import DatasetDict
 
     if isinstance(raw, dict) and not isinstance(raw, DatasetDict):
-        parts: dict[str, Any] = {"train": raw}
-    else:
-        dd = raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
-        parts = {_SPLIT_ALIASES.get(k.lower(), k): v for k, v in dd.items()}
-        if "train" not in parts:
-            first = next(iter(parts))
-            parts = {"train" if k == first else k: v for k, v in parts.items()}
+        return {"train": raw}
+    dd = raw if isinstance(raw, DatasetDict) else DatasetDict({"train": raw})
+    parts = {_SPLIT_ALIASES.get(k.lower(), k): v for k, v in dd.items()}
+    if "train" not in parts:
+        first = next(iter(parts))
+        parts = {"train" if k == first else k: v for k, v in parts.items()}
+    return parts
+
+
+def _task_of(
+    task: str,
+    train: Any,
+    text: str,
+    label: str,
+    labels: Sequence[str] | None,
+    label_map: Mapping[Any, str] | None,
+) -> str:
+    """``"classification"``, or the LMData kind (``"text"`` / ``"instruction"``) to load."""
+    from labkit.lm.data import columns_of, lm_kind
+
+    if task == "classification":
+        return "classification"
+    found = columns_of(train)
+    if task == "causal-lm":
+        kind = lm_kind(found, text)
+        if kind is None:
+            raise DataError(
+                f"causal-LM data needs a {text!r} column (language modelling) or 'prompt' and "
+                f"'response' columns (instruction tuning); columns found: {list(found)}. Pass "
+                "text='<column>' to load_data."
+            )
+        return kind
+    named = label != "label" or labels is not None or label_map is not None
+    if named or (label in found and not {"prompt", "response"} <= set(found)):
+        return "classification"  # a label was asked for or is there: as before causal LMs
+    return lm_kind(found, text) or "classification"
+
+
+def _lm_data(
+    parts: dict[str, Any],
+    kind: str,
+    text: str,
+    name: str,
+    validation_size: float,
+    test_size: float | None,
+    seed: int,
+) -> LMData:
+    from datasets import DatasetDict
+
+    from labkit.lm.data import KINDS, LMData, columns_of, lm_split
+
+    wanted = (text,) if kind == "text" else KINDS[kind]
+    out = {}
+    for split, part in parts.items():
+        missing = [c for c in wanted if c not in columns_of(part)]
+        if missing:
+            raise DataError(
+                f"split {split!r} lacks the {missing[0]!r} column; it has {list(columns_of(part))}."
+            )
+        cols = {dest: part[src] for dest, src in zip(KINDS[kind], wanted)}
+        out[split] = lm_split(kind, cols, split)
+    return LMData(
+        splits=_carve_missing(DatasetDict(out), validation_size, test_size, seed),
+        kind=kind,
+        source=name,
+    )
+
+
+def _columns(parts: dict[str, Any], text: str, label: str) -> dict[str, Any]:
+    """{split: (texts, labels)}, plus ClassLabel names if any."""
+    from labkit.lm.data import columns_of
+
     first_split = parts["train"]
-    found = list(first_split) if isinstance(first_split, dict) else first_split.column_names
+    found = list(columns_of(first_split))
     for col, role in ((text, "text"), (label, "label")):
         if col not in found:
             raise DataError(
@@ -331,7 +477,8 @@ def _label_names(
 
 
 def _carve(dd: DatasetDict, split: str, size: float, seed: int) -> DatasetDict:
-    """Split ``size`` of train off as ``split``, stratified when every class has 2+ rows."""
+    """Split ``size`` of train off as ``split``, stratified by label (when there is one) when
+    every class has 2+ rows."""
     from collections import Counter
 
     from datasets import DatasetDict
@@ -342,11 +489,12 @@ def _carve(dd: DatasetDict, split: str, size: float, seed: int) -> DatasetDict:
             f"the training data has {len(train)} row(s); at least 4 are needed to "
             f"carve a {split} split. Add rows or pass a {split} split."
         )
-    counts = Counter(train["label"])
-    stratify = "label" if min(counts.values()) >= 2 and len(counts) > 1 else None
     n_small = max(1, round(len(train) * size))
-    if stratify and n_small < len(counts):
-        stratify = None
+    stratify = None
+    if "label" in train.column_names:
+        counts = Counter(train["label"])
+        if min(counts.values()) >= 2 and n_small >= len(counts) > 1:
+            stratify = "label"
     parts = train.train_test_split(test_size=n_small, seed=seed, stratify_by_column=stratify)
     out = dict(dd)
     out["train"] = parts["train"]

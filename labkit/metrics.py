@@ -1,4 +1,6 @@
-"""Classification metrics: accuracy, macro precision/recall/F1, confusion matrix, report.
+"""Classification metrics: accuracy, macro precision/recall/F1, confusion matrix, report; and
+the names of every task's scalar metrics (a causal LM's loss and perplexity live in
+``labkit.lm.evaluate``).
 
 Pure numpy so that evaluation inside training, ``Model.evaluate`` and reports share one
 definition (the same numbers as scikit-learn's ``classification_report``, zero_division=0).
@@ -12,11 +14,31 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["METRIC_NAMES", "Metrics", "compute_metrics"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "METRIC_NAMES",
+    "TASK_METRICS",
+    "Metrics",
+    "compute_metrics",
+    "lower_is_better",
+]
 
-# The scalar metrics a classifier's evaluation reports (``Metrics.as_dict`` keys): what training
-# logs, early stopping may watch (``FinetuneConfig.metric``) and the panel charts.
-METRIC_NAMES = ("loss", "accuracy", "precision", "recall", "f1")
+# The scalar metrics each task's evaluation reports (``Metrics.as_dict`` / ``LMMetrics.as_dict``
+# keys): what training logs, early stopping may watch (``FinetuneConfig.metric``) and the panel
+# charts.
+TASK_METRICS: dict[str, tuple[str, ...]] = {
+    "classification": ("loss", "accuracy", "precision", "recall", "f1"),
+    "causal-lm": ("loss", "perplexity"),
+}
+# Every task's metric names, in order of first appearance.
+METRIC_NAMES = tuple(dict.fromkeys(n for names in TASK_METRICS.values() for n in names))
+# The metrics that improve as they fall; every other one improves as it rises.
+LOWER_IS_BETTER = frozenset({"loss", "perplexity"})
+
+
+def lower_is_better(metric: str) -> bool:
+    """Whether a smaller value of ``metric`` is the better one (loss, perplexity)."""
+    return metric in LOWER_IS_BETTER
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ when the config is made (peft's ``LoraConfig`` is the model).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Literal
 
@@ -41,7 +42,8 @@ class FinetuneConfig:
     """How to finetune. Every field is keyword-only and checked when the config is made.
 
     lora: False for full finetuning; True for a LoRA adapter on the family's attention
-        projections (new head trained fully); or a ``peft.LoraConfig``/``AdaLoraConfig``.
+        projections (a classifier's new head trained fully; a causal LM's output layer left
+        as it is); or a ``peft.LoraConfig``/``AdaLoraConfig``.
     epochs: passes over the training split (may be fractional); ignored when max_steps is set.
     max_steps: optimizer steps to take instead of epochs.
     lr: peak learning rate; None means 5e-5 for full finetuning and 1e-3 for LoRA.
@@ -51,7 +53,8 @@ class FinetuneConfig:
         there is always an evaluation at the end.
     early_stopping: stop after this many evaluations without improving ``metric`` (None: never).
     metric: the validation metric that picks ``Run.best_checkpoint`` and drives early stopping:
-        loss (lower is better), accuracy, precision, recall or f1.
+        loss (lower is better), and for a classifier accuracy, precision, recall or f1, for a
+        causal LM perplexity (lower is better).
     seed: seeds weights of new layers, dropout and data order.
     output_dir: where checkpoints go (None: ``./labkit-runs/<model>-<time>``).
     resume_from: a ``checkpoint-N`` folder (or an earlier run's output_dir) to continue from.
@@ -60,7 +63,8 @@ class FinetuneConfig:
     weight_decay: decoupled AdamW weight decay.
     max_grad_norm: clip the global gradient norm to this (None or 0: no clipping).
     grad_accum: micro-batches per optimizer step (effective batch = batch_size * grad_accum).
-    max_length: truncate texts to this many tokens (None: the model's limit).
+    max_length: truncate texts to this many tokens (None: the model's limit); a causal LM's
+        instruction keeps its response and loses the prompt's first tokens.
     group_by_length: batch texts of similar length together (less padding, faster).
     precision: autocast of the forward and backward passes over float32 weights: auto (bf16 on
         GPUs whose tensor cores have it, else fp16 on GPUs, fp32 on CPU), fp32, bf16 or fp16.
@@ -70,6 +74,10 @@ class FinetuneConfig:
     progress: console progress bar (None: when no notebook front end is attached).
     name: what to call the run, shown as the panel's title and in its snapshot (None: the
         model and the method, e.g. ``all-MiniLM-L6-v2 · LoRA r=8``).
+    sample_prompts: a causal LM's prompts whose greedy continuations are shown (and kept in
+        ``run.history``) at each evaluation (None: the first 3 validation prompts of
+        instruction data, the first words of 3 validation texts of plain text; (): none).
+    sample_tokens: at most this many new tokens per sample generation.
     trainer_args: further ``transformers.TrainingArguments`` fields, passed through.
     """
 
@@ -97,6 +105,8 @@ class FinetuneConfig:
     keep_checkpoints: int | None = None
     progress: bool | None = None
     name: str | None = None
+    sample_prompts: Sequence[str] | None = None
+    sample_tokens: int = 32
     trainer_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -166,6 +176,18 @@ class FinetuneConfig:
             )
         if self.name is not None and (not isinstance(self.name, str) or not self.name.strip()):
             raise bad("name", "a non-empty string (the run's title) or None")
+        if self.sample_prompts is not None:
+            if isinstance(self.sample_prompts, str) or not isinstance(
+                self.sample_prompts, Sequence
+            ):
+                raise bad("sample_prompts", "a list of prompt strings, () for none, or None")
+            odd = [p for p in self.sample_prompts if not isinstance(p, str) or not p.strip()]
+            if odd:
+                raise ConfigError(
+                    f"sample_prompts must hold non-empty strings; found {odd[0]!r:.40}."
+                )
+            self.sample_prompts = tuple(self.sample_prompts)
+        positive_int("sample_tokens", optional=False)
         if not isinstance(self.trainer_args, dict):
             raise bad("trainer_args", "a dict of transformers.TrainingArguments fields")
         protected = sorted(set(self.trainer_args) & set(_PROTECTED))

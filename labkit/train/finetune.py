@@ -1,4 +1,5 @@
-"""``finetune``: full or LoRA finetuning of a labkit ``Model`` on ``TextData``, in the background.
+"""``finetune``: full or LoRA finetuning of a labkit ``Model`` in the background: a classifier on
+``TextData``, a causal LM on ``LMData`` (its pieces live in ``labkit.lm.train``).
 
 The engine is Hugging Face ``Trainer`` (accelerate underneath, so ``accelerate launch`` and
 ``torchrun`` work unchanged), bridged to labkit's typed events by ``labkit.train.trainer``. What labkit
@@ -8,18 +9,19 @@ bf16/fp16 autocast on GPUs), a validated config, and a ``Run`` you can stop, pau
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Sequence
-from dataclasses import fields
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from labkit._errors import ConfigError, TrainingError
+from labkit._errors import ConfigError, DataError, TrainingError
 from labkit.train.config import CONFIG_FIELDS, FinetuneConfig
 
 if TYPE_CHECKING:
     from labkit.data import TextData
     from labkit.events import Status
+    from labkit.lm.data import LMData
     from labkit.model import Model
     from labkit.train.run import Run, RunDriver
 
@@ -28,7 +30,7 @@ __all__ = ["FinetuneConfig", "finetune"]
 
 def finetune(
     model: Model,
-    data: TextData | Any,
+    data: TextData | LMData | Any,
     *,
     lora: Any = False,
     epochs: float = 3.0,
@@ -47,17 +49,25 @@ def finetune(
     """Start finetuning ``model`` on ``data`` and return the :class:`~labkit.Run` at once.
 
     Training runs on a background thread; ``run.wait()`` blocks until it ends. ``data`` is a
-    :class:`labkit.TextData` (anything ``labkit.load_data`` reads is accepted too): its train
-    split trains, its validation split evaluates. Further keywords are
+    :class:`labkit.TextData` for a classifier, :class:`labkit.lm.LMData` for a causal LM
+    (anything ``labkit.load_data`` reads is accepted too, loaded for the model's task): its
+    train split trains, its validation split evaluates. A causal LM learns every token of a
+    text, and only the response of an instruction (its prompt in the chat template when the
+    tokenizer has one); its evaluations report loss and perplexity, and at each one the
+    model's greedy answers to ``sample_prompts`` are recorded in ``run.history`` and shown in
+    the panel. Further keywords are
     :class:`FinetuneConfig` fields (``warmup=0.1``, ``schedule="cosine"``, ``metric="f1"``, ...)
     or ``transformers.TrainingArguments`` fields, passed through. ``name`` titles the run's
     panel (default: the model and the method, ``run.name``). ``callbacks`` are objects with
     ``on_event(event, control)``; an exception in one ends the run as failed.
 
     Raises ``ConfigError`` (naming the field) before anything starts when a value is invalid,
-    and ``TrainingError`` when ``model`` is already training in another run.
+    ``DataError`` when the data is not for the model's task (labelled text for a causal LM,
+    LMData for a classifier), and ``TrainingError`` when ``model`` is already training in
+    another run.
     """
     from labkit.data import TextData, load_data
+    from labkit.lm.data import LMData
     from labkit.model import Model
     from labkit.train.run import Run, RunDriver
 
@@ -87,8 +97,11 @@ def finetune(
             raise ConfigError(
                 f"callbacks[{i}] ({type(cb).__name__}) has no on_event(event, control) method."
             )
-    if not isinstance(data, TextData):
-        data = load_data(data)
+    if not isinstance(data, TextData | LMData):
+        # a classifier's data loads as before; for a causal LM labelled text stays TextData,
+        # which _check_task refuses with advice, rather than training on its texts silently
+        data = load_data(data, task="auto" if model.task == "causal-lm" else "classification")
+    _check_task(model, data, config)
     if config.resume_from is not None:
         from labkit._utils import checkpoint as _checkpoint
 
@@ -107,6 +120,39 @@ def finetune(
         raise
     driver.start(job)
     return driver.run
+
+
+def _check_task(model: Model, data: TextData | LMData, config: FinetuneConfig) -> None:
+    """The data, the metric and the sample prompts fit the model's task."""
+    from labkit.lm.data import LMData
+    from labkit.metrics import TASK_METRICS
+
+    causal = model.task == "causal-lm"
+    if causal and not isinstance(data, LMData):
+        raise DataError(
+            f"{model.name!r} is a causal language model, but the data is labelled text for a "
+            f"classifier (TextData, labels {list(data.labels)}). Turn each label into an "
+            "answer with labkit.lm.instructions(data), or load text with "
+            "labkit.load_data(source, task='causal-lm')."
+        )
+    if not causal and isinstance(data, LMData):
+        raise DataError(
+            f"{model.name!r} is a {model.task} model, but the data is {data.kind} data for a "
+            "causal language model (LMData). Load a causal LM with labkit.load_model(name, "
+            "task='causal-lm') (labkit.demo.lm() is the offline one), or labelled data with "
+            "labkit.load_data(source, task='classification')."
+        )
+    allowed = TASK_METRICS.get(model.task, ("loss",))
+    if config.metric not in allowed:
+        raise ConfigError(
+            f"metric={config.metric!r} is not reported by a {model.task} model's evaluation; "
+            f"pass one of {', '.join(allowed)}."
+        )
+    if config.sample_prompts and not causal:
+        raise ConfigError(
+            f"sample_prompts are continued by a causal language model, but {model.name!r} is a "
+            f"{model.task} model: drop sample_prompts=."
+        )
 
 
 def _default_output_dir(model: Model, config: FinetuneConfig) -> str:
@@ -167,7 +213,7 @@ def _tokenize(
 def _training_arguments(config: FinetuneConfig, model: Model, out: str) -> Any:
     from transformers import TrainingArguments
 
-    known = {f.name for f in fields(TrainingArguments)}
+    known = {f.name for f in dataclasses.fields(TrainingArguments)}
     precision = _precision(config, model.device)
     kw: dict[str, Any] = {
         "output_dir": out,
@@ -199,8 +245,8 @@ def _training_arguments(config: FinetuneConfig, model: Model, out: str) -> Any:
         "optim": "adamw_torch_fused" if model.device.type in ("cpu", "cuda") else "adamw_torch",
         "dataloader_pin_memory": model.device.type == "cuda",
         # classifiers ignore num_items_in_batch: averaging tokens across ranks would double the
-        # logged loss under DDP
-        "average_tokens_across_devices": False,
+        # logged loss under DDP; a causal LM's loss is a mean over tokens, which it needs
+        "average_tokens_across_devices": model.task == "causal-lm",
     }
     if "eval_strategy" not in known:  # transformers < 4.41
         kw["evaluation_strategy"] = kw.pop("eval_strategy")
@@ -224,19 +270,64 @@ def _use_sdpa(hf: Any) -> None:
         base.set_attn_implementation("sdpa")
 
 
-def _prepare(driver: RunDriver, data: TextData) -> Any:
+@dataclasses.dataclass
+class _TaskParts:
+    """What differs per task for the trainer: tokenized ``train`` (with its token ``lengths``)
+    and ``evalset``, the ``collator``, ``metrics`` (the trainer's predictions -> the full
+    evaluation, ``Metrics`` or ``LMMetrics``) and ``preprocess`` (the trainer's
+    ``preprocess_logits_for_metrics``, or None)."""
+
+    train: Any
+    lengths: list[int]
+    evalset: Any
+    collator: Any
+    metrics: Callable[[Any], Any]
+    preprocess: Callable[[Any, Any], Any] | None = None
+
+
+def _task_parts(model: Model, data: TextData | LMData, max_length: int) -> _TaskParts:
+    from labkit.lm.data import LMData
+
+    pad8 = 8 if model.device.type == "cuda" else None
+    if isinstance(data, LMData):  # a causal LM's (_check_task has matched data and model)
+        from labkit.lm.evaluate import lm_metrics
+        from labkit.lm.train import training_parts
+
+        lm = training_parts(model, data, max_length, pad_to_multiple_of=pad8)
+        return _TaskParts(
+            lm.train,
+            lm.lengths,
+            lm.evalset,
+            lm.collator,
+            # predictions are summed_token_loss's [N, 2] rows: a mean over tokens, not batches
+            metrics=lambda pred: lm_metrics(pred.predictions, "validation"),
+            preprocess=lm.preprocess,
+        )
+    from transformers import DataCollatorWithPadding
+
+    from labkit.metrics import compute_metrics
+
+    def metrics(pred: Any) -> Any:
+        p = pred.predictions
+        logits = p[0] if isinstance(p, tuple) else p
+        return compute_metrics(pred.label_ids, logits.argmax(-1), model.labels)
+
+    train, lengths = _tokenize(model, data.train, data.labels, max_length)
+    evalset, _ = _tokenize(model, data.validation, data.labels, max_length)
+    collator = DataCollatorWithPadding(model.tokenizer, pad_to_multiple_of=pad8)
+    return _TaskParts(train, lengths, evalset, collator, metrics=metrics)
+
+
+def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
     """Everything that can fail on bad input, done now; returns the job for the run's thread.
 
     The bridge moves the run through ``driver`` (events, status, progress, a diverged end).
     """
-    import dataclasses
-
-    from transformers import DataCollatorWithPadding
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
     from labkit._utils import checkpoint as _checkpoint
     from labkit.events import EvalEnd
-    from labkit.metrics import compute_metrics
+    from labkit.metrics import Metrics
     from labkit.render import console as _progress
     from labkit.train.lora import attach_lora
     from labkit.train.trainer import AdaLoraSchedule, Bridge, LabkitTrainer, uses_adalora
@@ -248,8 +339,8 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
 
         tune_cpu_allocator()
     max_length = min(config.max_length or model.max_length, model.max_length)
-    train, lengths = _tokenize(model, data.train, data.labels, max_length)
-    evalset, _ = _tokenize(model, data.validation, data.labels, max_length)
+    parts = _task_parts(model, data, max_length)
+    samples = _sample_prompts(model, data, config)
     args = _training_arguments(config, model, run.output_dir)
     _check_precision(_precision(config, model.device), model)
     if config.lora is not False:
@@ -260,13 +351,14 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
     _use_sdpa(model.hf)
 
     def metrics_fn(pred: Any) -> dict[str, float]:
-        logits = pred.predictions[0] if isinstance(pred.predictions, tuple) else pred.predictions
-        full = compute_metrics(pred.label_ids, logits.argmax(-1), model.labels)
+        full = parts.metrics(pred)
         driver.evaluated(full)
-        return {k: v for k, v in full.as_dict().items() if k != "loss"}
+        # a causal LM's "loss" (per token) replaces the trainer's eval_loss (a mean of batch
+        # means); a classifier's Metrics carry none here and take the trainer's in emit
+        return dict(full.as_dict())
 
     def emit(event: Any) -> None:
-        if isinstance(event, EvalEnd) and run.evaluation is not None:
+        if isinstance(event, EvalEnd) and isinstance(run.evaluation, Metrics):
             driver.evaluated(dataclasses.replace(run.evaluation, loss=event.metrics.get("loss")))
         driver.emit(event)
 
@@ -303,17 +395,29 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
         metric=config.metric,
         patience=config.early_stopping,
     )
-    pad8 = 8 if model.device.type == "cuda" else None
+    callbacks: list[Any] = [bridge]
+    if uses_adalora(model.hf):
+        callbacks.append(AdaLoraSchedule())
+    if samples:  # after the bridge: an evaluation's EvalEnd first, then its answers
+        from labkit.lm.samples import SampleGenerations
+
+        # its settings are checked here: a bad sample_tokens fails now, not at an evaluation
+        callbacks.append(
+            SampleGenerations(
+                model, samples, emit, max_new_tokens=config.sample_tokens, control=run.control
+            )
+        )
     trainer = LabkitTrainer(
         model=model.hf,
         args=args,
-        train_dataset=train,
-        eval_dataset=evalset,
+        train_dataset=parts.train,
+        eval_dataset=parts.evalset,
         processing_class=model.tokenizer,
-        data_collator=DataCollatorWithPadding(model.tokenizer, pad_to_multiple_of=pad8),
+        data_collator=parts.collator,
         compute_metrics=metrics_fn,
-        callbacks=[bridge, AdaLoraSchedule()] if uses_adalora(model.hf) else [bridge],
-        train_lengths=lengths if config.group_by_length else None,
+        preprocess_logits_for_metrics=parts.preprocess,
+        callbacks=callbacks,
+        train_lengths=parts.lengths if config.group_by_length else None,
         keep_checkpoints=config.keep_checkpoints,
         labels=model.labels,
     )
@@ -340,6 +444,17 @@ def _prepare(driver: RunDriver, data: TextData) -> Any:
             _release_memory(trainer, model)
 
     return job
+
+
+def _sample_prompts(model: Model, data: TextData | LMData, config: FinetuneConfig) -> list[str]:
+    """The prompts a causal LM's run continues at each evaluation (none for a classifier)."""
+    if model.task != "causal-lm":
+        return []
+    if config.sample_prompts is not None:
+        return list(config.sample_prompts)
+    from labkit.lm.samples import default_sample_prompts
+
+    return default_sample_prompts(data)
 
 
 def _restore(trainer: Any, checkpoint: str) -> bool:

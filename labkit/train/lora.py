@@ -1,9 +1,10 @@
-"""LoRA defaults per architecture, and attaching an adapter to a classifier.
+"""LoRA defaults per architecture, and attaching an adapter to a classifier or a causal LM.
 
 ``lora=True`` picks the attention projections LoRA is usually applied to for the model's family
-(BERT, MiniLM, DistilBERT, RoBERTa, GPT-2, Llama and look-alikes) and keeps the new
-classification head fully trainable. A ``peft.LoraConfig`` or ``peft.AdaLoraConfig`` passes
-through as it is.
+(BERT, MiniLM, DistilBERT, RoBERTa, GPT-2, Llama and look-alikes). A classifier's new
+classification head stays fully trainable; a causal LM gets a ``CAUSAL_LM`` adapter on its
+query and value projections (the LoRA paper's choice) and nothing else trains. A
+``peft.LoraConfig`` or ``peft.AdaLoraConfig`` passes through as it is.
 """
 
 from __future__ import annotations
@@ -30,14 +31,21 @@ _TARGETS: dict[str, tuple[str, ...]] = {
     "gemma": ("q_proj", "k_proj", "v_proj", "o_proj"),
     "phi3": ("qkv_proj", "o_proj"),
 }
+# model_type -> what a causal LM's adapter targets where it differs from the above.
+_CAUSAL_TARGETS: dict[str, tuple[str, ...]] = {
+    name: ("q_proj", "v_proj") for name in ("llama", "mistral", "qwen2", "gemma")
+}
 # Heads a sequence classifier puts on top; they are new (random), so they train fully.
 _HEADS = ("classifier", "pre_classifier", "score", "pooler")
 
 
 def target_modules(hf: Any) -> list[str]:
     """Names of the modules ``lora=True`` adapts in ``hf`` (a transformers model)."""
+    from labkit.model import task_of_module
+
     model_type = getattr(hf.config, "model_type", "")
-    names = _TARGETS.get(model_type)
+    causal = task_of_module(hf) == "causal-lm"
+    names = (_CAUSAL_TARGETS if causal else {}).get(model_type) or _TARGETS.get(model_type)
     present = {name.rsplit(".", 1)[-1] for name, _ in hf.named_modules()}
     if names is None:  # an unknown family: fall back on the usual projection names
         for guess in _TARGETS.values():
@@ -47,14 +55,19 @@ def target_modules(hf: Any) -> list[str]:
     if names is None or not all(n in present for n in names):
         raise ConfigError(
             f"lora=True does not know which modules to adapt in a {model_type or type(hf).__name__} "
-            "model. Pass lora=peft.LoraConfig(task_type='SEQ_CLS', target_modules=[...]) naming "
-            "its attention projections."
+            f"model. Pass lora=peft.LoraConfig(task_type='{'CAUSAL_LM' if causal else 'SEQ_CLS'}', "
+            "target_modules=[...]) naming its attention projections."
         )
     return list(names)
 
 
 def head_modules(hf: Any) -> list[str]:
-    """The classification head (and pooler) modules present in ``hf``; trained fully."""
+    """The classification head (and pooler) modules present in ``hf``; trained fully. None for
+    a causal LM: its output layer is pretrained (and often tied to the input embeddings)."""
+    from labkit.model import task_of_module
+
+    if task_of_module(hf) == "causal-lm":
+        return []
     present = {name for name, _ in hf.named_children()}
     # the pooler sits inside the encoder wrapper (bert.pooler), so look one level down too
     for _, child in hf.named_children():
@@ -70,13 +83,17 @@ def lora_config(
     dropout: float = 0.1,
     modules_to_save: list[str] | None = None,
 ) -> Any:
-    """A ``peft.LoraConfig`` for sequence classification with this model's default targets."""
+    """A ``peft.LoraConfig`` with this model's default targets: for sequence classification, or
+    for a causal LM (``hf`` a ``...ForCausalLM``) language modelling."""
     from peft import LoraConfig, TaskType
+
+    from labkit.model import task_of_module
 
     if r < 1:
         raise ConfigError(f"LoRA rank r must be >= 1, got {r}.")
+    causal = task_of_module(hf) == "causal-lm"
     return LoraConfig(
-        task_type=TaskType.SEQ_CLS,
+        task_type=TaskType.CAUSAL_LM if causal else TaskType.SEQ_CLS,
         r=r,
         lora_alpha=alpha or 2 * r,
         lora_dropout=dropout,
