@@ -28,7 +28,7 @@ import tempfile
 import zipfile
 from importlib.util import find_spec
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from labkit._errors import DataError, ModelLoadError
 from labkit._utils.optional import require
@@ -166,7 +166,7 @@ def _dequantize(gguf: Path, out: Path) -> None:
     try:
         with hf_quiet():
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
-            hf = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
+            hf: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
             # the weights are dequantized float32 now; a model still marked gguf-quantized
             # can be neither saved nor trained (Trainer refuses quantized models)
             hf.hf_quantizer = None

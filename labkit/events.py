@@ -75,7 +75,8 @@ class StepEnd:
 @dataclass(frozen=True)
 class EvalEnd:
     """An evaluation on the validation split finished; ``metrics`` maps names to floats
-    (``loss``, ``accuracy``, ``precision``, ``recall``, ``f1``)."""
+    (a classifier: ``loss``, ``accuracy``, ``precision``, ``recall``, ``f1``; a causal LM:
+    ``loss``, the mean over the tokens that carry loss, and ``perplexity``, its exp)."""
 
     step: int
     metrics: dict[str, float] = field(default_factory=dict)

@@ -522,7 +522,7 @@ def load_model(
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         if chosen == "causal-lm":
             with hf_quiet():
-                lm = AutoModelForCausalLM.from_pretrained(
+                lm: Any = AutoModelForCausalLM.from_pretrained(
                     source,
                     config=config,
                     dtype=torch_dtype,

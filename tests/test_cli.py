@@ -50,3 +50,32 @@ def test_labkit_lab_finds_the_notebooks_of_a_checkout(capsys):
     notebooks = Path(__file__).resolve().parents[1] / "notebooks"
     assert main(["lab", "--print-only"]) == 0
     assert str(notebooks) in capsys.readouterr().out
+
+
+def test_explain_with_a_causal_lm_explains_its_answer(tiny_lm_dirs, capsys):
+    import json
+
+    import labkit
+
+    prompt = "the movie was"
+    code = main(
+        [
+            "explain",
+            "--model",
+            str(tiny_lm_dirs["llama"]),
+            "--method",
+            "gradient_x_input",
+            "--device",
+            "cpu",
+            "--json",
+            prompt,
+        ]
+    )
+    assert code == 0
+    record = json.loads(capsys.readouterr().out.strip())
+    lm = labkit.load_model(tiny_lm_dirs["llama"], device="cpu")
+    (answer,) = lm.generate(prompt, max_new_tokens=32)
+    assert record["generated"] is True and record["target"] == answer.text
+    assert len(record["scores"]) == len(record["target_tokens"])
+    assert all(len(row) == len(record["tokens"]) for row in record["scores"])
+    assert len(record["sequence_scores"]) == len(record["tokens"])

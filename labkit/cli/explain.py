@@ -1,10 +1,13 @@
-"""``labkit explain TEXT...``: which tokens drove a prediction (the offline default unless --model)."""
+"""``labkit explain TEXT...``: which tokens drove a prediction (the offline default unless
+--model). With a causal LM (``--model`` a causal-LM checkpoint), each TEXT is a prompt and the
+explanation says which prompt tokens drove its greedy answer (or ``--target``)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
+from typing import Any
 
 HELP = "explain predictions token by token (integrated gradients unless --method is given)"
 
@@ -24,7 +27,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="integrated_gradients, gradient_x_input, saliency, gradient_shap, "
         "occlusion, lime, kernel_shap or attention_rollout",
     )
-    p.add_argument("--target", default=None, help="label to explain (default: the predicted label)")
+    p.add_argument(
+        "--target",
+        default=None,
+        help="label to explain (default: the predicted label); for a causal LM, the answer "
+        "text to explain (default: its own greedy answer)",
+    )
     p.add_argument(
         "--n-steps",
         type=int,
@@ -67,9 +75,15 @@ def main(args: argparse.Namespace) -> int:
     options = {"faithfulness": True} if args.faithfulness else {}
     if args.n_steps is not None:
         options["n_steps"] = args.n_steps
-    results = [
-        explain(model, text, target=args.target, method=args.method, **options) for text in texts
-    ]
+    if model.task == "causal-lm":
+        return _explain_generations(model, texts, args, options)
+    from labkit.inspect.attribution.result import AttributionResult
+
+    results = []
+    for text in texts:
+        r = explain(model, text, target=args.target, method=args.method, **options)
+        assert isinstance(r, AttributionResult)  # a classifier's
+        results.append(r)
     out = sys.stdout
     for r in results:
         if args.json:
@@ -108,6 +122,53 @@ def main(args: argparse.Namespace) -> int:
         from labkit.render.attribution import render
 
         body = "\n<hr>\n".join(render(r) for r in results)
+        Path(args.html).write_text(
+            f"<!doctype html><html><head><meta charset='utf-8'><title>labkit explain</title>"
+            f"</head><body>{body}</body></html>",
+            encoding="utf-8",
+        )
+        out.write(f"wrote {args.html}\n")
+    return 0
+
+
+def _explain_generations(
+    model: Any, prompts: list[str], args: argparse.Namespace, options: Any
+) -> int:
+    """A causal LM: per prompt, its answer, its log-probability and the prompt tokens that
+    drove the whole answer most."""
+    from labkit.inspect.attribution.api import explain
+    from labkit.inspect.attribution.generation_result import GenerationAttribution
+
+    results = []
+    for prompt in prompts:
+        r = explain(model, prompt, target=args.target, method=args.method, **options)
+        assert isinstance(r, GenerationAttribution)  # a causal LM's
+        results.append(r)
+    out = sys.stdout
+    for r in results:
+        if args.json:
+            record = {
+                "prompt": r.prompt,
+                "target": r.target,
+                "generated": r.generated,
+                "method": r.method,
+                "logprob": r.logprob,
+                "tokens": list(r.tokens),
+                "target_tokens": list(r.target_tokens),
+                "scores": r.scores.astype(float).tolist(),
+                "sequence_scores": r.sequence_scores.astype(float).tolist(),
+                "delta": None if r.delta is None else r.delta.astype(float).tolist(),
+            }
+            out.write(json.dumps(record) + "\n")
+            continue
+        top = "  ".join(f"{t} {s:+.3f}" for t, s in r.top(args.top))
+        out.write(
+            f"{r.prompt}\n  -> {r.target!r} (log p={r.logprob:.3f}) by {r.method}\n  top: {top}\n"
+        )
+    if args.html:
+        from pathlib import Path
+
+        body = "\n<hr>\n".join(r._repr_html_() for r in results)
         Path(args.html).write_text(
             f"<!doctype html><html><head><meta charset='utf-8'><title>labkit explain</title>"
             f"</head><body>{body}</body></html>",

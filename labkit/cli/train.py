@@ -17,7 +17,11 @@ from typing import Any
 
 from labkit.events import ENDED_WELL
 
-HELP = "finetune a model (full or LoRA) headless; runs under accelerate launch and torchrun"
+HELP = (
+    "finetune a classifier or a causal LM (full or LoRA) headless; runs under accelerate "
+    "launch and torchrun"
+)
+TASKS = ("auto", "classification", "causal-lm")
 
 # (flag, FinetuneConfig field, type, help); defaults live in FinetuneConfig, not here
 _CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
@@ -40,8 +44,11 @@ _CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--precision", "precision", str, "auto, fp32, bf16 or fp16"),
     ("--save-every", "save_every", int, "also save every N steps"),
     ("--keep-checkpoints", "keep_checkpoints", int, "keep only the N newest checkpoints"),
+    ("--name", "name", str, "the run's title (default: the model and the method)"),
+    ("--sample-tokens", "sample_tokens", int, "causal LM: tokens per sample generation"),
 )
 _RUN_KEYS = {
+    "task",
     "model",
     "data",
     "labels",
@@ -60,12 +67,24 @@ _RUN_KEYS = {
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", default=None, help="JSON or TOML file with any of these options")
     p.add_argument(
-        "--model", default=None, help="hub name or local folder (default: offline MiniLM)"
+        "--task",
+        default=None,
+        choices=TASKS,
+        help="classification or causal-lm (default auto: what --model is; with neither "
+        "--model nor --task, the offline classifier)",
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        help="hub name or local folder (default: offline MiniLM; with --task causal-lm the "
+        "offline SmolLM2-135M-Instruct)",
     )
     p.add_argument(
         "--data",
         default=None,
-        help="hub dataset, .csv/.json/.jsonl/.parquet file (default: offline reviews)",
+        help="hub dataset, .csv/.json/.jsonl/.parquet file (default: offline reviews; for a "
+        "causal LM: the reviews as instructions); a causal LM takes a text column, or "
+        "prompt and response columns",
     )
     p.add_argument("--labels", default=None, help="comma-separated label names")
     p.add_argument("--text-column", default=None, help="column holding the text (default: text)")
@@ -91,6 +110,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     for flag, field, kind, text in _CONFIG_FLAGS:
         p.add_argument(flag, dest=field, type=kind, default=None, help=text)
+    p.add_argument(
+        "--sample-prompt",
+        dest="sample_prompts",
+        action="append",
+        default=None,
+        metavar="PROMPT",
+        help="causal LM: a prompt whose generation is shown at each evaluation (repeatable)",
+    )
     p.add_argument(
         "--set",
         dest="trainer_set",
@@ -165,7 +192,11 @@ def _digest(model: Any) -> str:
 
 def _load(opts: dict[str, Any]) -> tuple[Any, Any]:
     from labkit import demo
+    from labkit._errors import ConfigError
 
+    task = opts.pop("task", None) or "auto"
+    if task not in TASKS:
+        raise ConfigError(f"task must be one of {', '.join(TASKS)}, got {task!r}.")
     device = opts.pop("device", None) or "auto"
     local = os.environ.get("LOCAL_RANK")
     if device == "auto" and local is not None:
@@ -177,13 +208,32 @@ def _load(opts: dict[str, Any]) -> tuple[Any, Any]:
     labels = labels.split(",") if isinstance(labels, str) else labels
     source = opts.pop("data", None)
     text_col, label_col = opts.pop("text_column", None), opts.pop("label_column", None)
+    name = opts.pop("model", None)
+    if task == "auto" and name is not None and labels is None:
+        task = _task_of(name)
+    if task == "causal-lm":
+        from labkit.model import load_model
+
+        if labels is not None:
+            raise ConfigError("--labels names a classifier's classes; a causal LM has none.")
+        model = (
+            demo.lm(device=device)
+            if name is None
+            else load_model(name, task="causal-lm", device=device)
+        )
+        return model, _lm_data(source, text_col)
     if source is None:
         data = demo.data()
     else:
         from labkit.data import load_data
 
-        data = load_data(source, text=text_col or "text", label=label_col or "label", labels=labels)
-    name = opts.pop("model", None)
+        data = load_data(
+            source,
+            text=text_col or "text",
+            label=label_col or "label",
+            labels=labels,
+            task="classification",
+        )
     if name is None:
         model = demo.model(device=device)
     else:
@@ -191,6 +241,31 @@ def _load(opts: dict[str, Any]) -> tuple[Any, Any]:
 
         model = load_model(name, labels=labels or list(data.labels), device=device)
     return model, data
+
+
+def _task_of(name: str) -> str:
+    """What ``load_model(name)`` would load, read from its config alone (no weights)."""
+    from transformers import AutoConfig
+
+    from labkit.model import resolve_task
+
+    try:
+        config = AutoConfig.from_pretrained(os.path.expanduser(name))
+    except (OSError, ValueError):
+        return "classification"  # load_model says what is wrong with it
+    return resolve_task("auto", config, None)
+
+
+def _lm_data(source: str | None, text_col: str | None) -> Any:
+    """A causal LM's data: the reviews as instructions by default, else a text column or
+    prompt + response columns."""
+    from labkit import demo
+
+    if source is None:
+        return demo.instructions()
+    from labkit.data import load_data
+
+    return load_data(source, text=text_col or "text", task="causal-lm")
 
 
 def main(args: argparse.Namespace) -> int:

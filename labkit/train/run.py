@@ -22,8 +22,10 @@ from labkit._utils import checkpoint as _checkpoint
 from labkit._utils.device import is_out_of_memory
 from labkit.events import ENDED_STATUSES, Control, Event, Status, StepEnd, TrainEnd
 from labkit.history import MetricHistory
+from labkit.metrics import lower_is_better
 
 if TYPE_CHECKING:
+    from labkit.lm.evaluate import LMMetrics
     from labkit.metrics import Metrics
     from labkit.model import Model
     from labkit.train.config import FinetuneConfig
@@ -60,7 +62,7 @@ class Run:
         self._step = 0
         self._total_steps: int | None = None
         self._early_stopped = False
-        self._evaluation: Metrics | None = None
+        self._evaluation: Metrics | LMMetrics | None = None
 
     # -- steering (any thread) ------------------------------------------------------------------
     def stop(self) -> None:
@@ -128,7 +130,7 @@ class Run:
         return self._total_steps
 
     @property
-    def evaluation(self) -> Metrics | None:
+    def evaluation(self) -> Metrics | LMMetrics | None:
         """The last full evaluation on the validation split (confusion matrix, per-label
         report, loss), None before the first."""
         return self._evaluation
@@ -180,7 +182,7 @@ class Run:
         ranked = [(scored[s], p) for p in done if (s := _checkpoint.step_of(p)) in scored]
         if not ranked:
             return done[-1]
-        pick = min if metric == "loss" else max
+        pick = min if lower_is_better(metric) else max
         return pick(ranked, key=lambda sp: sp[0])[1]
 
     # -- export ---------------------------------------------------------------------------------
@@ -188,8 +190,9 @@ class Run:
         """Write the trained model as a safetensors folder that transformers loads as is.
 
         With LoRA and ``merge_lora=True`` the adapter is merged into a copy of the base weights,
-        so ``AutoModelForSequenceClassification.from_pretrained(path)`` and
-        ``transformers.pipeline("text-classification", model=path)`` need no peft. With
+        so ``AutoModelForSequenceClassification.from_pretrained(path)`` (a causal LM:
+        ``AutoModelForCausalLM``) and ``transformers.pipeline("text-classification",
+        model=path)`` (``"text-generation"``) need no peft. With
         ``merge_lora=False`` the adapter alone is written (``labkit.load_model`` reads it).
         """
         if not self.done:
@@ -284,7 +287,7 @@ class RunDriver:
         for cb in run._callbacks:
             cb.on_event(event, run.control)
 
-    def evaluated(self, metrics: Metrics) -> None:
+    def evaluated(self, metrics: Metrics | LMMetrics) -> None:
         """The full metrics of the evaluation just made (``run.evaluation``)."""
         self.run._evaluation = metrics
 

@@ -26,7 +26,7 @@ from transformers import Trainer, TrainerCallback
 
 from labkit._utils import checkpoint as _checkpoint
 from labkit.events import Control, EvalEnd, Event, Saved, Status, StepEnd
-from labkit.metrics import METRIC_NAMES
+from labkit.metrics import METRIC_NAMES, lower_is_better
 
 __all__ = [
     "AdaLoraSchedule",
@@ -313,7 +313,7 @@ class Bridge(TrainerCallback):
         if self.patience is None or value is None:
             return
         better = self._best is None or (
-            value < self._best if self.metric == "loss" else value > self._best
+            value < self._best if lower_is_better(self.metric) else value > self._best
         )
         if better:
             self._best, self._bad_evals = value, 0
