@@ -47,3 +47,18 @@ def test_the_probe_times_each_candidate_and_leaves_no_trace(tiny_lm, tiny_model)
         assert all(p.grad is None for p in model.hf.parameters())
         assert torch.equal(torch.random.get_rng_state(), rng)
         assert not model.hf.training  # its mode is given back
+
+
+def test_a_run_probes_with_one_real_training_batch(tiny_lm, toy_data):
+    import labkit
+    from labkit.train.config import FinetuneConfig
+    from labkit.train.finetune import _probe, _task_parts
+
+    rows = [{"text": t} for t in toy_data.train["text"]]
+    data = labkit.load_data(rows, task="causal-lm")
+    parts = _task_parts(tiny_lm, data, 64)
+    choice = _probe(tiny_lm, parts, FinetuneConfig(batch_size=4))
+    assert choice.precision == "fp32"  # the CPU's only candidate
+    run = labkit.finetune(tiny_lm, data, max_steps=1, progress=False)
+    run.wait()
+    assert run.status == "finished" and run.precision is None  # no probe on a CPU

@@ -174,6 +174,20 @@ def _precision(config: FinetuneConfig, device: Any) -> str:
     return "fp32"
 
 
+def _probe(model: Model, parts: Any, config: FinetuneConfig) -> Any:
+    """``precision="auto"`` on a GPU: time one real training batch in each candidate
+    (:mod:`labkit.train.precision`) and keep the faster."""
+    import torch
+
+    from labkit.train.precision import probe_precision
+
+    g = torch.Generator().manual_seed(config.seed)
+    n = len(parts.train)
+    rows = torch.randperm(n, generator=g)[: min(config.batch_size, n)].tolist()
+    batch = parts.collator([parts.train[i] for i in rows])
+    return probe_precision(model.hf, batch, model.device)
+
+
 def _check_precision(precision: str, model: Model) -> None:
     """fp16 autocast needs float32 weights: its loss scaler refuses float16 gradients."""
     import torch
@@ -210,11 +224,13 @@ def _tokenize(
     return Dataset.from_dict(cols), [len(r) for r in cols["input_ids"]]
 
 
-def _training_arguments(config: FinetuneConfig, model: Model, out: str) -> Any:
+def _training_arguments(
+    config: FinetuneConfig, model: Model, out: str, precision: str | None = None
+) -> Any:
     from transformers import TrainingArguments
 
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
-    precision = _precision(config, model.device)
+    precision = precision or _precision(config, model.device)
     kw: dict[str, Any] = {
         "output_dir": out,
         "num_train_epochs": float(config.epochs),
@@ -349,6 +365,11 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
         set_seed(config.seed)  # the adapter's initial weights come from the seed, not by chance
         model.hf = attach_lora(model.hf, config.lora)
     _use_sdpa(model.hf)
+    if config.precision == "auto" and model.device.type == "cuda":
+        # measured, not assumed: bf16 autocast costs more than it saves on small steps
+        run.precision = _probe(model, parts, config)
+        _check_precision(run.precision.precision, model)
+        args = _training_arguments(config, model, run.output_dir, run.precision.precision)
 
     def metrics_fn(pred: Any) -> dict[str, float]:
         full = parts.metrics(pred)

@@ -27,6 +27,7 @@ from labkit.metrics import lower_is_better
 if TYPE_CHECKING:
     from labkit.lm.evaluate import LMMetrics
     from labkit.metrics import Metrics
+    from labkit.train.precision import PrecisionChoice
     from labkit.model import Model
     from labkit.train.config import FinetuneConfig
 
@@ -62,6 +63,9 @@ class Run:
         self._step = 0
         self._total_steps: int | None = None
         self._early_stopped = False
+        # what precision="auto" chose on a GPU and why (labkit.train.precision); None when
+        # the precision was given, or on a CPU (fp32)
+        self.precision: PrecisionChoice | None = None
         self._evaluation: Metrics | LMMetrics | None = None
 
     # -- steering (any thread) ------------------------------------------------------------------
