@@ -58,6 +58,7 @@ _LAZY: dict[str, str] = {
     "explain": "labkit.inspect.attribution.api",
     "explain_dataset": "labkit.inspect.attribution.api",
     "AttributionResult": "labkit.inspect.attribution.result",
+    "GenerationAttribution": "labkit.inspect.attribution.generation_result",
     "shared_scale": "labkit.inspect.attribution.result",
     "compare_explanations": "labkit.inspect.attribution.compare",
     "DatasetAttribution": "labkit.inspect.attribution.result",
@@ -115,6 +116,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from labkit.inspect.attention.result import AttentionResult
     from labkit.inspect.attribution.api import explain, explain_dataset
     from labkit.inspect.attribution.compare import compare_explanations
+    from labkit.inspect.attribution.generation_result import GenerationAttribution
     from labkit.inspect.attribution.result import (
         AttributionResult,
         DatasetAttribution,

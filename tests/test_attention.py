@@ -173,12 +173,15 @@ def test_pair_to_a_single_sequence_model_is_refused(tiny_dirs):
 
 
 def test_model_without_attention_weights_is_a_clear_error(tiny_model, monkeypatch):
-    forward = tiny_model.hf.forward
+    # every self-attention returns no weights, as a fused kernel does
+    for layer in tiny_model.hf.bert.encoder.layer:
+        forward = layer.attention.self.forward
 
-    def no_attentions(*args, output_attentions=None, **kwargs):
-        return forward(*args, **kwargs)
+        def hidden(*a, _f=forward, **k):
+            out = _f(*a, **k)
+            return (out[0], None, *out[2:])
 
-    monkeypatch.setattr(tiny_model.hf, "forward", no_attentions)
+        monkeypatch.setattr(layer.attention.self, "forward", hidden)
     with pytest.raises(InputError, match="returned no attention weights"):
         labkit.attention(tiny_model, TEXT)
     assert attn_implementation(tiny_model.hf) == "sdpa"
@@ -372,10 +375,10 @@ def test_neuron_view_where_supported(tiny_dirs):
     bert = labkit.attention(labkit.load_model(tiny_dirs["bert"], device="cpu"), TEXT)
     assert bert.queries.shape == (2, 4, len(bert.tokens), 8)
     assert "window.bertviz_params" in bert.to_bertviz("neuron").html
+    # Llama's queries and keys carry the rotary embedding and the repeated key heads
     llama = labkit.attention(labkit.load_model(tiny_dirs["llama"], device="cpu"), TEXT)
-    assert llama.queries is None
-    with pytest.raises(InputError, match="neuron view"):
-        llama.to_bertviz("neuron")
+    assert llama.queries.shape == (2, 4, len(llama.tokens), 8)
+    assert "window.bertviz_params" in llama.to_bertviz("neuron").html
 
 
 def test_queries_and_keys_reproduce_the_weights(tiny_dirs):

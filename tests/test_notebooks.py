@@ -14,6 +14,14 @@ SMALL = {
     "03_attention_heads": {"EXAMPLES": 8},
     "04_explain_predictions": {"MAX_STEPS": 6, "N_EXAMPLES": 4},
     "05_before_and_after": {"MAX_STEPS": 6},
+    "06_generative": {
+        "MAX_STEPS": 4,
+        "EVAL_EVERY": 2,
+        "TEST_ROWS": 8,
+        "STREAM_TOKENS": 12,
+        "VAL_ROWS": 8,
+        "METHOD": "gradient_x_input",
+    },
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"
 

@@ -128,7 +128,14 @@ def _widget_classes() -> list[type]:
     traitlets' ``add_traits`` makes, nor classes defined in tests)."""
     modules = [
         importlib.import_module(f"labkit.ui.{name}")
-        for name in ("panel", "attention_view", "attribution_view", "app")
+        for name in (
+            "panel",
+            "attention_view",
+            "attribution_view",
+            "app",
+            "generation_view",
+            "generation_attribution_view",
+        )
     ]
     return [
         cls

@@ -14,12 +14,13 @@ if TYPE_CHECKING:
 __all__ = ["Dims", "check_model", "dims", "indices", "model_dims", "one_text"]
 
 
-def check_model(model: Any) -> None:
+def check_model(model: Any, what: str = "attention") -> None:
+    """Refuse anything but a :class:`labkit.Model`, naming ``what`` needs one."""
     from labkit.model import Model
 
     if not isinstance(model, Model):
         raise InputError(
-            f"attention needs a labkit.Model, got {type(model).__name__}. Load one with "
+            f"{what} needs a labkit.Model, got {type(model).__name__}. Load one with "
             "labkit.load_model(...) or wrap a transformers model with "
             "labkit.Model.wrap(hf_model, tokenizer)."
         )

@@ -32,7 +32,17 @@ if TYPE_CHECKING:
 __all__ = ["BertvizView", "build"]
 
 _SCRIPT_OPEN = '<script type="text/javascript">'
-_NEURON_TYPES = {"bert", "roberta", "distilbert", "gpt2", "xlm-roberta", "camembert"}
+_NEURON_TYPES = {
+    "bert",
+    "roberta",
+    "distilbert",
+    "gpt2",
+    "xlm-roberta",
+    "camembert",
+    "llama",
+    "mistral",
+    "qwen2",
+}
 
 # What bertviz 1.4 loads from cdnjs, in the order the views need it: the file shipped in
 # vendor/, the module name bertviz's scripts require (None: require.js itself), and what runs

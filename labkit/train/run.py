@@ -27,9 +27,9 @@ from labkit.metrics import lower_is_better
 if TYPE_CHECKING:
     from labkit.lm.evaluate import LMMetrics
     from labkit.metrics import Metrics
-    from labkit.train.precision import PrecisionChoice
     from labkit.model import Model
     from labkit.train.config import FinetuneConfig
+    from labkit.train.precision import PrecisionChoice
 
 __all__ = ["Run", "RunDriver"]
 

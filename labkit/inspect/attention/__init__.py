@@ -1,8 +1,10 @@
 """Attention: extract every head's weights, summarise and compare heads, rank their importance.
 
-``result`` holds :class:`AttentionResult` (a leaf); ``extract`` runs the pass; ``memory`` sizes
-it before it runs; ``heads`` summarises heads; ``diff`` compares two results; ``importance``
-ranks heads by gradient (Michel et al., 2019). Static HTML lives in ``labkit.render``.
+``result`` holds :class:`AttentionResult` (a leaf); ``extract`` runs the pass (``maps`` copies
+each layer's maps as it makes them, ``qk`` finishes queries and keys for the neuron view);
+``memory`` sizes it before it runs; ``heads`` summarises heads; ``diff`` compares two
+results; ``importance`` ranks heads by gradient (Michel et al., 2019). Static HTML lives in
+``labkit.render``.
 """
 
 from __future__ import annotations

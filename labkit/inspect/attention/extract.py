@@ -1,10 +1,11 @@
 """Attention maps of one input: ``labkit.attention(model, text)`` -> :class:`AttentionResult`.
 
 The pass runs with eager attention (the fast sdpa kernel returns no weights) and switches back
-in ``finally``. The result is plain data: tokens, float32 weights [layers, heads, T, T] as a
-numpy array, special-token flags, and summaries per head. Jupyter shows it with labkit's own
-interactive view (weights sent as fp16 buffers, one layer at a time); saved notebooks keep a
-static heatmap per layer. ``to_bertviz`` gives bertviz's views.
+in ``finally``; each layer's maps are copied as the layer makes them (``maps``), queries and
+keys as the scores used them (``qk``). The result is plain data: tokens, float32 weights
+[layers, heads, T, T] as a numpy array, special-token flags, and summaries per head. Jupyter
+shows it with labkit's own interactive view (weights sent as fp16 buffers, one layer at a
+time); saved notebooks keep a static heatmap per layer. ``to_bertviz`` gives bertviz's views.
 
 Changes between two models on the same text: :func:`attention_diff`. Gradient-based head
 importance (Michel et al., 2019): :func:`head_importance`.
@@ -21,6 +22,8 @@ import numpy as np
 
 from labkit._errors import InputError, LabkitError
 from labkit.inspect._checks import check_model, dims, indices, one_text
+from labkit.inspect.attention import qk as qk_vectors
+from labkit.inspect.attention.maps import layer_maps
 from labkit.inspect.attention.memory import attention_memory
 from labkit.inspect.attention.result import AttentionResult
 
@@ -34,7 +37,13 @@ _QK_MODULES = (
     (re.compile(r"\.(\d+)\.attention\.self\.(query|key)$"), False),  # BERT, RoBERTa, MiniLM
     (re.compile(r"\.(\d+)\.attention\.(q_lin|k_lin)$"), False),  # DistilBERT
     (re.compile(r"\.(\d+)\.attn\.(c_attn)$"), True),  # GPT-2: q, k, v in one projection
+    # Llama, Mistral, Qwen2, SmolLM2: these outputs are rotated (rotary embeddings) and their
+    # key heads shared by several query heads before the scores; qk.finish does both with what
+    # _ATTN_MODULE's pre-hook records, and qk.consistent checks the result
+    (re.compile(r"\.(\d+)\.self_attn\.(q_proj|k_proj)$"), False),
 )
+_QUERY_PARTS = ("query", "q_lin", "q_proj")
+_ATTN_MODULE = re.compile(r"\.(\d+)\.self_attn$")  # its kwargs carry the rotary cos/sin
 
 
 def _takes_pairs(model: Model) -> bool:
@@ -60,12 +69,28 @@ def _capture_qk(hf: Any, num_heads: int) -> Iterator[dict[int, dict[str, Any]]]:
                 q, k, _ = out.chunk(3, dim=-1)
                 found.setdefault(layer, {}).update(query=q, key=k)
             else:
-                found.setdefault(layer, {})["query" if part in ("query", "q_lin") else "key"] = out
+                found.setdefault(layer, {})["query" if part in _QUERY_PARTS else "key"] = out
+
+        return hook
+
+    def attn_hook(layer: int) -> Any:
+        def hook(module: Any, _args: Any, kwargs: dict[str, Any]) -> None:
+            found.setdefault(layer, {}).update(
+                module=module, position_embeddings=kwargs.get("position_embeddings")
+            )
 
         return hook
 
     try:
         for name, module in hf.named_modules():
+            attn = _ATTN_MODULE.search(name)
+            if attn:
+                handles.append(
+                    module.register_forward_pre_hook(
+                        attn_hook(int(attn.group(1))), with_kwargs=True
+                    )
+                )
+                continue
             for pattern, fused in _QK_MODULES:
                 match = pattern.search(name)
                 if match:
@@ -100,6 +125,75 @@ def _stack_qk(
     return out[0], out[1]
 
 
+@contextmanager
+def _attention_pass(model: Model) -> Iterator[None]:
+    """Eval mode, eager attention and no autograd for one pass; any failure of the model becomes
+    an InputError saying what it needs. The model is put back as it was."""
+    import torch
+
+    from labkit._utils.eager import eager_attention
+
+    hf = model.hf
+    was_training = hf.training
+    hf.eval()
+    try:
+        with eager_attention(hf), torch.inference_mode():
+            yield
+    except LabkitError:
+        raise
+    except (TypeError, ValueError, NotImplementedError, AttributeError, RuntimeError) as exc:
+        raise InputError(
+            f"{model.name} could not run an attention pass with eager attention "
+            f"({type(exc).__name__}: {exc}). Attention maps need a model whose layers can "
+            "return their weights."
+        ) from None
+    finally:
+        hf.train(was_training)
+
+
+def _returned_maps(
+    model: Model, atts: list[Any], layers: Any, heads: Any, keep: Any
+) -> tuple[np.ndarray, int, int]:
+    """(weights float32 [kept layers, kept heads, T, T], layers, heads) from the maps a model
+    returned with ``output_attentions=True``; each entry of ``atts`` is let go (set to None)
+    once copied."""
+    if not atts or any(a is None or a.dim() != 4 for a in atts):
+        raise InputError(
+            f"{model.name} ({type(model.base).__name__}) returned no attention weights even with "
+            "output_attentions=True and eager attention; this architecture cannot be inspected "
+            "with labkit.attention."
+        )
+    total_layers, total_heads = len(atts), int(atts[0].shape[1])
+    keep_layers = indices(layers, total_layers, "layers")
+    keep_heads = indices(heads, total_heads, "heads")
+    every_head = None if keep_heads == tuple(range(total_heads)) else list(keep_heads)
+    t = int(atts[0].shape[-1]) if keep is None else int(keep.sum())
+    weights = np.empty((len(keep_layers), len(keep_heads), t, t), dtype=np.float32)
+    position = {layer: k for k, layer in enumerate(keep_layers)}
+    for i in range(total_layers):
+        if i in position:
+            att = atts[i][0] if every_head is None else atts[i][0][every_head]
+            if keep is not None:
+                att = att[:, keep][:, :, keep]
+            weights[position[i]] = att.float().cpu().numpy()
+            del att
+        atts[i] = None
+    return weights, total_layers, total_heads
+
+
+def _no_logits(model: Model) -> dict[str, Any]:
+    """A causal LM computes no logits but the last position's (the pass needs none; at 2,048
+    tokens SmolLM2's are 400 MB)."""
+    import inspect
+
+    if model.task != "causal-lm":
+        return {}
+    forward = model.base.forward
+    return (
+        {"logits_to_keep": 1} if "logits_to_keep" in inspect.signature(forward).parameters else {}
+    )
+
+
 def _segments(
     model: Model, text: str, pair: str, ids: list[int], special: np.ndarray
 ) -> np.ndarray | None:
@@ -132,15 +226,23 @@ def attention(
     limit is truncated with one ``LabkitWarning``. The model runs with eager attention for this
     pass only; its fast kernel is restored afterwards, also when the pass fails.
 
+    A causal LM's ``text`` is read as it is (no chat template), left to right: each token
+    attends to itself and the tokens before it, and the weights on later positions are exactly
+    0 (``result.causal``). To see the attention over a prompt and what the model generated,
+    pass the two as one text::
+
+        g = lm.generate("The capital of France is", max_new_tokens=8)[0]
+        labkit.attention(lm, g.prompt + g.text)
+
     ``memory_budget`` caps the bytes the pass may hold: ``"auto"`` (half the memory available
-    now), an int, or a string like ``"512MB"`` / ``"2GiB"``. The pass holds every layer's
-    [heads, T, T] maps plus the kept copy, so it grows with the square of the token count T;
-    :func:`attention_memory` gives the estimate, and an input over the budget is refused
-    before anything runs, with an :class:`labkit.InputError` naming the sizes.
+    now), an int, or a string like ``"512MB"`` / ``"2GiB"``. The pass holds the float32 copy
+    of the kept layers and heads and one layer's maps at a time, so it grows with the square
+    of the token count T; :func:`attention_memory` gives the estimate, and an input over the
+    budget is refused before anything runs, with an :class:`labkit.InputError` naming the
+    sizes.
     """
     import torch
 
-    from labkit._utils.eager import eager_attention
     from labkit.inspect.budget import parse_budget, refusal_limit
 
     check_model(model)
@@ -168,52 +270,54 @@ def attention(
         raise InputError(need.advice(limit, explicit=budget is not None))
     hf = model.hf
     num_heads = size.heads
-    was_training = hf.training
-    hf.eval()
-    try:
-        with eager_attention(hf), _capture_qk(hf, num_heads) as qk, torch.inference_mode():
-            out = hf(**enc, output_attentions=True)
-    except LabkitError:
-        raise
-    except (TypeError, ValueError, NotImplementedError, AttributeError, RuntimeError) as exc:
-        raise InputError(
-            f"{model.name} could not run with output_attentions=True and eager attention "
-            f"({type(exc).__name__}: {exc}). Attention maps need a model whose layers can "
-            "return their weights."
-        ) from None
-    finally:
-        hf.train(was_training)
-    atts = getattr(out, "attentions", None)
-    if not atts or any(a is None or a.dim() != 4 for a in atts):
-        raise InputError(
-            f"{model.name} ({type(model.base).__name__}) returned no attention weights even with "
-            "output_attentions=True and eager attention; this architecture cannot be inspected "
-            "with labkit.attention."
-        )
-    total_layers, total_heads = len(atts), int(atts[0].shape[1])
-    keep_layers = indices(layers, total_layers, "layers")
-    keep_heads = indices(heads, total_heads, "heads")
     mask = enc["attention_mask"][0].bool()
     keep = None if bool(mask.all()) else mask  # one text: no padding, nothing to drop
+    t = int(mask.sum())
+    weights = None
+    if size.layers and size.heads:  # each layer's maps copied as it makes them (see .maps)
+        keep_layers = indices(layers, size.layers, "layers")
+        keep_heads = indices(heads, size.heads, "heads")
+        with (
+            _attention_pass(model),
+            _capture_qk(hf, num_heads) as qk,
+            layer_maps(hf, keep_layers, keep_heads, t_in, keep) as maps,
+        ):
+            hf(**enc, output_attentions=False, **_no_logits(model))
+        if maps.complete(size.layers, size.heads):
+            weights, total_layers, total_heads = maps.weights, size.layers, size.heads
+        del maps
+    if weights is None:  # an architecture whose modules hide their maps: ask the model for all
+        with _attention_pass(model), _capture_qk(hf, num_heads) as qk:
+            out = hf(**enc, output_attentions=True, **_no_logits(model))
+        atts: list[Any] = list(getattr(out, "attentions", None) or ())
+        del out  # from here on ``atts`` holds the maps alone: each is let go once copied
+        weights, total_layers, total_heads = _returned_maps(model, atts, layers, heads, keep)
+        keep_layers = indices(layers, total_layers, "layers")
+        keep_heads = indices(heads, total_heads, "heads")
     every_head = None if keep_heads == tuple(range(total_heads)) else list(keep_heads)
-    per_layer = []
-    for i in keep_layers:
-        att = atts[i][0] if every_head is None else atts[i][0][every_head]
-        if keep is not None:
-            att = att[:, keep][:, :, keep]
-        per_layer.append(att)
-    weights = torch.stack(per_layer).float().cpu().numpy()
-    del out, atts, per_layer  # every layer's maps: free them before the copies below
     ids = enc["input_ids"][0][mask].tolist()
     tok = model.tokenizer
     special_ids = set(tok.all_special_ids)
     special = np.array([i in special_ids for i in ids], dtype=bool)
-    t = len(ids)
     # one [T, T] map at a time: np.triu of the whole array would copy all of it
     causal = t > 1 and not any(np.triu(m, 1).any() for m in weights.reshape(-1, t, t))
+    scalings = qk_vectors.finish(qk, num_heads or total_heads)
     queries, keys = _stack_qk(
         qk, keep_layers, None if every_head is None else keep_heads, num_heads or total_heads, keep
     )
+    if (
+        queries is not None
+        and keys is not None
+        and not qk_vectors.consistent(
+            queries[0],
+            keys[0],
+            weights[0],
+            scaling=scalings.get(keep_layers[0]),
+            causal=causal,
+            tolerance=1e-3 if model.dtype == torch.float32 else 2e-2,
+        )
+    ):
+        queries = keys = None  # they do not give back the weights: none rather than wrong ones
     return AttentionResult(
         tokens=tuple(tok.convert_ids_to_tokens(ids)),
         weights=weights,

@@ -2,7 +2,8 @@
 than One?").
 
 Each head's output is multiplied by a gate xi = 1 placed before the layer's output projection;
-the importance of a head is the mean over labelled examples of |dL/dxi|, the first-order change
+the importance of a head is the mean over examples of |dL/dxi| (L: a classifier's
+cross-entropy of the true label, a causal LM's loss of the text), the first-order change
 of the loss if the head were removed. The paper normalises the scores of each layer by their L2
 norm (``normalize=True``). The gates are forward pre-hooks, registered inside a context manager
 and removed in ``finally``; the model's weights and gradients are untouched.
@@ -11,9 +12,10 @@ and removed in ``finally``; the model's weights and gradients are untouched.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -99,6 +101,82 @@ def _gates(modules: dict[int, Any], num_heads: int, xi: list[Any]) -> Iterator[N
             handle.remove()
 
 
+Batch = tuple[int, dict[str, Any], Callable[[Any], Any]]  # (rows, model inputs, summed loss)
+
+
+def _labelled_batches(
+    model: Model, data: Any, split: str | None, max_examples: int, batch_size: int
+) -> tuple[int, Iterator[Batch]]:
+    """A classifier's batches: cross-entropy of the true labels, summed over the batch."""
+    import torch
+
+    dataset, names = labelled_split(data, split)
+    n = min(len(dataset), max_examples)
+    if n == 0:
+        raise InputError("the data has no rows: head importance needs labelled examples.")
+    texts = list(dataset["text"][:n])
+    labels = label_ids(model.labels, names, dataset["label"][:n])
+
+    def batches() -> Iterator[Batch]:
+        for start in range(0, n, batch_size):
+            chunk = texts[start : start + batch_size]
+            target = torch.tensor(labels[start : start + batch_size], device=model.device)
+
+            def loss(logits: Any, target: Any = target) -> Any:
+                return torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum")
+
+            yield len(chunk), dict(model.encode(chunk, stacklevel=5)), loss
+
+    return n, batches()
+
+
+def _lm_batches(
+    model: Model, data: Any, split: str | None, max_examples: int, batch_size: int
+) -> tuple[int, Iterator[Batch]]:
+    """A causal LM's batches: each text's LM loss (mean negative log-likelihood of its learned
+    tokens, as finetuning and ``Model.evaluate`` count them), summed over the batch."""
+
+    from labkit.lm.evaluate import _LOGITS_PER_PASS, _split_of
+    from labkit.lm.train import CausalLMCollator, summed_token_loss, token_rows
+
+    if isinstance(data, list | tuple) and all(isinstance(x, str) for x in data):
+        from datasets import Dataset
+
+        data = Dataset.from_dict({"text": list(data)})
+    kind, dataset, _ = _split_of(data, split)
+    n = min(len(dataset), max_examples)
+    if n == 0:
+        raise InputError("the data has no rows: head importance needs texts to score.")
+    rows = token_rows(model, kind, dataset.select(range(n)), model.max_length)
+    pad = model.tokenizer.pad_token_id
+    collate = CausalLMCollator(pad if pad is not None else 0)
+    vocab = int(model.base.get_output_embeddings().weight.shape[0])
+
+    def loss(logits: Any, *, labels: Any) -> Any:
+        sums = summed_token_loss(logits, labels)
+        return (sums[:, 0] / sums[:, 1].clamp_min(1)).sum()
+
+    def batches() -> Iterator[Batch]:
+        start = 0
+        while start < n:
+            take = 1  # grow while the batch's logits stay within one evaluation pass's
+            while (
+                take < batch_size
+                and start + take < n
+                and (take + 1)
+                * max(len(r["input_ids"]) for r in rows[start : start + take + 1])
+                * vocab
+                <= _LOGITS_PER_PASS
+            ):
+                take += 1
+            enc = collate(rows[start : start + take])
+            inputs = {k: v.to(model.device) for k, v in enc.items() if k != "labels"}
+            yield take, inputs, partial(loss, labels=enc["labels"])
+            start += take
+
+    return n, batches()
+
+
 def head_importance(
     model: Model,
     data: Any,
@@ -108,11 +186,16 @@ def head_importance(
     batch_size: int = 16,
     normalize: bool = True,
 ) -> HeadImportance:
-    """Gradient-based importance of every head on labelled examples (Michel et al. 2019).
+    """Gradient-based importance of every head on examples (Michel et al. 2019).
 
-    ``data`` is a :class:`labkit.TextData` (its test split, else validation, or ``split=``) or a
-    ``datasets.Dataset`` with ``text`` and ``label`` columns; the first ``max_examples`` rows
-    are used, ``batch_size`` at a time. Returns scores float32 [layers, heads].
+    For a classifier, ``data`` is a :class:`labkit.TextData` (its test split, else validation,
+    or ``split=``) or a ``datasets.Dataset`` with ``text`` and ``label`` columns, and the loss
+    is the cross-entropy of the true labels. For a causal LM, ``data`` is
+    :class:`labkit.lm.LMData`, a ``datasets.Dataset`` with a ``text`` column (or ``prompt`` and
+    ``response`` columns) or a list of strings, and the loss is each text's LM loss (the mean
+    negative log-likelihood of its tokens, of the response only for instructions). The first
+    ``max_examples`` rows are used, ``batch_size`` at a time. Returns scores float32
+    [layers, heads].
     """
     import torch
 
@@ -121,12 +204,8 @@ def head_importance(
         raise ConfigError(f"max_examples must be an int >= 1, got {max_examples!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be an int >= 1, got {batch_size!r}.")
-    dataset, names = labelled_split(data, split)
-    n = min(len(dataset), max_examples)
-    if n == 0:
-        raise InputError("the data has no rows: head importance needs labelled examples.")
-    texts = list(dataset["text"][:n])
-    labels = label_ids(model.labels, names, dataset["label"][:n])
+    make = _lm_batches if model.task == "causal-lm" else _labelled_batches
+    n, batches = make(model, data, split, max_examples, batch_size)
     num_heads = dims(model.base.config).heads
     modules = _out_projections(model.hf)
     if not modules or num_heads < 1:
@@ -143,16 +222,12 @@ def head_importance(
     hf.eval()
     try:
         with _gates(modules, num_heads, holder), torch.enable_grad():
-            for start in range(0, n, batch_size):
-                chunk = texts[start : start + batch_size]
-                enc = model.encode(chunk, stacklevel=4)
+            for size, inputs, loss_of in batches:
                 xi = torch.ones(
-                    num_layers, len(chunk), num_heads, device=model.device, requires_grad=True
+                    num_layers, size, num_heads, device=model.device, requires_grad=True
                 )
                 holder[0] = xi
-                logits = hf(**enc).logits.float()
-                target = torch.tensor(labels[start : start + batch_size], device=logits.device)
-                loss = torch.nn.functional.cross_entropy(logits, target, reduction="sum")
+                loss = loss_of(hf(**inputs).logits)
                 (grad,) = torch.autograd.grad(loss, xi)
                 total += grad.abs().sum(1).double().cpu()  # |dL/dxi| per example, then summed
     finally:

@@ -24,11 +24,13 @@ _MARGIN = 1.25  # resident memory above the tensors' bytes (allocator, small tem
 class AttentionMemory:
     """Bytes one :func:`attention` pass holds at its peak, by part (estimated from the config).
 
-    ``maps``: every layer's [heads, T, T] weights, which the model returns all at once (model
-    dtype); ``transient``: one layer's scores, masked scores and softmax; ``kept``: the
-    float32 copy of the kept layers and heads (the result's ``weights``); ``vectors``: queries,
-    keys and activations. ``total`` is their sum plus 25% for the allocator (resident memory
-    measured on MiniLM at 512 tokens was up to 12% above the sum).
+    ``maps``: every layer's [heads, T, T] weights (model dtype), which the pass computes one
+    layer at a time and lets go once copied (not part of ``total``: see ``labkit.inspect.
+    attention.maps``); ``transient``: the layer at work's scores, masked scores, softmax and
+    the copy of its kept heads; ``kept``: the float32 copy of the kept layers and heads (the
+    result's ``weights``); ``vectors``: queries, keys and activations. ``total`` is
+    ``transient + kept + vectors`` plus 25% for the allocator (measured resident memory:
+    SmolLM2 at 512 to 2,048 tokens and MiniLM at 512 are below it).
     """
 
     tokens: int
@@ -43,7 +45,7 @@ class AttentionMemory:
 
     @property
     def total(self) -> int:
-        return int(_MARGIN * (self.maps + self.transient + self.kept + self.vectors))
+        return int(_MARGIN * (self.transient + self.kept + self.vectors))
 
     def advice(self, budget: int, *, explicit: bool) -> str:
         """Why a pass of this size is refused under ``budget`` bytes, and what to do."""
@@ -61,9 +63,9 @@ class AttentionMemory:
             )
         return (
             f"attention maps of {self.tokens} tokens would need about {f(self.total)} "
-            f"({self.layers} layers x {self.heads} heads x {self.tokens}^2 weights held by the "
-            f"pass: {f(self.maps + self.transient)}, kept copy of {self.kept_layers} layers x "
-            f"{self.kept_heads} heads: {f(self.kept)}), over {whose} of {f(budget)}. "
+            f"(the float32 copy of {self.kept_layers} layers x {self.kept_heads} heads x "
+            f"{self.tokens}^2 weights kept: {f(self.kept)}, one layer's maps at work: "
+            f"{f(self.transient)}), over {whose} of {f(budget)}. "
             f"To fit: {shorter}{kept}, or raise the budget with memory_budget='{_suggest(self)}' "
             "if the machine has that much free memory."
         )
@@ -76,7 +78,7 @@ def _suggest(need: AttentionMemory) -> str:
 def _tokens_within(need: AttentionMemory, budget: int) -> int:
     """The most tokens whose pass fits ``budget`` (the T^2 parts dominate)."""
     t = need.tokens
-    quad = (need.maps + need.transient + need.kept) / max(t * t, 1)
+    quad = (need.transient + need.kept) / max(t * t, 1)
     lin = need.vectors / max(t, 1)
     if quad <= 0:
         return t
@@ -111,10 +113,9 @@ def attention_memory(
         kept_layers=kl,
         kept_heads=kh,
         maps=n_layers * n_heads * t2 * width,
-        # scores, masked scores and softmax of one layer; measured peaks (MiniLM at 512 tokens)
-        # are within 10% of maps + 2 maps of one layer + kept, so one map more is the margin
-        transient=3 * n_heads * t2 * width,
-        # torch.stack in the model dtype, then float32 unless it already is
-        kept=kl * kh * t2 * (4 if width == 4 else width + 4),
+        # scores, masked scores and softmax of the layer at work, and the float32 copy of its
+        # kept heads before it lands in ``kept``
+        transient=3 * n_heads * t2 * width + kh * t2 * 4,
+        kept=kl * kh * t2 * 4,
         vectors=(2 * n_layers * hidden + 4 * hidden + d.ffn) * tokens * width + kept_vectors,
     )

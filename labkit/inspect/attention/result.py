@@ -31,7 +31,9 @@ class AttentionResult:
     the tokenizer's tokens (``Ġ``/``▁`` markers included), ``special`` bool [T] marks special
     tokens ([CLS], [SEP], <s>, ...), ``segments`` int8 [T] is 0 for the text, 1 for the pair and
     -1 for special tokens when a pair was given (else None). ``queries`` / ``keys`` are float32
-    [layers, heads, T, head_dim] for the models bertviz's neuron view supports, else None.
+    [layers, heads, T, head_dim] as the scores used them (Llama-style models: rotated by
+    position, key heads repeated to the query heads), checked to give back ``weights``; None
+    for an architecture whose vectors labkit cannot capture that way.
     """
 
     tokens: tuple[str, ...]
@@ -90,9 +92,9 @@ class AttentionResult:
         The weights are rounded to ``digits`` decimals and only ``layers`` / ``heads`` (model
         indices, default all kept) are included, which makes bertviz's payload several times
         smaller than its own. The neuron view needs query and key vectors, captured for BERT,
-        RoBERTa, DistilBERT and GPT-2 models. The libraries bertviz loads from a CDN
-        (require.js, d3, jQuery) are inlined from copies shipped with labkit, so the views
-        render offline; they add about 400 KB to each view.
+        RoBERTa, DistilBERT, GPT-2 and Llama-style (Llama, Mistral, Qwen2, SmolLM2) models.
+        The libraries bertviz loads from a CDN (require.js, d3, jQuery) are inlined from copies
+        shipped with labkit, so the views render offline; they add about 400 KB to each view.
         """
         from labkit.render.bertviz import build
 

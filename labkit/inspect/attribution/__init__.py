@@ -6,7 +6,9 @@ colour scale for several results (before / after); ``engine`` runs one set of
 encoded texts through a method; ``dataset`` picks and aggregates a dataset's examples;
 ``batching`` sizes and groups passes; ``methods`` adapts captum's methods; ``embeddings``
 finds the token-embedding layer; ``faithfulness`` scores an explanation (AOPC, rank agreement);
-``compare`` sets two explanations of one text side by side (``ExplanationComparison``).
+``compare`` sets two explanations of one text side by side (``ExplanationComparison``);
+``generation`` explains a causal LM's generated tokens (``GenerationAttribution``, a leaf in
+``generation_result``).
 Static HTML lives in ``labkit.render.attribution``.
 """
 
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 from labkit.inspect.attribution.api import explain, explain_dataset
 from labkit.inspect.attribution.compare import ExplanationComparison, compare_explanations
+from labkit.inspect.attribution.generation_result import GenerationAttribution
 from labkit.inspect.attribution.options import METHODS, method_options
 from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution, shared_scale
 
@@ -22,6 +25,7 @@ __all__ = [
     "AttributionResult",
     "DatasetAttribution",
     "ExplanationComparison",
+    "GenerationAttribution",
     "compare_explanations",
     "explain",
     "explain_dataset",

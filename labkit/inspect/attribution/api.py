@@ -26,6 +26,11 @@ Options (keyword arguments; each method accepts the ones listed in ``method_opti
 * ``faithfulness`` — also compute AOPC comprehensiveness and sufficiency (ERASER).
 * ``memory_budget`` — bytes a pass may use (``"auto"``, an int, or ``"512MB"``/``"2GiB"``).
 * ``embeddings`` — the embedding layer (module or dotted name) when labkit cannot find it.
+
+A causal LM (``model.task == "causal-lm"``) is explained by
+:mod:`labkit.inspect.attribution.generation`: ``explain(lm, prompt, target=None)`` attributes
+each token of the model's greedy continuation (or of ``target``) to the prompt's tokens and
+returns a :class:`~labkit.inspect.attribution.generation_result.GenerationAttribution`.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from labkit.inspect.attribution.options import METHODS, method_name, method_opti
 from labkit.inspect.attribution.result import AttributionResult, DatasetAttribution
 
 if TYPE_CHECKING:
+    from labkit.inspect.attribution.generation_result import GenerationAttribution
     from labkit.model import Model
 
 __all__ = [
@@ -63,14 +69,27 @@ def explain(
     target: str | int | None = None,
     method: str = "integrated_gradients",
     **options: Any,
-) -> AttributionResult:
+) -> AttributionResult | GenerationAttribution:
     """Explain the model's answer for one ``text``.
 
     ``target`` is a label name (or id) to explain; None explains the predicted label. ``method``
     and the ``options`` it takes are listed in this module's docstring. Texts longer than the
     model's limit are truncated, with one :class:`labkit.LabkitWarning`. A model held in
     bf16/fp16 is explained in float32 (its weights are put back as they were).
+
+    For a causal LM, ``text`` is the prompt and ``target`` the continuation to explain (None:
+    the model's own greedy one); the result is a ``GenerationAttribution`` (see
+    :mod:`labkit.inspect.attribution.generation` for its methods and options).
     """
+    if getattr(model, "task", None) == "causal-lm":
+        from labkit.inspect.attribution.generation import explain_generation
+
+        if target is not None and not isinstance(target, str):
+            raise InputError(
+                f"target of a causal LM is the continuation to explain (a string) or None, "
+                f"got {type(target).__name__} ({target!r:.60}); label ids are a classifier's."
+            )
+        return explain_generation(model, text, target=target, method=method, **options)
     name = method_name(method)
     opts = validate(name, options)
     if not isinstance(text, str):
