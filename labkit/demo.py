@@ -26,6 +26,8 @@ import subprocess
 import sys
 import tempfile
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.util import find_spec
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -158,13 +160,28 @@ def _gguf_file(tmp: Path) -> Path:
     return out
 
 
+@contextmanager
+def no_gguf_bars() -> Iterator[None]:
+    """No progress bar from transformers' GGUF conversion, which calls ``tqdm.auto`` itself
+    (``hf_quiet`` does not reach it): in a notebook that bar is a widget, and a saved notebook
+    reopened later shows "Error displaying widget" in its place. stderr says what happens."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    saved = getattr(gguf_utils, "tqdm", None)
+    gguf_utils.tqdm = lambda iterable, *args, **kwargs: iterable
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = saved
+
+
 def _dequantize(gguf: Path, out: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from labkit._utils.quiet import hf_quiet
 
     try:
-        with hf_quiet():
+        with hf_quiet(), no_gguf_bars():
             tokenizer = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
             hf: Any = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
             # the weights are dequantized float32 now; a model still marked gguf-quantized

@@ -79,3 +79,15 @@ def test_the_offline_lm_loads_and_answers_a_factual_question():
     (answer,) = lm.generate("What is the capital of France?", max_new_tokens=16)
     assert "Paris" in answer.text
     assert answer.finish_reason == "eos"
+
+
+def test_the_conversion_shows_no_progress_bar_widget():
+    """transformers' GGUF conversion calls tqdm.auto itself: in a notebook a widget, which a
+    reopened notebook shows as "Error displaying widget"."""
+    import transformers.modeling_gguf_pytorch_utils as gguf_utils
+
+    before = gguf_utils.tqdm
+    with demo.no_gguf_bars():
+        items = [1, 2, 3]
+        assert gguf_utils.tqdm(items, desc="Converting") is items
+    assert gguf_utils.tqdm is before

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 
 from labkit import ConfigError, GenerationError, InputError, LabkitWarning, TrainingError
@@ -289,3 +290,17 @@ def test_a_stream_displayed_while_running_ends_with_the_final_snapshot(tiny_lm, 
     from labkit.ui.generation_view import view_for_stream
 
     view_for_stream(s).close()
+
+
+def test_an_explanation_during_a_stream_waits_for_it_instead_of_catching_its_passes(tiny_lm):
+    """explain hooks the embedding layer; a stream's forward passes on another thread must not
+    run through those hooks (captum then finds its input unused: a RuntimeError)."""
+    import labkit
+
+    prompt = "the movie was"
+    stream = tiny_lm.stream(prompt, max_new_tokens=100, temperature=0.8, seed=0)
+    result = labkit.explain(tiny_lm, prompt, method="gradient_x_input", max_new_tokens=4)
+    assert stream.done  # the explanation waited for the generation
+    assert result.scores.shape == (len(result.target_tokens), len(result.tokens))
+    alone = labkit.explain(tiny_lm, prompt, method="gradient_x_input", max_new_tokens=4)
+    np.testing.assert_allclose(result.scores, alone.scores, rtol=1e-5, atol=1e-6)

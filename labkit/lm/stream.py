@@ -209,9 +209,13 @@ class GenerationStream:
     def _main(self) -> None:
         status: StreamStatus = "failed"
         try:
-            (gen,) = run_prepared(
-                self._model, self._plan, on_token=self._on_token, cancel=self._cancel
-            )
+            # held for the whole generation: an inspection that hooks the model's layers
+            # (explain, attention) or swaps its weights waits instead of catching this
+            # thread's forward passes in its hooks
+            with self._model.weights_held():
+                (gen,) = run_prepared(
+                    self._model, self._plan, on_token=self._on_token, cancel=self._cancel
+                )
             with self._lock:
                 self._generation = gen
                 self._text = gen.text  # the decoder's final word (the pieces join to it)
