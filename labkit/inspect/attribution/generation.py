@@ -35,7 +35,6 @@ nats; None: no check), ``n_samples`` (10) and ``seed`` (Shapley sampling), ``mem
 
 from __future__ import annotations
 
-import difflib
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,6 +45,7 @@ import numpy as np
 
 from labkit._errors import InputError, LabkitWarning
 from labkit.inspect.attribution.generation_result import GenerationAttribution
+from labkit.inspect.attribution.options import resolve_method
 
 if TYPE_CHECKING:
     import torch
@@ -99,12 +99,9 @@ def method_options(method: str) -> dict[str, Any]:
 def _method(method: Any) -> str:
     if not isinstance(method, str):
         raise InputError(f"method must be a string, got {type(method).__name__}.")
-    key = method.strip().lower().replace("-", "_").replace(" ", "_")
-    key = _ALIASES.get(key, key)
-    if key in _DEFAULTS:
-        return key
-    close = difflib.get_close_matches(key, [*METHODS, *_ALIASES], n=1)
-    hint = f" Did you mean {_ALIASES.get(close[0], close[0])!r}?" if close else ""
+    name, hint = resolve_method(method, METHODS, _ALIASES)
+    if name is not None:
+        return name
     raise InputError(
         f"unknown method {method!r} for a causal LM.{hint} Generations are explained with "
         f"{', '.join(METHODS)} (aliases: {', '.join(sorted(_ALIASES))})."

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from labkit._errors import ConfigError
@@ -42,15 +43,28 @@ def method_options(method: str) -> dict[str, Any]:
     return dict(_DEFAULTS[method_name(method)])
 
 
+def resolve_method(
+    method: Any, known: Sequence[str], aliases: Mapping[str, str]
+) -> tuple[str | None, str]:
+    """``method`` normalised (case, dashes, spaces) and its alias followed: (the name, "") when
+    it is one of ``known``, else (None, a " Did you mean ...?" hint or ""). The one spelling
+    rule for classifier and causal-LM method names; each caller raises its own error."""
+    if not isinstance(method, str):
+        return None, f" method must be a string, got {type(method).__name__}."
+    key = method.strip().lower().replace("-", "_").replace(" ", "_")
+    key = aliases.get(key, key)
+    if key in known:
+        return key, ""
+    close = difflib.get_close_matches(key, [*known, *aliases], n=1)
+    return None, (f" Did you mean {aliases.get(close[0], close[0])!r}?" if close else "")
+
+
 def method_name(method: str) -> str:
     if not isinstance(method, str):
         raise ConfigError(f"method must be a string, got {type(method).__name__}.")
-    key = method.strip().lower().replace("-", "_").replace(" ", "_")
-    key = _ALIASES.get(key, key)
-    if key in _DEFAULTS:
-        return key
-    close = difflib.get_close_matches(key, [*METHODS, *_ALIASES], n=1)
-    hint = f" Did you mean {_ALIASES.get(close[0], close[0])!r}?" if close else ""
+    name, hint = resolve_method(method, METHODS, _ALIASES)
+    if name is not None:
+        return name
     raise ConfigError(f"unknown method {method!r}.{hint} Available: {', '.join(METHODS)}.")
 
 
