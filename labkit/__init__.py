@@ -50,6 +50,8 @@ _LAZY: dict[str, str] = {
     "FinetuneConfig": "labkit.train.config",
     "finetune": "labkit.train.finetune",
     "Run": "labkit.train.run",
+    "load_run": "labkit.runs.loaded",
+    "RecordedRun": "labkit.runs.loaded",
     "attention": "labkit.inspect.attention.extract",
     "AttentionResult": "labkit.inspect.attention.result",
     "attention_diff": "labkit.inspect.attention.diff",
@@ -128,6 +130,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from labkit.metrics import Metrics
     from labkit.model import Model, Prediction, load_model
     from labkit.render import report
+    from labkit.runs.loaded import RecordedRun, load_run
     from labkit.train.config import FinetuneConfig
     from labkit.train.finetune import finetune
     from labkit.train.run import Run

@@ -8,6 +8,7 @@ written to disk as they are.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -152,6 +153,24 @@ class Control:
         self._save = threading.Event()
         self._running = threading.Event()  # set = not paused
         self._running.set()
+        self._pollers: list[Callable[[Control], None]] = []
+
+    def attach(self, poller: Callable[[Control], None]) -> None:
+        """Have ``poller(control)`` run at each :meth:`poll`: a run's control file
+        (``labkit.runs.control``), the agreement of several ranks. For the engine."""
+        self._pollers.append(poller)
+
+    def poll(self) -> None:
+        """Take in requests made outside this process; the training loop calls it at each step
+        boundary (and while paused). A poller that fails is ignored: steering from outside
+        must never end a training."""
+        for poller in self._pollers:
+            try:
+                poller(self)
+            except Exception:  # see above
+                import logging
+
+                logging.getLogger("labkit").debug("control poll failed", exc_info=True)
 
     def stop(self) -> None:
         with self._lock:  # one step with pause(): a pause can never land after a stop
@@ -177,6 +196,11 @@ class Control:
     def paused(self) -> bool:
         return not self._running.is_set()
 
+    @property
+    def save_pending(self) -> bool:
+        """A checkpoint was asked for and not yet taken (:meth:`take_save_request`)."""
+        return self._save.is_set()
+
     def take_save_request(self) -> bool:
         """True once per ``save()`` call batch; clears the request."""
         with self._lock:
@@ -196,3 +220,28 @@ def event_to_dict(event: Event) -> dict[str, Any]:
     out = asdict(event)
     out["kind"] = type(event).__name__
     return out
+
+
+_EVENT_TYPES: dict[str, type] = {
+    cls.__name__: cls for cls in (StepEnd, EvalEnd, Samples, Saved, TrainEnd)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event | None:
+    """The event :func:`event_to_dict` wrote, or None for a dict of another kind (a newer
+    labkit's event, a record's own lines): readers skip what they do not know. Fields this
+    labkit does not know are dropped; a known kind with missing or ill-typed fields raises
+    ``TypeError`` / ``ValueError``."""
+    from dataclasses import fields
+
+    cls = _EVENT_TYPES.get(str(data.get("kind", "")))
+    if cls is None:
+        return None
+    names = {f.name for f in fields(cls)}
+    kwargs = {k: v for k, v in data.items() if k in names}
+    if cls is EvalEnd and not isinstance(kwargs.get("metrics", {}), dict):
+        raise ValueError(f"EvalEnd metrics must be a mapping, got {kwargs['metrics']!r:.60}")
+    if cls is TrainEnd and kwargs.get("status") not in ENDED_STATUSES:
+        raise ValueError(f"TrainEnd status must be an ended status, got {kwargs.get('status')!r}")
+    event: Event = cls(**kwargs)
+    return event

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# every run registers its folder (labkit.runs.registry): keep the tests' runs out of the
+# user's own list
+os.environ.setdefault("LABKIT_STATE_DIR", tempfile.mkdtemp(prefix="labkit-state-"))
 
 from tests import _tiny
 

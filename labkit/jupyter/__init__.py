@@ -3,13 +3,19 @@
 ``labextension/`` holds the built files of the extension whose source is ``jupyterlab/src``
 (``make labextension`` rebuilds it; the files are committed, so installing labkit needs no
 node). The wheel installs them where JupyterLab finds prebuilt extensions,
-``share/jupyter/labextensions/labkit-jupyterlab``. Today the extension shows a labkit output's
-saved snapshot wherever its live widget is gone (see ``labkit.render.display.LIVE_MIME``).
+``share/jupyter/labextensions/labkit-jupyterlab``. The extension shows a labkit output's saved
+snapshot wherever its live widget is gone (see ``labkit.render.display.LIVE_MIME``), adds the
+"labkit" launcher card and the "labkit runs" sidebar.
+
+The sidebar reads run records through labkit's server extension (``labkit.jupyter.server``),
+which the wheel enables in every Jupyter server (``etc/jupyter/jupyter_server_config.d``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from typing import Any
 
 __all__ = ["LABEXTENSION", "NAME", "SOURCE", "source_digest"]
 
@@ -35,3 +41,14 @@ def source_digest(source: Path = SOURCE) -> str:
 def _jupyter_labextension_paths() -> list[dict[str, str]]:
     """Where ``jupyter labextension develop`` finds the built extension."""
     return [{"src": "labextension", "dest": NAME}]
+
+
+def _jupyter_server_extension_points() -> list[dict[str, str]]:
+    """The server extension Jupyter loads (the run records the sidebar reads)."""
+    return [{"module": "labkit.jupyter"}]
+
+
+def _load_jupyter_server_extension(server_app: Any) -> None:
+    from labkit.jupyter.server import load
+
+    load(server_app)

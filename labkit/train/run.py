@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from labkit.lm.evaluate import LMMetrics
     from labkit.metrics import Metrics
     from labkit.model import Model
+    from labkit.runs.record import RecordWriter
     from labkit.train.config import FinetuneConfig
     from labkit.train.precision import PrecisionChoice
 
@@ -67,6 +68,9 @@ class Run:
         # the precision was given, or on a CPU (fp32)
         self.precision: PrecisionChoice | None = None
         self._evaluation: Metrics | LMMetrics | None = None
+        # the run's record on disk (labkit.runs.record), opened by the driver at the start;
+        # None on ranks other than 0 of a multi-process run, and when it could not be opened
+        self._writer: RecordWriter | None = None
 
     # -- steering (any thread) ------------------------------------------------------------------
     def stop(self) -> None:
@@ -78,6 +82,7 @@ class Run:
             self.control.stop()
             if self._status not in ENDED_STATUSES:
                 self._status = "stopping"
+                self._note_status()
 
     def pause(self) -> None:
         """Hold training at the next step boundary until :meth:`resume` (or :meth:`stop`).
@@ -88,12 +93,18 @@ class Run:
             self.control.pause()
             if self._status == "running":
                 self._status = "pausing"
+                self._note_status()
 
     def resume(self) -> None:
         with self._lock:
             self.control.resume()
             if self._status in ("pausing", "paused"):
                 self._status = "running"
+                self._note_status()
+
+    def _note_status(self) -> None:
+        if self._writer is not None:
+            self._writer.status(self._status, self._step)
 
     def save(self) -> None:
         """Write a checkpoint at the next step boundary (right away when paused)."""
@@ -165,6 +176,12 @@ class Run:
         return self._output_dir
 
     @property
+    def record(self) -> str | None:
+        """The run's ``events.jsonl`` (``labkit.load_run(run.output_dir)`` reads it from any
+        process); None on ranks other than 0, and when it could not be written."""
+        return str(self._writer.path) if self._writer is not None else None
+
+    @property
     def metrics(self) -> dict[str, float]:
         """The last evaluation on the validation split (loss, accuracy, precision, recall, f1)."""
         last = self.history.last_eval
@@ -178,16 +195,7 @@ class Run:
     @property
     def best_checkpoint(self) -> str | None:
         """The checkpoint with the best ``config.metric`` at its step, else the latest one."""
-        done = self.checkpoints
-        if not done:
-            return None
-        metric = self._config.metric
-        scored = {e.step: e.metrics[metric] for e in self.history.evals if metric in e.metrics}
-        ranked = [(scored[s], p) for p in done if (s := _checkpoint.step_of(p)) in scored]
-        if not ranked:
-            return done[-1]
-        pick = min if lower_is_better(metric) else max
-        return pick(ranked, key=lambda sp: sp[0])[1]
+        return best_of(self.checkpoints, self.history, self._config.metric)
 
     # -- export ---------------------------------------------------------------------------------
     def export(self, path: str | Path, *, merge_lora: bool = True) -> str:
@@ -255,10 +263,41 @@ class RunDriver:
         # the caller's idle OpenMP workers would make the training thread's ops slower
         release_idle_pool()
         run = self.run
+        self._open_record()
         run._thread = threading.Thread(
             target=self._main, args=(job,), name=f"labkit-run-{id(run):x}", daemon=False
         )
         run._thread.start()
+
+    def _open_record(self) -> None:
+        """Write the run's record and read its control file (rank 0 only); every rank takes
+        rank 0's requests at each step (``labkit.runs.control.agree``)."""
+        import warnings
+
+        from labkit._errors import LabkitWarning
+        from labkit.runs import control as _control
+        from labkit.runs import registry
+        from labkit.runs.record import RecordWriter, header_for
+
+        run = self.run
+        if int(os.environ.get("RANK", "0") or 0) == 0:
+            try:
+                run._writer = RecordWriter(run.output_dir, header_for(run))
+            except OSError as exc:
+                warnings.warn(
+                    f"labkit could not write the run record in {run.output_dir} ({exc}): the "
+                    "run trains, but other processes and the sidebar cannot see or steer it.",
+                    LabkitWarning,
+                    stacklevel=4,
+                )
+            else:
+                watcher = _control.ControlFile(
+                    run.output_dir, run.control, run._writer.header["run_id"]
+                )
+                watcher.reset()
+                run.control.attach(watcher)
+                registry.register(run.output_dir)
+        run.control.attach(_control.agree)
 
     def progress(self, step: int, total_steps: int | None) -> None:
         """Optimizer steps taken (counting those before a resume) and the planned total (None
@@ -280,6 +319,7 @@ class RunDriver:
             elif status == "running" and run.control.paused:
                 status = "pausing"
             run._status = status
+            run._note_status()
 
     def emit(self, event: Event) -> None:
         """Record ``event`` in ``run.history`` (a ``StepEnd`` also moves ``run.step``), then hand
@@ -288,6 +328,8 @@ class RunDriver:
         if isinstance(event, StepEnd):
             self.progress(event.step, event.total_steps)
         run.history.record(event)
+        if run._writer is not None:
+            run._writer.event(event)
         for cb in run._callbacks:
             cb.on_event(event, run.control)
 
@@ -334,7 +376,22 @@ class RunDriver:
                 if run._exc is None:
                     run._exc = exc
             finally:
+                if run._writer is not None:
+                    run._writer.close()
                 run._done.set()
+
+
+def best_of(checkpoints: Sequence[str], history: MetricHistory, metric: str) -> str | None:
+    """Of ``checkpoints`` (oldest first), the one with the best ``metric`` evaluated at its step,
+    else the latest; None when there is none."""
+    if not checkpoints:
+        return None
+    scored = {e.step: e.metrics[metric] for e in history.evals if metric in e.metrics}
+    ranked = [(scored[s], p) for p in checkpoints if (s := _checkpoint.step_of(p)) in scored]
+    if not ranked:
+        return checkpoints[-1]
+    pick = min if lower_is_better(metric) else max
+    return pick(ranked, key=lambda sp: sp[0])[1]
 
 
 def model_label(model: Model) -> str:

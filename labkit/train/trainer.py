@@ -264,11 +264,18 @@ class Bridge(TrainerCallback):
 
     def _steer(self, args: Any, state: Any, control: Any) -> None:
         c = self.control
+        # requests from outside this process (the run's control file; rank 0's, on every rank
+        # of a multi-process run: each poll is one collective, so every rank polls alike)
+        c.poll()
         if c.paused and not c.stop_requested:
             self.on_status("paused")
             # stop_requested too: a pause() racing a stop() from another thread can re-pause
             # after the stop woke the run, and a stopping run must never stay held
-            while not c.wait_while_paused(0.05) and not c.stop_requested:
+            while True:
+                c.wait_while_paused(0.05)
+                c.poll()
+                if not c.paused or c.stop_requested:
+                    break
                 if c.take_save_request():
                     self._save_now(args, state, control)
             self.on_status("running")

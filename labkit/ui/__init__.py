@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
 # to find a view (an object's class is loaded whenever the object exists).
 _VIEWS: dict[str, tuple[str, str]] = {
     "labkit.train.run:Run": ("labkit.ui.panel", "view_for_run"),
+    "labkit.runs.loaded:RecordedRun": ("labkit.ui.panel", "view_for_run"),
     "labkit.inspect.attention.result:AttentionResult": (
         "labkit.ui.attention_view",
         "view_for_attention",
