@@ -52,6 +52,8 @@ _LAZY: dict[str, str] = {
     "Run": "labkit.train.run",
     "load_run": "labkit.runs.loaded",
     "RecordedRun": "labkit.runs.loaded",
+    "compare_runs": "labkit.runs.compare",
+    "RunComparison": "labkit.runs.compare",
     "attention": "labkit.inspect.attention.extract",
     "AttentionResult": "labkit.inspect.attention.result",
     "attention_diff": "labkit.inspect.attention.diff",
@@ -130,6 +132,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from labkit.metrics import Metrics
     from labkit.model import Model, Prediction, load_model
     from labkit.render import report
+    from labkit.runs.compare import RunComparison, compare_runs
     from labkit.runs.loaded import RecordedRun, load_run
     from labkit.train.config import FinetuneConfig
     from labkit.train.finetune import finetune

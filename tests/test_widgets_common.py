@@ -126,16 +126,14 @@ def test_the_palette_is_labkit_render_s_colours() -> None:
 def _widget_classes() -> list[type]:
     """labkit's widget classes that set ``_esm`` (not the per-instance subclasses that
     traitlets' ``add_traits`` makes, nor classes defined in tests)."""
+    import pkgutil
+
+    import labkit.ui
+
+    # every module of labkit.ui: a new widget is checked without being listed here
     modules = [
-        importlib.import_module(f"labkit.ui.{name}")
-        for name in (
-            "panel",
-            "attention_view",
-            "attribution_view",
-            "app",
-            "generation_view",
-            "generation_attribution_view",
-        )
+        importlib.import_module(f"labkit.ui.{info.name}")
+        for info in pkgutil.iter_modules(labkit.ui.__path__)
     ]
     return [
         cls

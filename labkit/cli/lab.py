@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-HELP = "open JupyterLab on labkit's notebooks"
+HELP = "open JupyterLab on labkit's notebooks, with the labkit runs sidebar"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -59,4 +59,8 @@ def main(args: argparse.Namespace) -> int:
     if args.print_only:
         print(" ".join(cmd))
         return 0
+    print(
+        f"labkit lab: JupyterLab on {folder}; the 'labkit runs' sidebar (left) lists the runs "
+        "under it and those started on this machine, and the launcher has a 'labkit' card."
+    )
     return subprocess.call(cmd)

@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Any
 _LAZY = {
     "load_run": "labkit.runs.loaded",
     "RecordedRun": "labkit.runs.loaded",
+    "compare_runs": "labkit.runs.compare",
+    "RunComparison": "labkit.runs.compare",
 }
 
 __all__ = list(_LAZY)
@@ -29,4 +31,5 @@ def __getattr__(name: str) -> Any:
 
 
 if TYPE_CHECKING:
+    from labkit.runs.compare import RunComparison, compare_runs
     from labkit.runs.loaded import RecordedRun, load_run

@@ -20,6 +20,7 @@ _LAZY: dict[str, str] = {
     "AttributionView": "labkit.ui.attribution_view",
     "GenerationAttributionView": "labkit.ui.generation_attribution_view",
     "GenerationView": "labkit.ui.generation_view",
+    "CompareView": "labkit.ui.compare_view",
     "App": "labkit.ui.app",
     # show a bundle; update its static part with the final snapshot when a run ends (IPython)
     "display": "labkit.ui._live",
@@ -48,6 +49,7 @@ _VIEWS: dict[str, tuple[str, str]] = {
         "view_for_generation_attribution",
     ),
     "labkit.lm.stream:GenerationStream": ("labkit.ui.generation_view", "view_for_stream"),
+    "labkit.runs.compare:RunComparison": ("labkit.ui.compare_view", "view_for_comparison"),
 }
 
 __all__ = [*_LAZY, "view_for", "widget_bundle"]
