@@ -14,7 +14,6 @@ which the wheel enables in every Jupyter server (``etc/jupyter/jupyter_server_co
 from __future__ import annotations
 
 from pathlib import Path
-
 from typing import Any
 
 __all__ = ["LABEXTENSION", "NAME", "SOURCE", "source_digest"]
@@ -26,14 +25,35 @@ LABEXTENSION = Path(__file__).resolve().parent / "labextension"
 SOURCE = Path(__file__).resolve().parents[2] / "jupyterlab"
 
 
+def _source_files(source: Path = SOURCE) -> list[Path]:
+    """Every file the build of ``source`` reads: ``package.json``, the webpack additions
+    (``webpack.config.js``, ``widget-loader.js``), ``src/`` (``.js`` and the generated
+    ``constants.json``), ``style/`` and the anywidget files it bundles from ``widgets/`` beside
+    it (the run panel, the helpers joined ahead of it, its CSS)."""
+    widgets = source.parent / "widgets"
+    return [
+        source / "package.json",
+        source / "webpack.config.js",
+        source / "widget-loader.js",
+        *sorted((source / "src").rglob("*.js")),
+        *sorted((source / "src").rglob("*.json")),
+        *sorted((source / "style").rglob("*.css")),
+        *(widgets / name for name in _BUNDLED_WIDGETS),
+    ]
+
+
+# the files of widgets/ the extension bundles (its run view is the anywidget run panel)
+_BUNDLED_WIDGETS = ("_common.js", "run_panel.js", "run_panel.css")
+
+
 def source_digest(source: Path = SOURCE) -> str:
-    """sha256 of the extension's source (``package.json`` and ``src/``), as recorded next to
-    the built files in ``labextension/source.sha256`` by ``make labextension``."""
+    """sha256 of the extension's source (:func:`_source_files`), as recorded next to the built
+    files in ``labextension/source.sha256`` by ``make labextension``."""
     import hashlib
 
     digest = hashlib.sha256()
-    for path in [source / "package.json", *sorted((source / "src").rglob("*.js"))]:
-        digest.update(path.relative_to(source).as_posix().encode() + b"\0")
+    for path in _source_files(source):
+        digest.update(path.relative_to(source.parent).as_posix().encode() + b"\0")
         digest.update(path.read_bytes() + b"\0")
     return digest.hexdigest()
 
