@@ -55,11 +55,14 @@ test-ipywidgets7: install-dev $(IPYW7)
 	PYTHONPATH=$(IPYW7) $(BIN)/python -m pytest tests/test_panel.py tests/test_panel_static.py --ipywidgets7 -q -p no:cacheprovider
 
 # labkit's JupyterLab extension: source in jupyterlab/, built files committed in
-# labkit/jupyter/labextension (installing labkit needs no node). Rebuild after editing the source;
+# labkit/jupyter/labextension (installing labkit needs no node). Rebuild after editing the source
+# or the widgets it bundles (widgets/run_panel.js, _common.js, run_panel.css); constants.py first
+# writes the colours and statuses it shares with the kernel (src/constants.json).
 # tests/test_labextension.py fails while the built files are older than the source.
 LABEXT_STAMP := labkit/jupyter/labextension/source.sha256
 labextension: install-dev
 	cd jupyterlab && npm install --no-audit --no-fund --loglevel=error
+	$(BIN)/python jupyterlab/constants.py
 	jupyterlab/node_modules/.bin/build-labextension --core-path "$$($(BIN)/python -c 'import jupyterlab, os; print(os.path.join(os.path.dirname(jupyterlab.__file__), "staging"))')" jupyterlab
 	$(BIN)/python -c 'from labkit.jupyter import source_digest; print(source_digest())' > $(LABEXT_STAMP)
 	$(BIN)/python -m pip install --quiet --no-deps -e .

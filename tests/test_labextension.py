@@ -3,10 +3,13 @@ speaking the marker the kernel side writes."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from labkit.jupyter import LABEXTENSION, NAME, SOURCE, source_digest
 from labkit.render.display import LIVE_MIME, live_marker
@@ -24,15 +27,75 @@ def test_the_built_files_are_built_from_this_source() -> None:
     assert (LABEXTENSION / meta["jupyterlab"]["_build"]["load"]).is_file()
 
 
-def test_the_digest_changes_with_the_source(tmp_path: Path) -> None:
-    copy = tmp_path / "jupyterlab"
-    (copy / "src").mkdir(parents=True)
-    (copy / "package.json").write_bytes((SOURCE / "package.json").read_bytes())
-    index = (SOURCE / "src" / "index.js").read_text()
-    (copy / "src" / "index.js").write_text(index)
+def _copy_source(tmp_path: Path) -> Path:
+    """The extension's source and the widgets it bundles, copied as they lie in the repo."""
+    from labkit.jupyter import _source_files
+
+    for path in _source_files():
+        copy = tmp_path / path.relative_to(ROOT)
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        copy.write_bytes(path.read_bytes())
+    return tmp_path / "jupyterlab"
+
+
+@pytest.mark.parametrize(
+    "edited", ["jupyterlab/src/index.js", "jupyterlab/style/index.css", "widgets/run_panel.js"]
+)
+def test_the_digest_changes_with_the_source(tmp_path: Path, edited: str) -> None:
+    """The sidebar's chart is widgets/run_panel.js bundled: editing it, like editing the
+    extension's own source, makes the built files stale."""
+    copy = _copy_source(tmp_path)
     assert source_digest(copy) == source_digest()
-    (copy / "src" / "index.js").write_text(index + "\n// an edit\n")
+    path = tmp_path / edited
+    path.write_text(path.read_text() + "\n/* an edit */\n")
     assert source_digest(copy) != source_digest()
+
+
+def test_the_digest_covers_every_file_the_build_reads() -> None:
+    from labkit.jupyter import _source_files
+
+    covered = set(_source_files())
+    for folder in ("src", "style"):
+        for path in (SOURCE / folder).rglob("*"):
+            if path.is_file():
+                assert path in covered, f"{path} is outside the stamp: add it to _source_files"
+    webpack = (SOURCE / "webpack.config.js").read_text()
+    assert "widget-loader.js" in webpack and (SOURCE / "widget-loader.js") in covered
+
+
+def test_the_constants_shared_with_the_kernel_are_current() -> None:
+    """The panel's colours and the ended statuses the front end uses are the kernel's."""
+    spec = importlib.util.spec_from_file_location("labext_constants", SOURCE / "constants.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    written = (SOURCE / "src" / "constants.json").read_text()
+    assert written == module.text(), "src/constants.json is stale: run `make labextension`"
+    from labkit.events import ENDED_STATUSES
+    from labkit.ui._base import palette
+
+    data = json.loads(written)
+    assert data["palette"] == palette() and set(data["ended"]) == set(ENDED_STATUSES)
+
+
+def test_the_built_files_hold_the_launcher_the_sidebar_and_the_run_panel() -> None:
+    built = "".join(p.read_text() for p in (LABEXTENSION / "static").glob("*.js"))
+    for plugin in ("labkit-jupyterlab:snapshots", "labkit-jupyterlab:launcher"):
+        assert plugin in built
+    assert "labkit-jupyterlab:runs" in built and "labkit runs" in built
+    assert "run/control" in built  # the Stop button's route (under {base_url}labkit/)
+    # the chart is the anywidget panel's own code, joined after the shared helpers
+    assert "waiting for the first training step" in built
+    assert "labkit-runs-item" in built and "labkit-run-view" in built
+
+
+def test_front_end_text_never_goes_in_as_html() -> None:
+    """Run names, paths and errors come from the server: set as text, never parsed as HTML."""
+    sources = [*(SOURCE / "src").glob("*.js"), ROOT / "widgets" / "run_panel.js"]
+    for path in sources:
+        text = path.read_text()
+        for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write"):
+            assert sink not in text, f"{path}: {sink}"
 
 
 def test_the_marker_is_the_same_string_in_the_kernel_and_the_front_end() -> None:
@@ -44,8 +107,15 @@ def test_the_marker_is_the_same_string_in_the_kernel_and_the_front_end() -> None
 
 
 def test_the_front_end_loads_nothing_from_the_network() -> None:
-    for path in [*(SOURCE / "src").rglob("*.js"), *(LABEXTENSION / "static").glob("*.js")]:
-        text = path.read_text()
+    # the SVG namespace is a name, never fetched (createElementNS, the icon's xmlns)
+    svg_namespace = "http://www.w3.org/2000/svg"
+    files = [
+        *(SOURCE / "src").rglob("*.js"),
+        *(SOURCE / "style").rglob("*.css"),
+        *(LABEXTENSION / "static").glob("*.js"),
+    ]
+    for path in files:
+        text = path.read_text().replace(svg_namespace, "")
         assert "http://" not in text and "https://" not in text, path
 
 

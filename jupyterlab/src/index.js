@@ -14,6 +14,11 @@ import { INotebookTracker } from '@jupyterlab/notebook';
 import { IRenderMimeRegistry } from '@jupyterlab/rendermime';
 import { Panel } from '@lumino/widgets';
 
+import { RunsApi } from './api.js';
+import { launcherPlugin } from './launcher.js';
+import { RunView } from './runview.js';
+import { RunsSidebar } from './sidebar.js';
+
 export const LIVE_MIME = 'application/vnd.labkit.view+json';
 const WIDGET_MIME = 'application/vnd.jupyter.widget-view+json';
 const HTML_MIME = 'text/html';
@@ -195,7 +200,7 @@ function addLabkitRenderer(registry, appRegistry) {
   );
 }
 
-const plugin = {
+const snapshotsPlugin = {
   id: 'labkit-jupyterlab:snapshots',
   description: 'labkit outputs show their saved snapshot when their live widget is gone.',
   autoStart: true,
@@ -210,4 +215,49 @@ const plugin = {
   },
 };
 
-export default plugin;
+// The "labkit runs" sidebar (JupyterLab's left area; Notebook 7's left panel, View > Left
+// Sidebar, on every page), and each run's live chart in the main area, one per run.
+export const OPEN_RUN = 'labkit:open-run';
+export const SHOW_RUNS = 'labkit:show-runs';
+
+const runsPlugin = {
+  id: 'labkit-jupyterlab:runs',
+  description: 'The "labkit runs" sidebar: every run under the server\'s folder and on this machine.',
+  autoStart: true,
+  activate: (app) => {
+    const api = new RunsApi(app.serviceManager.serverSettings);
+    const views = new Map(); // run id -> its open RunView
+    const openRun = (id, summary) => {
+      let view = views.get(id);
+      if (!view || view.isDisposed) {
+        view = new RunView(api, id, summary);
+        views.set(id, view);
+        view.disposed.connect(() => {
+          if (views.get(id) === view) views.delete(id);
+        });
+        app.shell.add(view, 'main');
+        // Notebook 7's pages hold one main widget (the file browser, the notebook): the run
+        // view goes to the right-hand panel there
+        if (!view.isAttached) app.shell.add(view, 'right', { rank: 650 });
+      }
+      app.shell.activateById(view.id);
+      return view;
+    };
+    const sidebar = new RunsSidebar(api, openRun);
+    app.commands.addCommand(OPEN_RUN, {
+      label: 'Open a labkit run',
+      execute: (args) => openRun(String(args.id), sidebar.summary(String(args.id))),
+    });
+    app.commands.addCommand(SHOW_RUNS, {
+      label: 'Show labkit runs',
+      // after the shell has restored its saved layout, which would fold the panel again
+      execute: async () => {
+        await app.restored;
+        app.shell.activateById(sidebar.id);
+      },
+    });
+    app.shell.add(sidebar, 'left', { rank: 650 });
+  },
+};
+
+export default [snapshotsPlugin, launcherPlugin, runsPlugin];
