@@ -237,11 +237,51 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
     cls = _EVENT_TYPES.get(str(data.get("kind", "")))
     if cls is None:
         return None
-    names = {f.name for f in fields(cls)}
-    kwargs = {k: v for k, v in data.items() if k in names}
-    if cls is EvalEnd and not isinstance(kwargs.get("metrics", {}), dict):
-        raise ValueError(f"EvalEnd metrics must be a mapping, got {kwargs['metrics']!r:.60}")
+    kwargs: dict[str, Any] = {}
+    for f in fields(cls):
+        if f.name not in data:
+            continue  # a missing field with no default: the constructor's TypeError says so
+        value = data[f.name]
+        # a line another program wrote (or a disk mangled) must fail here, with its field
+        # named, and not later in MetricHistory's int(step)
+        if not _FIELD_CHECKS.get(str(f.type), _anything)(value):
+            raise ValueError(f"{cls.__name__}.{f.name} must be {f.type}, got {value!r:.60}")
+        kwargs[f.name] = value
     if cls is TrainEnd and kwargs.get("status") not in ENDED_STATUSES:
         raise ValueError(f"TrainEnd status must be an ended status, got {kwargs.get('status')!r}")
     event: Event = cls(**kwargs)
     return event
+
+
+def _anything(value: Any) -> bool:
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_strings(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(x, str) for x in value)
+
+
+# a field's annotation (a string: annotations are postponed) -> the check of a JSON value;
+# null stands for a non-finite number, so every float may be None
+_FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
+    "int": _is_int,
+    "int | None": lambda v: v is None or _is_int(v),
+    "float": lambda v: v is None or _is_number(v),
+    "float | None": lambda v: v is None or _is_number(v),
+    "str": lambda v: isinstance(v, str),
+    "str | None": lambda v: v is None or isinstance(v, str),
+    "Status": lambda v: isinstance(v, str),
+    "dict[str, float]": lambda v: (
+        isinstance(v, dict)
+        and all(isinstance(k, str) and (x is None or _is_number(x)) for k, x in v.items())
+    ),
+    "tuple[str, ...]": _is_strings,
+}

@@ -126,6 +126,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="KEY=VALUE",
         help="a transformers.TrainingArguments field (value parsed as JSON if it can be)",
     )
+    p.add_argument(
+        "--report-to",
+        dest="report_to",
+        action="append",
+        default=None,
+        metavar="TRACKER",
+        help="also log to tensorboard, wandb, ... (repeatable or a comma list; default: none)",
+    )
     p.add_argument("--export", default=None, help="write the trained model here (safetensors)")
     p.add_argument(
         "--summary",

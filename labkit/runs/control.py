@@ -18,13 +18,15 @@ import contextlib
 import json
 import os
 import tempfile
+import weakref
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labkit.events import Control
 from labkit.runs.record import CONTROL
 
-__all__ = ["ACTIONS", "ControlFile", "agree", "read_requests", "request"]
+__all__ = ["ACTIONS", "ControlFile", "Requests", "agree", "read_requests", "request", "requests"]
 
 ACTIONS = ("stop", "pause", "resume", "save")
 
@@ -84,7 +86,7 @@ class ControlFile:
         self.path = Path(folder) / CONTROL
         self.control = control
         self.run_id = run_id
-        self._seen: tuple[int, int] | None = None
+        self._seen: tuple[int, int, int] | None = None
         self._saves = 0
         self._paused_here = False
 
@@ -101,7 +103,9 @@ class ControlFile:
             st = os.stat(self.path)
         except OSError:
             return
-        key = (st.st_mtime_ns, st.st_size)
+        # every request is a new file renamed into place (a new inode): two requests within
+        # one tick of the file system's clock, of the same size (save, save), still differ
+        key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key == self._seen:
             return
         self._seen = key
@@ -136,9 +140,34 @@ def _world() -> tuple[Any, int]:
     return dist, dist.get_rank()
 
 
+@dataclass(frozen=True)
+class Requests:
+    """What the training loop acts on at one step boundary."""
+
+    stop: bool
+    pause: bool
+    save: bool
+
+
+# the requests the ranks last agreed on, per Control (only in a run of several ranks)
+_AGREED: weakref.WeakKeyDictionary[Control, Requests] = weakref.WeakKeyDictionary()
+
+
+def requests(control: Control) -> Requests:
+    """The requests the training loop acts on now: those every rank agreed on at the last
+    :func:`agree` in a run of several ranks (a ``stop()`` another thread of rank 0 makes
+    after the broadcast waits for the next one, or rank 0 would stop a step before the
+    others and every rank would hang); ``control``'s own in a single process."""
+    agreed = _AGREED.get(control)
+    if agreed is not None:
+        return agreed
+    return Requests(control.stop_requested, control.paused, control.save_pending)
+
+
 def agree(control: Control) -> None:
     """Make every rank's ``control`` rank 0's: stop, pause and a pending save (one broadcast of
-    three numbers; nothing at all in a single process). Every rank must call it equally often."""
+    three numbers; nothing at all in a single process). Every rank must call it equally often,
+    and act on :func:`requests` (what was broadcast), not on ``control`` itself."""
     dist, rank = _world()
     if dist is None:
         return
@@ -156,9 +185,10 @@ def agree(control: Control) -> None:
         state[1] = int(control.paused)
         state[2] = int(control.save_pending)
     dist.broadcast(state, src=0)
+    stop, pause, save = (bool(x) for x in state.tolist())
+    _AGREED[control] = Requests(stop, pause, save)
     if rank == 0:
         return
-    stop, pause, save = (bool(x) for x in state.tolist())
     if stop:
         control.stop()
     elif pause:

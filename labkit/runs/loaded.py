@@ -19,12 +19,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from labkit._errors import LabkitWarning, TrainingError
+from labkit._errors import InputError, LabkitWarning, TrainingError
 from labkit._utils import checkpoint as _checkpoint
 from labkit.events import Status
 from labkit.history import MetricHistory
 from labkit.runs import control as _control
-from labkit.runs.record import HEADER_KIND, STATUS_KIND, find_record, read_chunk
+from labkit.runs.record import HEADER_KIND, STATUS_KIND, find_record, proc_start, read_chunk
 
 __all__ = ["RecordedConfig", "RecordedRun", "load_run", "process_alive"]
 
@@ -37,8 +37,10 @@ def load_run(path: str | os.PathLike[str]) -> RecordedRun:
     return RecordedRun(path)
 
 
-def process_alive(pid: int, host: str) -> bool | None:
-    """Whether process ``pid`` on ``host`` runs: None when ``host`` is another machine."""
+def process_alive(pid: int, host: str, started: int | None = None) -> bool | None:
+    """Whether process ``pid`` on ``host`` runs: None when ``host`` is another machine.
+    ``started`` (the record header's ``pid_start``, ``labkit.runs.record.process_start``) tells a process
+    that reuses a dead run's pid from the run's own."""
     if host and host != socket.gethostname():
         return None
     if pid <= 0:
@@ -48,14 +50,16 @@ def process_alive(pid: int, host: str) -> bool | None:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass  # another user's process: /proc still says whether it is the run's
     except OSError:
         return False
     try:  # a killed child its parent has not reaped yet is a zombie: it runs no more
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        return stat.rpartition(")")[2].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return True  # no /proc (macOS): the signal said it exists
+    if not fields or fields[0] == "Z":
+        return False
+    return started is None or proc_start(fields) in (None, started)
 
 
 class RecordedConfig(Mapping[str, Any]):
@@ -101,9 +105,10 @@ class RecordedRun:
         self.history = MetricHistory()
         self.refresh()
         if not self._header:
-            raise TrainingError(
-                f"{os.fspath(self._record)!r} holds no run header (its first line); it is not a "
-                "labkit run record, or its first line was cut. Give a run's output folder."
+            raise InputError(
+                f"{os.fspath(self._record)!r} holds no run header (its first line, "
+                '{"kind": "Run", ...}); it is not a labkit run record, or its first line was '
+                "cut. Give a run's output folder."
             )
 
     # -- reading ------------------------------------------------------------------------------
@@ -127,6 +132,9 @@ class RecordedRun:
                             self._begin(item)
                         elif item.get("kind") == STATUS_KIND:
                             self._status_line = item
+                            started = item.get("started")
+                            if isinstance(started, int | float) and not isinstance(started, bool):
+                                self.history.mark_start(float(started))
                     else:
                         self.history.record(item)
                 if chunk.bad and not self._warned:
@@ -226,9 +234,11 @@ class RecordedRun:
         which cannot be checked from here, and while its end is not recorded)."""
         if self.history.end is not None:
             return False
-        pid = self._header.get("pid")
+        pid, started = self._header.get("pid"), self._header.get("pid_start")
         found = process_alive(
-            int(pid) if isinstance(pid, int) else -1, str(self._header.get("host") or "")
+            pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
+            str(self._header.get("host") or ""),
+            started if isinstance(started, int) and not isinstance(started, bool) else None,
         )
         return found is not False
 

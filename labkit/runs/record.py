@@ -1,10 +1,12 @@
 """A run's record on disk: ``events.jsonl`` in its output folder, one JSON object a line.
 
 The first line describes the run (``{"kind": "Run", "labkit": version, "run_id", "name",
-"model", "task", "pid", "host", "started", "config": {...}}``); every training event follows as
+"model", "task", "labels", "device", "pid", "pid_start", "host", "world_size", "started",
+"output_dir", "config": {...}}``); every training event follows as
 it happens (``labkit.events.event_to_dict``: ``StepEnd``, ``EvalEnd``, ``Samples``, ``Saved``,
 ``TrainEnd``), and ``{"kind": "Status", "status", "step", "time"}`` lines note what the events
-do not say (paused, running again, stopping). Each line is written with one ``write`` and
+do not say (paused, running again, stopping; the first ``running`` also carries ``started``,
+the zero of the history's ``elapsed``). Each line is written with one ``write`` and
 flushed, so a reader in another process sees it at once and a run killed mid-write leaves every
 complete line readable: readers take complete lines only (one ending in a newline).
 
@@ -41,6 +43,8 @@ __all__ = [
     "config_dict",
     "find_record",
     "jsonable",
+    "proc_start",
+    "process_start",
     "read_chunk",
 ]
 
@@ -105,12 +109,32 @@ def header_for(run: Any) -> dict[str, Any]:
         "labels": [str(x) for x in getattr(model, "labels", ()) or ()],
         "device": str(getattr(model, "device", "") or ""),
         "pid": os.getpid(),
+        "pid_start": process_start(),  # with pid: a later process reusing the pid is not this
         "host": socket.gethostname(),
         "world_size": int(os.environ.get("WORLD_SIZE", "1") or 1),
         "started": time.time(),
         "output_dir": os.path.abspath(run.output_dir),
         "config": config_dict(run.config),
     }
+
+
+def proc_start(fields: list[str]) -> int | None:
+    """The start time in the fields of ``/proc/<pid>/stat`` after the command's ``)``."""
+    # field 22 (starttime, clock ticks since boot); fields[0] is field 3
+    try:
+        return int(fields[19])
+    except (IndexError, ValueError):
+        return None
+
+
+def process_start(pid: int | None = None) -> int | None:
+    """When process ``pid`` (default: this one) started, in clock ticks since boot (Linux);
+    None where there is no ``/proc``."""
+    try:
+        stat = Path(f"/proc/{pid or 'self'}/stat").read_text()
+    except OSError:
+        return None
+    return proc_start(stat.rpartition(")")[2].split())
 
 
 def _dumps(obj: dict[str, Any]) -> str:
@@ -155,13 +179,21 @@ class RecordWriter:
     def event(self, event: Event) -> None:
         self._write_line(_dumps(event_to_dict(event)))
 
-    def status(self, status: str, step: int) -> None:
+    def status(self, status: str, step: int, *, started: float | None = None) -> None:
         """A status the events do not carry (paused, running again, stopping); repeats of the
-        last one written are dropped."""
-        if status == self._status:
+        last one written are dropped. ``started``: the wall clock training began at (the zero
+        of the history's ``elapsed``), on the first ``running``."""
+        if status == self._status and started is None:
             return
         self._status = status
-        line = {"kind": STATUS_KIND, "status": status, "step": int(step), "time": time.time()}
+        line: dict[str, Any] = {
+            "kind": STATUS_KIND,
+            "status": status,
+            "step": int(step),
+            "time": time.time() if started is None else started,
+        }
+        if started is not None:
+            line["started"] = started
         self._write_line(_dumps(line))
 
     def close(self) -> None:

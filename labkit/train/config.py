@@ -30,7 +30,6 @@ _PROTECTED = (
     "logging_strategy",
     "logging_nan_inf_filter",
     "disable_tqdm",
-    "report_to",
     "resume_from_checkpoint",
 )
 DEFAULT_LR_FULL = 5e-5
@@ -78,6 +77,13 @@ class FinetuneConfig:
         ``run.history``) at each evaluation (None: the first 3 validation prompts of
         instruction data, the first words of 3 validation texts of plain text; (): none).
     sample_tokens: at most this many new tokens per sample generation.
+    report_to: trackers that also log the run, through ``Trainer``'s own integrations: None
+        or ``"none"`` (labkit's record alone), a name (``"tensorboard"``, ``"wandb"``, or any
+        transformers integration: ``"mlflow"``, ``"comet_ml"``, ...), a comma list or a list of
+        names, or ``"all"`` (every one installed). Kept as a tuple of names. TensorBoard writes
+        to ``<output_dir>/tensorboard``; wandb to ``<output_dir>/wandb``, offline unless
+        WANDB_MODE is set or wandb has credentials, under the run's name. A tracker whose
+        package is missing raises ``MissingDependencyError`` before training starts.
     trainer_args: further ``transformers.TrainingArguments`` fields, passed through.
     """
 
@@ -107,6 +113,7 @@ class FinetuneConfig:
     name: str | None = None
     sample_prompts: Sequence[str] | None = None
     sample_tokens: int = 32
+    report_to: Any = None
     trainer_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -190,6 +197,14 @@ class FinetuneConfig:
         positive_int("sample_tokens", optional=False)
         if not isinstance(self.trainer_args, dict):
             raise bad("trainer_args", "a dict of transformers.TrainingArguments fields")
+        if "report_to" in self.trainer_args:  # TrainingArguments' spelling: the same field
+            if self.report_to is not None:
+                raise ConfigError("report_to is given twice (as a field and in trainer_args).")
+            self.trainer_args = dict(self.trainer_args)
+            self.report_to = self.trainer_args.pop("report_to")
+        from labkit.train.trackers import normalize
+
+        self.report_to = normalize(self.report_to)
         protected = sorted(set(self.trainer_args) & set(_PROTECTED))
         if protected:
             raise ConfigError(

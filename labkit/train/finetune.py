@@ -43,6 +43,7 @@ def finetune(
     output_dir: str | os.PathLike[str] | None = None,
     resume_from: str | os.PathLike[str] | None = None,
     name: str | None = None,
+    report_to: str | Sequence[str] | None = None,
     callbacks: Sequence[Any] = (),
     **trainer_args: Any,
 ) -> Run:
@@ -61,10 +62,18 @@ def finetune(
     panel (default: the model and the method, ``run.name``). ``callbacks`` are objects with
     ``on_event(event, control)``; an exception in one ends the run as failed.
 
+    Every run writes its record, ``<output_dir>/events.jsonl`` (``labkit.load_run(output_dir)``
+    reads it and steers the run from any process). ``report_to`` adds the usual trackers
+    through ``Trainer``'s integrations: ``"tensorboard"`` (event files in
+    ``<output_dir>/tensorboard``), ``"wandb"`` (files in ``<output_dir>/wandb``, offline unless
+    WANDB_MODE is set or wandb has credentials, named ``run.name``), any other transformers
+    integration by name, or a list of them; None or ``"none"``: the record alone.
+
     Raises ``ConfigError`` (naming the field) before anything starts when a value is invalid,
     ``DataError`` when the data is not for the model's task (labelled text for a causal LM,
-    LMData for a classifier), and ``TrainingError`` when ``model`` is already training in
-    another run.
+    LMData for a classifier), ``TrainingError`` when ``model`` is already training in
+    another run, and ``MissingDependencyError`` (naming the extra, e.g. ``pip install
+    "labkit[tensorboard]"``) when a tracker in ``report_to`` is not installed.
     """
     from labkit.data import TextData, load_data
     from labkit.lm.data import LMData
@@ -89,6 +98,7 @@ def finetune(
         output_dir=None if output_dir is None else os.fspath(output_dir),
         resume_from=None if resume_from is None else os.fspath(resume_from),
         name=name,
+        report_to=report_to,
         trainer_args=trainer_args,
         **extra,
     )
@@ -225,7 +235,11 @@ def _tokenize(
 
 
 def _training_arguments(
-    config: FinetuneConfig, model: Model, out: str, precision: str | None = None
+    config: FinetuneConfig,
+    model: Model,
+    out: str,
+    precision: str | None = None,
+    run_name: str | None = None,
 ) -> Any:
     from transformers import TrainingArguments
 
@@ -251,7 +265,9 @@ def _training_arguments(
         "logging_strategy": "steps",
         "logging_steps": 1,
         "logging_nan_inf_filter": False,
-        "report_to": "none",
+        # the trackers' own callbacks (labkit.train.trackers points them at the run's folder)
+        "report_to": list(config.report_to) or "none",
+        "run_name": run_name,
         "disable_tqdm": True,
         "seed": config.seed,
         "data_seed": config.seed,
@@ -357,7 +373,10 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
     max_length = min(config.max_length or model.max_length, model.max_length)
     parts = _task_parts(model, data, max_length)
     samples = _sample_prompts(model, data, config)
-    args = _training_arguments(config, model, run.output_dir)
+    from labkit.train import trackers
+
+    trackers.check_available(config.report_to)  # before any weight moves
+    args = _training_arguments(config, model, run.output_dir, run_name=run.name)
     _check_precision(_precision(config, model.device), model)
     if config.lora is not False:
         from transformers import set_seed
@@ -369,7 +388,9 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
         # measured, not assumed: bf16 autocast costs more than it saves on small steps
         run.precision = _probe(model, parts, config)
         _check_precision(run.precision.precision, model)
-        args = _training_arguments(config, model, run.output_dir, run.precision.precision)
+        args = _training_arguments(
+            config, model, run.output_dir, run.precision.precision, run_name=run.name
+        )
 
     def metrics_fn(pred: Any) -> dict[str, float]:
         full = parts.metrics(pred)
@@ -445,12 +466,13 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
     for noisy in (PrinterCallback, ProgressCallback):
         trainer.remove_callback(noisy)
     bridge.trainer = trainer
+    trackers.install(trainer, config.report_to, output_dir=run.output_dir, run_name=run.name)
     show = config.progress if config.progress is not None else _progress.wanted()
     if show and args.process_index == 0:
         run.history.subscribe(_progress.ConsoleProgress(history=run.history, name=run.name))
 
     def job(driver: RunDriver) -> None:
-        run.history.mark_start()  # elapsed counts from here, not from the first step's end
+        driver.mark_start()  # elapsed counts from here, not from the first step's end
         driver.set_status("running")
         _checkpoint.clean_staging(run.output_dir)
         try:
@@ -459,6 +481,7 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
                 driver.stopped_early()
         finally:
             bridge.trainer = None
+            trackers.close(trainer)  # a failed run's tracker runs end too
             _drop_autocast_forward(model.hf)
             model.hf.eval()
             model.device = next(model.hf.parameters()).device

@@ -299,6 +299,16 @@ class RunDriver:
                 registry.register(run.output_dir)
         run.control.attach(_control.agree)
 
+    def mark_start(self) -> None:
+        """Training begins now: the zero of ``run.history``'s ``elapsed``, recorded too (so a
+        run read back from its record has the same ``elapsed``)."""
+        run = self.run
+        at = _now()
+        run.history.mark_start(at)
+        with run._lock:
+            if run._writer is not None:
+                run._writer.status("running", run._step, started=at)
+
     def progress(self, step: int, total_steps: int | None) -> None:
         """Optimizer steps taken (counting those before a resume) and the planned total (None
         while unknown)."""
@@ -309,7 +319,8 @@ class RunDriver:
     def set_status(self, status: Status) -> None:
         """``running`` or ``paused`` as the training loop sees it; ignored once the run has
         ended. A request still on its way wins: ``stopping`` after ``stop()`` whatever the loop
-        reports, ``pausing`` for a ``running`` while a pause is requested."""
+        reports, ``pausing`` for a ``running`` while a pause is requested, ``running`` for a
+        ``paused`` once resumed."""
         run = self.run
         with run._lock:
             if run._status in ENDED_STATUSES:
@@ -318,6 +329,8 @@ class RunDriver:
                 status = "stopping"
             elif status == "running" and run.control.paused:
                 status = "pausing"
+            elif status == "paused" and not run.control.paused:
+                status = "running"  # resumed: the loop goes on at its next look
             run._status = status
             run._note_status()
 

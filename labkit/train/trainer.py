@@ -27,6 +27,7 @@ from transformers import Trainer, TrainerCallback
 from labkit._utils import checkpoint as _checkpoint
 from labkit.events import Control, EvalEnd, Event, Saved, Status, StepEnd
 from labkit.metrics import METRIC_NAMES, lower_is_better
+from labkit.runs.control import requests
 
 __all__ = [
     "AdaLoraSchedule",
@@ -265,23 +266,29 @@ class Bridge(TrainerCallback):
     def _steer(self, args: Any, state: Any, control: Any) -> None:
         c = self.control
         # requests from outside this process (the run's control file; rank 0's, on every rank
-        # of a multi-process run: each poll is one collective, so every rank polls alike)
+        # of a multi-process run: each poll is one collective, so every rank polls alike, and
+        # every rank acts on what was agreed, never on a request that came after)
         c.poll()
-        if c.paused and not c.stop_requested:
+        wish = requests(c)
+        if wish.pause and not wish.stop:
             self.on_status("paused")
-            # stop_requested too: a pause() racing a stop() from another thread can re-pause
-            # after the stop woke the run, and a stopping run must never stay held
+            # stop too: a pause() racing a stop() from another thread can re-pause after the
+            # stop woke the run, and a stopping run must never stay held
             while True:
                 c.wait_while_paused(0.05)
                 c.poll()
-                if not c.paused or c.stop_requested:
+                wish = requests(c)
+                if not wish.pause or wish.stop:
                     break
-                if c.take_save_request():
+                # still held: a resume() and a pause() made between two looks (its status
+                # said "running", then "pausing") is held all the same, and says so
+                self.on_status("paused")
+                if wish.save and c.take_save_request():
                     self._save_now(args, state, control)
             self.on_status("running")
-        if c.take_save_request():
+        if wish.save and c.take_save_request():
             control.should_save = True
-        if c.stop_requested:
+        if wish.stop:
             # what the user asked for: the checkpoint, then the end; no evaluation (the run's
             # metrics stay those of its last evaluation). A stop from a callback's Control
             # did not pass through Run.stop: say "stopping" now too
@@ -295,7 +302,7 @@ class Bridge(TrainerCallback):
     def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self._eval_step == state.global_step:
             control.should_evaluate = False  # the last step of the run was just evaluated
-        if self.control.stop_requested:
+        if requests(self.control).stop:
             # a stop leaves the epoch early; the epoch-end evaluation would make the user wait
             # for minutes of work they did not ask for
             control.should_evaluate = False
