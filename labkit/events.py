@@ -7,6 +7,7 @@ written to disk as they are.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -214,10 +215,16 @@ class Control:
 
 
 def event_to_dict(event: Event) -> dict[str, Any]:
-    """A JSON-ready dict with a ``kind`` field naming the event class."""
-    from dataclasses import asdict
-
-    out = asdict(event)
+    """A JSON-ready dict with a ``kind`` field naming the event class (containers copied: a
+    ``metrics`` dict, ``Samples``' tuples as lists). A run writes one a step: kept cheap."""
+    out: dict[str, Any] = {}
+    for name, _check in _fields_of(type(event)):
+        value = getattr(event, name)
+        if isinstance(value, dict):
+            value = dict(value)
+        elif isinstance(value, tuple):
+            value = list(value)
+        out[name] = value
     out["kind"] = type(event).__name__
     return out
 
@@ -232,21 +239,20 @@ def event_from_dict(data: dict[str, Any]) -> Event | None:
     labkit's event, a record's own lines): readers skip what they do not know. Fields this
     labkit does not know are dropped; a known kind with missing or ill-typed fields raises
     ``TypeError`` / ``ValueError``."""
-    from dataclasses import fields
-
     cls = _EVENT_TYPES.get(str(data.get("kind", "")))
     if cls is None:
         return None
     kwargs: dict[str, Any] = {}
-    for f in fields(cls):
-        if f.name not in data:
+    for name, check in _fields_of(cls):
+        if name not in data:
             continue  # a missing field with no default: the constructor's TypeError says so
-        value = data[f.name]
+        value = data[name]
         # a line another program wrote (or a disk mangled) must fail here, with its field
         # named, and not later in MetricHistory's int(step)
-        if not _FIELD_CHECKS.get(str(f.type), _anything)(value):
-            raise ValueError(f"{cls.__name__}.{f.name} must be {f.type}, got {value!r:.60}")
-        kwargs[f.name] = value
+        if not check(value):
+            kind = next(f.type for f in dataclasses.fields(cls) if f.name == name)
+            raise ValueError(f"{cls.__name__}.{name} must be {kind}, got {value!r:.60}")
+        kwargs[name] = value
     if cls is TrainEnd and kwargs.get("status") not in ENDED_STATUSES:
         raise ValueError(f"TrainEnd status must be an ended status, got {kwargs.get('status')!r}")
     event: Event = cls(**kwargs)
@@ -285,3 +291,18 @@ _FIELD_CHECKS: dict[str, Callable[[Any], bool]] = {
     ),
     "tuple[str, ...]": _is_strings,
 }
+
+
+_FIELDS: dict[type, tuple[tuple[str, Callable[[Any], bool]], ...]] = {}
+
+
+def _fields_of(cls: type) -> tuple[tuple[str, Callable[[Any], bool]], ...]:
+    """``(name, check of a JSON value)`` of each field of event class ``cls``, computed once
+    (``dataclasses.fields`` on every line was most of the time a record took to read)."""
+    found = _FIELDS.get(cls)
+    if found is None:
+        found = tuple(
+            (f.name, _FIELD_CHECKS.get(str(f.type), _anything)) for f in dataclasses.fields(cls)
+        )
+        _FIELDS[cls] = found
+    return found

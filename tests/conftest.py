@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from pathlib import Path
@@ -17,6 +18,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("LABKIT_STATE_DIR", tempfile.mkdtemp(prefix="labkit-state-"))
 
 from tests import _tiny
+
+# jupyter_server's test fixtures (jp_fetch, jp_serverapp, ...) for tests/test_server.py
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
 _DESELECTED: list[str] = []
 
@@ -59,6 +63,42 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for line in _DESELECTED:
         terminalreporter.write_line(line)
+
+
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop(request: pytest.FixtureRequest):
+    """pytest-jupyter's event loop (its own fixture is autouse for every test), only for the
+    tests marked ``jupyter_server``: the browser tests drive Playwright's sync API, which runs a
+    loop of its own, and closing that loop at their teardown fails them."""
+    if request.node.get_closest_marker("jupyter_server") is None:
+        yield None
+        return
+    import warnings
+
+    from jupyter_core.utils import ensure_event_loop
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*WindowsSelectorEventLoopPolicy.*")
+        loop = ensure_event_loop(prefer_selector_loop=True)
+    yield loop
+    loop.close()
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup(request: pytest.FixtureRequest, jp_asyncio_loop):
+    """pytest-jupyter's clean-up of the ServerApp its fixtures made (autouse too), for the
+    ``jupyter_server`` tests alone: for the others there is no server and no loop."""
+    yield
+    if jp_asyncio_loop is None:
+        return
+    from jupyter_server.serverapp import ServerApp
+
+    app = ServerApp.instance()
+    with contextlib.suppress(RuntimeError, SystemExit):
+        jp_asyncio_loop.run_until_complete(app._cleanup())
+    if hasattr(app, "kernel_manager"):
+        app.kernel_manager.context.destroy()
+    ServerApp.clear_instance()
 
 
 @pytest.fixture(scope="session")

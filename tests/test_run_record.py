@@ -243,7 +243,7 @@ def test_a_second_run_in_the_same_folder_is_the_one_shown(tiny_dirs, tmp_path):
 def test_a_process_reusing_a_dead_runs_pid_is_not_the_run(tmp_path):
     import socket
 
-    from labkit.runs.record import process_start
+    from labkit.runs.status import process_start
 
     def record(folder: Path, pid_start: int | None) -> Path:
         folder.mkdir()

@@ -22,7 +22,9 @@ from labkit.runs import tail as tail_mod
 from labkit.runs.record import RecordWriter
 from labkit.runs.tail import Spark
 
-pytest_plugins = ["pytest_jupyter.jupyter_server"]
+# jupyter_server's own test fixtures (jp_fetch, jp_serverapp, ...): tests/conftest.py loads the
+# plugin and gives its event loop to the tests marked jupyter_server alone
+pytestmark = pytest.mark.jupyter_server
 
 
 @pytest.fixture

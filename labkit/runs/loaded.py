@@ -11,12 +11,10 @@ several GPUs.
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import warnings
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
 from labkit._errors import InputError, LabkitWarning, TrainingError
@@ -24,9 +22,10 @@ from labkit._utils import checkpoint as _checkpoint
 from labkit.events import Status
 from labkit.history import MetricHistory
 from labkit.runs import control as _control
-from labkit.runs.record import HEADER_KIND, STATUS_KIND, find_record, proc_start, read_chunk
+from labkit.runs.record import HEADER_KIND, STATUS_KIND, find_record, read_chunk
+from labkit.runs.status import error_of, header_alive, process_alive, status_of
 
-__all__ = ["RecordedConfig", "RecordedRun", "load_run", "process_alive"]
+__all__ = ["RecordedConfig", "RecordedRun", "load_run", "process_alive"]  # process_alive: status
 
 
 def load_run(path: str | os.PathLike[str]) -> RecordedRun:
@@ -35,31 +34,6 @@ def load_run(path: str | os.PathLike[str]) -> RecordedRun:
     through the run's folder. A live run's record grows: ``refresh()`` reads the new events,
     and the panel (displaying the run) follows it by itself."""
     return RecordedRun(path)
-
-
-def process_alive(pid: int, host: str, started: int | None = None) -> bool | None:
-    """Whether process ``pid`` on ``host`` runs: None when ``host`` is another machine.
-    ``started`` (the record header's ``pid_start``, ``labkit.runs.record.process_start``) tells a process
-    that reuses a dead run's pid from the run's own."""
-    if host and host != socket.gethostname():
-        return None
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # another user's process: /proc still says whether it is the run's
-    except OSError:
-        return False
-    try:  # a killed child its parent has not reaped yet is a zombie: it runs no more
-        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    except OSError:
-        return True  # no /proc (macOS): the signal said it exists
-    if not fields or fields[0] == "Z":
-        return False
-    return started is None or proc_start(fields) in (None, started)
 
 
 class RecordedConfig(Mapping[str, Any]):
@@ -232,15 +206,7 @@ class RecordedRun:
     def alive(self) -> bool:
         """Whether the process training this run still runs (True for one on another machine,
         which cannot be checked from here, and while its end is not recorded)."""
-        if self.history.end is not None:
-            return False
-        pid, started = self._header.get("pid"), self._header.get("pid_start")
-        found = process_alive(
-            pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
-            str(self._header.get("host") or ""),
-            started if isinstance(started, int) and not isinstance(started, bool) else None,
-        )
-        return found is not False
+        return self.history.end is None and header_alive(self._header)
 
     @property
     def done(self) -> bool:
@@ -251,41 +217,23 @@ class RecordedRun:
     def status(self) -> Status:
         """As a live run's, read from the record: the recorded end, else a request on its way
         (``stopping``, ``pausing``), else the last status the run wrote. A run whose process
-        died without recording its end reads ``failed`` (``error`` says so)."""
-        end = self.history.end
-        if end is not None:
-            return end.status
-        if not self.alive:
-            return "failed"
-        line = str(self._status_line.get("status") or "")
-        wish = _control.read_requests(self._folder)
-        if wish.get("run_id") not in (None, self.run_id):
-            wish = {}
-        if line == "stopping" or wish.get("stop"):
-            return "stopping"
-        if wish.get("pause") and line != "paused":
-            return "pausing"
-        if line == "paused" and not wish.get("pause") and wish:
-            return "running"  # resumed: the run says so at its next step
-        if line in ("running", "paused", "pausing"):
-            return line  # type: ignore[return-value]
-        return "running" if len(self.history) else "pending"
+        died without recording its end reads ``failed`` (``error`` says so). The rules are
+        ``labkit.runs.status.status_of``, the sidebar's too."""
+        return status_of(
+            self.history.end,
+            str(self._status_line.get("status") or ""),
+            _control.read_requests(self._folder),
+            self.alive,
+            len(self.history),
+            run_id=self.run_id,
+        )
 
     @property
     def error(self) -> str | None:
-        end = self.history.end
-        if end is not None:
-            return end.error
-        if not self.alive:
-            pid = self._header.get("pid")
-            last = self.history.last_step
-            at = f" at step {last['step']}" if last else " before its first step"
-            return (
-                f"the process that trained this run (pid {pid} on {self._header.get('host')}) "
-                f"ended{at} without recording an end: it was killed or crashed. Its checkpoints "
-                "are kept; resume with finetune(..., resume_from=<this folder>)."
-            )
-        return None
+        last = self.history.last_step
+        return error_of(
+            self.history.end, self.alive, self._header, int(last["step"]) if last else None
+        )
 
     @property
     def step(self) -> int:

@@ -43,8 +43,6 @@ __all__ = [
     "config_dict",
     "find_record",
     "jsonable",
-    "proc_start",
-    "process_start",
     "read_chunk",
 ]
 
@@ -97,6 +95,7 @@ def config_dict(config: Any) -> dict[str, Any]:
 def header_for(run: Any) -> dict[str, Any]:
     """The first line of ``run``'s record (a live :class:`labkit.train.run.Run`)."""
     from labkit._version import __version__
+    from labkit.runs.status import process_start
 
     model = run.model
     return {
@@ -116,25 +115,6 @@ def header_for(run: Any) -> dict[str, Any]:
         "output_dir": os.path.abspath(run.output_dir),
         "config": config_dict(run.config),
     }
-
-
-def proc_start(fields: list[str]) -> int | None:
-    """The start time in the fields of ``/proc/<pid>/stat`` after the command's ``)``."""
-    # field 22 (starttime, clock ticks since boot); fields[0] is field 3
-    try:
-        return int(fields[19])
-    except (IndexError, ValueError):
-        return None
-
-
-def process_start(pid: int | None = None) -> int | None:
-    """When process ``pid`` (default: this one) started, in clock ticks since boot (Linux);
-    None where there is no ``/proc``."""
-    try:
-        stat = Path(f"/proc/{pid or 'self'}/stat").read_text()
-    except OSError:
-        return None
-    return proc_start(stat.rpartition(")")[2].split())
 
 
 def _dumps(obj: dict[str, Any]) -> str:

@@ -10,8 +10,8 @@ run) in memory that does not grow with the number of steps: the sparkline is a
 :func:`read_since` is the other half: the record's lines from a byte offset, as columns, for
 the sidebar's full chart (``GET labkit/run``), at most a few MB a call.
 
-:func:`status_of` and :func:`error_of` are the status rules of a recorded run, shared with
-``labkit.runs.loaded.RecordedRun``. Pure Python: no tornado, no Jupyter.
+The status rules are ``labkit.runs.status``'s, shared with ``labkit.runs.loaded.RecordedRun``.
+Pure Python: no tornado, no Jupyter.
 """
 
 from __future__ import annotations
@@ -33,17 +33,15 @@ from labkit.events import (
     event_to_dict,
 )
 from labkit.runs import control as _control
-from labkit.runs.loaded import process_alive
 from labkit.runs.record import CONTROL, HEADER_KIND, RECORD, STATUS_KIND, read_chunk
+from labkit.runs.status import error_of, header_alive, status_of
 
 __all__ = [
     "READ_LIMIT",
     "SPARK_POINTS",
     "RecordTail",
     "Spark",
-    "error_of",
     "read_since",
-    "status_of",
 ]
 
 SPARK_POINTS = 64  # the most points of a summary's sparkline
@@ -60,70 +58,6 @@ def _num(x: Any) -> float | None:
 
 def _metrics(metrics: Mapping[str, Any]) -> dict[str, float | None]:
     return {str(k): _num(v) for k, v in metrics.items()}
-
-
-# -- status rules -----------------------------------------------------------------------------
-
-
-def status_of(
-    end: TrainEnd | None,
-    status_line: str,
-    requests: Mapping[str, Any],
-    alive: bool,
-    n_steps: int,
-    *,
-    run_id: str | None = None,
-) -> Status:
-    """A recorded run's status: the recorded ``end``, else ``failed`` when its process is gone
-    (``alive`` False), else a request on its way (``stopping``, ``pausing``: ``requests`` is
-    the control file's content, ignored when written for another ``run_id``), else the last
-    ``Status`` line the run wrote (``status_line``), else ``running`` once it has ``n_steps``
-    steps and ``pending`` before."""
-    if end is not None:
-        return end.status
-    if not alive:
-        return "failed"
-    wish: Mapping[str, Any] = requests
-    if wish.get("run_id") not in (None, run_id):
-        wish = {}
-    line = status_line
-    if line == "stopping" or wish.get("stop"):
-        return "stopping"
-    if wish.get("pause") and line != "paused":
-        return "pausing"
-    if line == "paused" and not wish.get("pause") and wish:
-        return "running"  # resumed: the run says so at its next step
-    if line in ("running", "paused", "pausing"):
-        return line  # type: ignore[return-value]
-    return "running" if n_steps else "pending"
-
-
-def error_of(
-    end: TrainEnd | None, alive: bool, header: Mapping[str, Any], last_step: int | None
-) -> str | None:
-    """A recorded run's error: the recorded end's, else (its process gone without recording an
-    end) what happened and what to do; None while it runs or when it ended well."""
-    if end is not None:
-        return end.error
-    if alive:
-        return None
-    at = f" at step {last_step}" if last_step is not None else " before its first step"
-    return (
-        f"the process that trained this run (pid {header.get('pid')} on {header.get('host')}) "
-        f"ended{at} without recording an end: it was killed or crashed. Its checkpoints are "
-        "kept; resume with finetune(..., resume_from=<this folder>)."
-    )
-
-
-def _alive(header: Mapping[str, Any]) -> bool:
-    """As ``RecordedRun.alive`` before the end is recorded: a process on another machine cannot
-    be checked from here and counts as alive."""
-    pid = header.get("pid")
-    found = process_alive(
-        pid if isinstance(pid, int) and not isinstance(pid, bool) else -1,
-        str(header.get("host") or ""),
-    )
-    return found is not False
 
 
 # -- the sparkline ----------------------------------------------------------------------------
@@ -313,7 +247,7 @@ class RecordTail:
             changed |= requests != self._requests
             self._requests = requests
         # a process found gone stays gone: its pid may be reused by another process later
-        alive = _alive(self.header) if self.header and self._alive else self._alive
+        alive = header_alive(self.header) if self.header and self._alive else self._alive
         changed |= alive != self._alive
         self._alive = alive
         return changed
