@@ -192,3 +192,61 @@ function requestReply(model, key, msg) {
   s.pending.add(key);
   model.send(msg);
 }
+
+// -- charts: the run panel's and the run comparison's ------------------------------------------
+const SVGNS = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs) {
+  const e = document.createElementNS(SVGNS, tag);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
+  return e;
+}
+
+function fmt(v) {
+  if (v === null || v === undefined || Number.isNaN(v)) return "–";
+  if (v === 0) return "0";
+  const a = Math.abs(v);
+  if (a >= 10000) return `${+(v / 1000).toPrecision(4)}k`;
+  if (a < 1e-3) return v.toExponential(0);
+  return String(+v.toPrecision(4));
+}
+
+function duration(s) {
+  if (!(s >= 0)) return "–";
+  s = Math.round(s);
+  const hr = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
+  if (hr) return `${hr}h ${String(m).padStart(2, "0")}m`;
+  if (m) return `${m}m ${String(sec).padStart(2, "0")}s`;
+  return `${sec}s`;
+}
+
+function niceTicks(lo, hi, count = 5, integer = false) {
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
+  if (hi < lo) [lo, hi] = [hi, lo];
+  if (hi === lo) { const pad = Math.abs(lo) * 0.1 || 1; lo -= pad; hi += pad; }
+  const raw = (hi - lo) / Math.max(1, count);
+  const mag = 10 ** Math.floor(Math.log10(raw));
+  const f = raw / mag;
+  let step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
+  if (integer) step = Math.max(1, Math.round(step));
+  const out = [];
+  for (let i = Math.ceil(lo / step - 1e-9); i <= Math.floor(hi / step + 1e-9); i++) {
+    out.push(+(i * step).toPrecision(12));
+  }
+  return out;
+}
+
+function logTicks(lo, hi) {
+  if (!(lo > 0 && hi > 0)) return [];
+  const k0 = Math.floor(Math.log10(lo)), k1 = Math.ceil(Math.log10(hi));
+  const mults = k1 - k0 <= 2 ? [1, 2, 5] : [1];
+  const out = [];
+  for (let k = k0; k <= k1; k++) {
+    for (const m of mults) {
+      const t = m * 10 ** k;
+      if (t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9)) out.push(+t.toPrecision(6));
+    }
+  }
+  if (out.length >= 2) return out;
+  return niceTicks(lo, hi, 4).filter((t) => t > 0); // a narrow range: round linear values
+}

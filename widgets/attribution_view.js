@@ -29,7 +29,7 @@ export function scaleFor(shared, scores, special) {
   return { top, label: `${isShared ? "shared" : "own"} scale ±${shown}` };
 }
 
-function fmt(v, digits = 3) {
+function fixed(v, digits = 3) {
   if (v === null || v === undefined || Number.isNaN(v)) return "n/a";
   return Number(v).toFixed(digits);
 }
@@ -95,7 +95,7 @@ function render({ model, el }) {
 
     fillSelect(targetSel, labels, target, (l) => {
       const i = labels.indexOf(l);
-      return i >= 0 && probs[i] !== undefined ? `${l} (${fmt(probs[i])})` : l;
+      return i >= 0 && probs[i] !== undefined ? `${l} (${fixed(probs[i])})` : l;
     });
     const methods = model.get("methods") || [];
     const method = model.get("method");
@@ -107,18 +107,18 @@ function render({ model, el }) {
 
     const parts = [];
     const ti = labels.indexOf(target);
-    if (ti >= 0) parts.push(`p(${target}) = ${fmt(probs[ti])}`);
+    if (ti >= 0) parts.push(`p(${target}) = ${fixed(probs[ti])}`);
     let best = 0;
     for (let i = 1; i < probs.length; i++) if (probs[i] > probs[best]) best = i;
     if (labels.length && labels[best] !== target) parts.push(`predicted ${labels[best]}`);
     const delta = model.get("delta");
     if (delta !== null && delta !== undefined) {
       const steps = model.get("n_steps");
-      parts.push(`completeness error ${fmt(delta, 4)}${steps ? ` at ${steps} steps` : ""}`);
+      parts.push(`completeness error ${fixed(delta, 4)}${steps ? ` at ${steps} steps` : ""}`);
     }
     const comp = model.get("comprehensiveness");
     if (comp !== null && comp !== undefined) {
-      parts.push(`AOPC comprehensiveness ${fmt(comp)}, sufficiency ${fmt(model.get("sufficiency"))}`);
+      parts.push(`AOPC comprehensiveness ${fixed(comp)}, sufficiency ${fixed(model.get("sufficiency"))}`);
     }
     stats.textContent = parts.join(" · ");
 

@@ -11,62 +11,9 @@
 // listener lives in initialize() and feeds one store per model, so nothing is lost while a view
 // is built. All text goes through textContent.
 
-const SVGNS = "http://www.w3.org/2000/svg";
 const STORES = new Map(); // model key -> CompareStore
 const GAP = PALETTE.chart.pad; // px between the frame and the data range, as the static chart
 const DOT_R = PALETTE.chart.dot;
-
-function el(tag, attrs) {
-  const e = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-  return e;
-}
-
-// a tick or read-out value: 0.25, 1.5k, 2e-05 (labkit.render.svgchart.fmt)
-function short(v) {
-  if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  if (a >= 10000) return `${+(v / 1000).toPrecision(4)}k`;
-  if (a < 1e-3) return v.toExponential(0);
-  return String(+v.toPrecision(4));
-}
-
-function roundTicks(lo, hi, count = 5) {
-  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
-  if (hi === lo) { const pad = Math.abs(lo) * 0.1 || 1; lo -= pad; hi += pad; }
-  const raw = (hi - lo) / Math.max(1, count);
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const f = raw / mag;
-  const step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
-  const out = [];
-  for (let i = Math.ceil(lo / step - 1e-9); i <= Math.floor(hi / step + 1e-9); i++) {
-    out.push(+(i * step).toPrecision(12));
-  }
-  return out;
-}
-
-function decadeTicks(lo, hi) {
-  const k0 = Math.floor(Math.log10(lo)), k1 = Math.ceil(Math.log10(hi));
-  const mults = k1 - k0 <= 2 ? [1, 2, 5] : [1];
-  const out = [];
-  for (let k = k0; k <= k1; k++) {
-    for (const m of mults) {
-      const t = m * 10 ** k;
-      if (t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9)) out.push(+t.toPrecision(6));
-    }
-  }
-  return out.length >= 2 ? out : roundTicks(lo, hi, 4).filter((t) => t > 0);
-}
-
-function seconds(s) {
-  if (!(s >= 0)) return "–";
-  s = Math.round(s);
-  const hr = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  if (hr) return `${hr}h ${String(m).padStart(2, "0")}m`;
-  if (m) return `${m}m ${String(sec).padStart(2, "0")}s`;
-  return `${sec}s`;
-}
 
 // ---------------------------------------------------------------------------------------------
 // Store: each run's curve as the kernel last sent it.
@@ -156,7 +103,7 @@ function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty }) 
   for (const s of lines) take(s.xs, s.ys, s.n);
   for (const s of points) take(s.xs, s.ys, s.xs.length);
   if (!(x0 <= x1)) {
-    const t = el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "labkit-cmp-empty" });
+    const t = svg("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "labkit-cmp-empty" });
     t.textContent = empty;
     svgEl.appendChild(t);
     return null;
@@ -164,9 +111,9 @@ function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty }) 
   if (x1 === x0) x1 = x0 + 1;
   const L = 56, R = 16, T = 10, B = 32, pw = W - L - R, ph = H - T - B;
   let yTicks;
-  if (logY) { yTicks = decadeTicks(lo, hi); lo = Math.min(lo, yTicks[0]); hi = Math.max(hi, yTicks[yTicks.length - 1]); }
+  if (logY) { yTicks = logTicks(lo, hi); lo = Math.min(lo, yTicks[0]); hi = Math.max(hi, yTicks[yTicks.length - 1]); }
   else {
-    yTicks = roundTicks(lo, hi);
+    yTicks = niceTicks(lo, hi);
     const d = yTicks.length > 1 ? yTicks[1] - yTicks[0] : 1;
     if (yTicks[0] > lo) yTicks.unshift(+(yTicks[0] - d).toPrecision(12));
     if (yTicks[yTicks.length - 1] < hi) yTicks.push(+(yTicks[yTicks.length - 1] + d).toPrecision(12));
@@ -176,33 +123,33 @@ function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty }) 
   const ylo = ly(lo), yhi = ly(hi) === ly(lo) ? ly(lo) + 1 : ly(hi);
   const sx = (v) => L + GAP + ((v - x0) / (x1 - x0)) * (pw - 2 * GAP);
   const sy = (v) => T + ph - GAP - ((ly(v) - ylo) / (yhi - ylo)) * (ph - 2 * GAP);
-  const grid = el("g", { class: "labkit-cmp-grid" }), axes = el("g", { class: "labkit-cmp-axes" });
+  const grid = svg("g", { class: "labkit-cmp-grid" }), axes = svg("g", { class: "labkit-cmp-axes" });
   const label = (x, y, text, anchor, extra) => {
-    const t = el("text", { x, y, "text-anchor": anchor, ...(extra || {}) });
+    const t = svg("text", { x, y, "text-anchor": anchor, ...(extra || {}) });
     t.textContent = text;
     axes.appendChild(t);
   };
   for (const t of yTicks) {
     const y = sy(t);
-    grid.appendChild(el("line", { x1: L, x2: L + pw, y1: y, y2: y }));
-    label(L - 6, y + 4, short(t), "end");
+    grid.appendChild(svg("line", { x1: L, x2: L + pw, y1: y, y2: y }));
+    label(L - 6, y + 4, fmt(t), "end");
   }
-  for (const t of roundTicks(x0, x1, Math.max(2, Math.floor(pw / 90)))) {
+  for (const t of niceTicks(x0, x1, Math.max(2, Math.floor(pw / 90)))) {
     if (t < x0 || t > x1) continue;
     const x = sx(t);
-    axes.appendChild(el("line", { x1: x, x2: x, y1: T + ph, y2: T + ph + 4 }));
-    label(x, T + ph + 16, short(t), "middle");
+    axes.appendChild(svg("line", { x1: x, x2: x, y1: T + ph, y2: T + ph + 4 }));
+    label(x, T + ph + 16, fmt(t), "middle");
   }
   label(L + pw / 2, H - 2, xLabel, "middle");
-  const side = el("text", { transform: `translate(12 ${T + ph / 2}) rotate(-90)`, "text-anchor": "middle" });
+  const side = svg("text", { transform: `translate(12 ${T + ph / 2}) rotate(-90)`, "text-anchor": "middle" });
   side.textContent = yLabel;
   axes.appendChild(side);
-  axes.appendChild(el("rect", { x: L, y: T, width: pw, height: ph, class: "labkit-cmp-frame" }));
+  axes.appendChild(svg("rect", { x: L, y: T, width: pw, height: ph, class: "labkit-cmp-frame" }));
   const clipId = `labkit-cmp-clip-${Math.random().toString(36).slice(2)}`;
-  const defs = el("defs"), cp = el("clipPath", { id: clipId });
-  cp.appendChild(el("rect", { x: L, y: T, width: pw, height: ph }));
+  const defs = svg("defs"), cp = svg("clipPath", { id: clipId });
+  cp.appendChild(svg("rect", { x: L, y: T, width: pw, height: ph }));
   defs.appendChild(cp);
-  const body = el("g", { "clip-path": `url(#${clipId})` });
+  const body = svg("g", { "clip-path": `url(#${clipId})` });
   for (const s of lines) {
     const parts = [];
     let pen = "M";
@@ -212,16 +159,16 @@ function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty }) 
       parts.push(`${pen}${sx(x).toFixed(1)} ${sy(y).toFixed(1)}`);
       pen = "L";
     }
-    body.appendChild(el("path", { d: parts.join(""), class: s.cls, stroke: s.color, "data-run": s.run }));
+    body.appendChild(svg("path", { d: parts.join(""), class: s.cls, stroke: s.color, "data-run": s.run }));
   }
   for (const s of points) {
     for (let i = 0; i < s.xs.length; i++) {
       if (!Number.isFinite(s.xs[i]) || !ok(s.ys[i])) continue;
-      body.appendChild(el("circle", { cx: sx(s.xs[i]), cy: sy(s.ys[i]), r: DOT_R, fill: s.color,
+      body.appendChild(svg("circle", { cx: sx(s.xs[i]), cy: sy(s.ys[i]), r: DOT_R, fill: s.color,
         class: s.cls, "data-run": s.run }));
     }
   }
-  const cursor = el("line", { y1: T, y2: T + ph, class: "labkit-cmp-cursor", visibility: "hidden" });
+  const cursor = svg("line", { y1: T, y2: T + ph, class: "labkit-cmp-cursor", visibility: "hidden" });
   svgEl.append(grid, axes, defs, body, cursor);
   return { L, pw, x0, x1, sx, cursor, W };
 }
@@ -274,10 +221,10 @@ class CompareView {
     bar.append(this.xSel, log, h("span", "", "metric "), this.metricSel, this.liveNote);
     this.legend = h("div", "labkit-cmp-legend");
     this.plot = h("div", "labkit-cmp-plot");
-    this.svg = el("svg", { class: "labkit-cmp-svg", role: "img", "aria-label": "loss of each run" });
+    this.svg = svg("svg", { class: "labkit-cmp-svg", role: "img", "aria-label": "loss of each run" });
     this.readout = h("div", "labkit-cmp-readout"); this.readout.hidden = true;
     this.plot.append(this.svg, this.readout);
-    this.msvg = el("svg", { class: "labkit-cmp-svg labkit-cmp-metric-svg", role: "img" });
+    this.msvg = svg("svg", { class: "labkit-cmp-svg labkit-cmp-metric-svg", role: "img" });
     this.finals = h("div", "labkit-cmp-finals");
     this.config = h("div", "labkit-cmp-config");
     root.append(bar, this.legend, this.plot, this.msvg, this.finals, this.config);
@@ -403,20 +350,20 @@ class CompareView {
     const x = g.x0 + ((px - g.L - GAP) / (g.pw - 2 * GAP)) * (g.x1 - g.x0);
     const axis = this.model.get("x_axis") === "time" ? "time" : "step";
     const metric = this.model.get("metric") || "";
-    const lines = [axis === "time" ? `${seconds(x)} since the start` : `step ${Math.round(x).toLocaleString()}`];
+    const lines = [axis === "time" ? `${duration(x)} since the start` : `step ${Math.round(x).toLocaleString()}`];
     for (const { r, c, xs, ex } of this.shown) {
       let best = -1;
       for (let i = 0; i < c.n; i++) {
         if (Number.isFinite(xs[i]) && (best < 0 || Math.abs(xs[i] - x) < Math.abs(xs[best] - x))) best = i;
       }
       if (best < 0) continue;
-      let text = `${r.label}: loss ${short(c.loss[best])} · smoothed ${short(c.smooth[best])}`;
+      let text = `${r.label}: loss ${fmt(c.loss[best])} · smoothed ${fmt(c.smooth[best])}`;
       let ev = -1;
       for (let k = 0; k < ex.length; k++) if (Number.isFinite(ex[k]) && ex[k] <= x) ev = k;
       if (ev >= 0) {
         const mt = c.evals[ev][2] || {};
-        text += ` · val loss ${short(mt.loss)}`;
-        if (metric) text += ` · ${metric} ${short(mt[metric])}`;
+        text += ` · val loss ${fmt(mt.loss)}`;
+        if (metric) text += ` · ${metric} ${fmt(mt[metric])}`;
       }
       const row = h("div", "labkit-cmp-row");
       const sw = h("i", "labkit-cmp-swatch"); sw.style.background = r.color;

@@ -12,68 +12,12 @@
 // feeds one store per model, so no message is lost while a view is being built, and a second view
 // of the same model in the page draws at once. All text goes through textContent.
 
-const SVGNS = "http://www.w3.org/2000/svg";
 const COLORS = PALETTE.chart; // the static chart's colours and geometry (labkit.render)
 const STORES = new Map(); // model key -> Store
 const DOT = COLORS.dot; // a validation marker's radius (the metric's square is 2 * DOT wide)
 // px between the plot's frame and its data range, so a marker at the last step or at an axis end
 // is drawn whole inside the frame's clip: labkit.render.svgchart's PAD, as the static chart
 const PAD = COLORS.pad;
-
-function svg(tag, attrs) {
-  const e = document.createElementNS(SVGNS, tag);
-  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, String(v));
-  return e;
-}
-
-export function fmt(v) {
-  if (v === null || v === undefined || Number.isNaN(v)) return "–";
-  if (v === 0) return "0";
-  const a = Math.abs(v);
-  if (a >= 10000) return `${+(v / 1000).toPrecision(4)}k`;
-  if (a < 1e-3) return v.toExponential(0);
-  return String(+v.toPrecision(4));
-}
-
-export function duration(s) {
-  if (!(s >= 0)) return "–";
-  s = Math.round(s);
-  const hr = Math.floor(s / 3600), m = Math.floor((s % 3600) / 60), sec = s % 60;
-  if (hr) return `${hr}h ${String(m).padStart(2, "0")}m`;
-  if (m) return `${m}m ${String(sec).padStart(2, "0")}s`;
-  return `${sec}s`;
-}
-
-export function niceTicks(lo, hi, count = 5, integer = false) {
-  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [];
-  if (hi < lo) [lo, hi] = [hi, lo];
-  if (hi === lo) { const pad = Math.abs(lo) * 0.1 || 1; lo -= pad; hi += pad; }
-  const raw = (hi - lo) / Math.max(1, count);
-  const mag = 10 ** Math.floor(Math.log10(raw));
-  const f = raw / mag;
-  let step = (f < 1.5 ? 1 : f < 3 ? 2 : f < 7 ? 5 : 10) * mag;
-  if (integer) step = Math.max(1, Math.round(step));
-  const out = [];
-  for (let i = Math.ceil(lo / step - 1e-9); i <= Math.floor(hi / step + 1e-9); i++) {
-    out.push(+(i * step).toPrecision(12));
-  }
-  return out;
-}
-
-export function logTicks(lo, hi) {
-  if (!(lo > 0 && hi > 0)) return [];
-  const k0 = Math.floor(Math.log10(lo)), k1 = Math.ceil(Math.log10(hi));
-  const mults = k1 - k0 <= 2 ? [1, 2, 5] : [1];
-  const out = [];
-  for (let k = k0; k <= k1; k++) {
-    for (const m of mults) {
-      const t = m * 10 ** k;
-      if (t >= lo * (1 - 1e-9) && t <= hi * (1 + 1e-9)) out.push(+t.toPrecision(6));
-    }
-  }
-  if (out.length >= 2) return out;
-  return niceTicks(lo, hi, 4).filter((t) => t > 0); // a narrow range: round linear values
-}
 
 function lowerBound(arr, n, x) {
   let lo = 0, hi = n;
@@ -595,18 +539,56 @@ class PanelView {
   button(label, action, cls) {
     const b = h("button", `labkit-button ${cls}`, label);
     b.type = "button";
-    b.addEventListener("click", () => {
+    b.addEventListener("click", async () => {
       const act = action === "pause" && this.model.get("status") === "paused" ? "resume" : action;
       this.requested.add(act);
-      this.model.send({ type: "control", action: act });
       this.update();
+      // through the server first (it answers while a cell keeps the kernel busy), else the comm
+      if (!(await this.viaServer(act))) this.model.send({ type: "control", action: act });
     });
     return b;
+  }
+
+  // In JupyterLab and Notebook 7 with labkit's server extension, a run that keeps a record is
+  // steered through its folder (POST labkit/run/control, Jupyter's own token and XSRF cookie):
+  // the kernel's shell, busy with a cell during Run All or run.wait(), is not in the way. True
+  // when the server took the request (or refused it for a reason the kernel would give too).
+  async viaServer(action) {
+    const folder = this.model.get("record_dir");
+    const config = document.getElementById("jupyter-config-data");
+    if (!folder || !config || typeof fetch !== "function") return false;
+    let base = "/", token = "";
+    try {
+      const data = JSON.parse(config.textContent || "{}");
+      base = data.baseUrl || "/";
+      token = data.token || "";
+    } catch (err) {
+      return false;
+    }
+    const xsrf = (document.cookie.match(/(?:^|;\s*)_xsrf=([^;]*)/) || [])[1];
+    const headers = { "Content-Type": "application/json" };
+    if (xsrf) headers["X-XSRFToken"] = decodeURIComponent(xsrf);
+    if (token) headers.Authorization = `token ${token}`;
+    try {
+      const url = `${base.replace(/\/?$/, "/")}labkit/run/control`;
+      const reply = await fetch(url, {
+        method: "POST", credentials: "same-origin", headers,
+        body: JSON.stringify({ folder, action }),
+      });
+      if (reply.status !== 200 && reply.status !== 409) return false;
+      const answer = await reply.json();
+      this.serverNotice = String(answer.notice || answer.message || "");
+      this.update();
+      return true;
+    } catch (err) {
+      return false; // no server extension here (VS Code, Colab): the kernel answers
+    }
   }
 
   update(changed) {
     const m = this.model, status = m.get("status") || "pending";
     if (changed === "status" || changed === "notice") this.requested.clear();
+    if (changed === "status") this.serverNotice = ""; // the new status answers the request
     const ended = !!m.get("ended"); // the kernel knows which statuses end a run
     this.root?.setAttribute?.("data-status", status);
     // the kernel's words for the status ("stopping…"): the badge, the static snapshot and the
@@ -635,7 +617,7 @@ class PanelView {
     this.pause.disabled = ended || stopping || status === "pausing" ||
       this.requested.has("pause") || this.requested.has("resume");
     this.save.disabled = ended || stopping || this.requested.has("save");
-    this.notice.textContent = m.get("notice") || "";
+    this.notice.textContent = m.get("notice") || this.serverNotice || "";
     const err = m.get("error") || "";
     this.error.textContent = err;
     this.error.hidden = !err;

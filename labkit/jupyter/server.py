@@ -149,6 +149,26 @@ class RunIndex:
             raise RunRefused(404, f"{run_id!r} holds no labkit run record ({RECORD})")
         return real
 
+    def id_of_folder(self, folder: str) -> str:
+        """The id of the run in ``folder`` (an absolute path, as a kernel's panel knows its run):
+        its root id when it lies inside the root, its registry id when it is a run started on
+        this machine; anything else is refused (the same rules as for an id)."""
+        if not isinstance(folder, str) or not os.path.isabs(folder) or "\0" in folder:
+            raise RunRefused(400, "give the run's folder as an absolute path")
+        try:
+            real = Path(folder).resolve()
+        except (OSError, RuntimeError):
+            raise RunRefused(404, "no such run folder") from None
+        if real == self.root or self.root in real.parents:
+            return self._root_id(real)
+        self._scan_if_due()
+        for run_id, known in self._machine.items():
+            if known == real:
+                return run_id
+        raise RunRefused(
+            404, "the folder is neither under the server's root nor a run of this machine"
+        )
+
     def resolve(self, run_id: str) -> _Entry:
         """The entry of ``run_id`` (found now if discovery has not seen it yet)."""
         self._scan_if_due()
@@ -331,6 +351,10 @@ class RunIndex:
         out.pop("bad", None)
         return {"id": run_id, **out, "summary": self.row(entry)}
 
+    def control_folder(self, folder: str, action: str) -> dict[str, Any]:
+        """:meth:`control` of the run in ``folder`` (:meth:`id_of_folder`'s rules)."""
+        return {"id": (run_id := self.id_of_folder(folder)), **self.control(run_id, action)}
+
     def control(self, run_id: str, action: str) -> dict[str, Any]:
         """``POST labkit/run/control``: ask the run to ``action`` through its control file.
 
@@ -436,26 +460,31 @@ def _handlers(index: RunIndex, worker: _Worker) -> list[tuple[str, Any]]:
         @authorized
         async def post(self) -> None:
             try:
-                run_id, action = self._body()
-                self._reply(await worker.call(index.control, run_id, action))
+                run_id, folder, action = self._body()
+                if run_id is None:  # a kernel's panel names its run's folder
+                    answer = await worker.call(index.control_folder, folder, action)
+                else:
+                    answer = await worker.call(index.control, run_id, action)
+                self._reply(answer)
             except RunRefused as exc:
                 self._refuse(exc)
 
-        def _body(self) -> tuple[str, str]:
+        def _body(self) -> tuple[str | None, str, str]:
             try:
                 body = json.loads(self.request.body or b"{}")
             except ValueError:
                 raise RunRefused(400, "the body must be JSON: {id, action}") from None
             if not isinstance(body, dict):
                 raise RunRefused(400, "the body must be a JSON object: {id, action}")
-            run_id, action = body.get("id"), body.get("action")
-            if not isinstance(run_id, str) or not run_id:
-                raise RunRefused(400, "give the run's id as a string")
+            run_id, folder, action = body.get("id"), body.get("folder"), body.get("action")
+            named = folder if run_id is None else run_id
+            if not isinstance(named, str) or not named:
+                raise RunRefused(400, "give the run's id as a string (or its folder)")
             if action not in ACTIONS:
                 raise RunRefused(
                     400, f"unknown action {str(action)[:40]!r}: one of {', '.join(ACTIONS)}"
                 )
-            return run_id, str(action)
+            return run_id, str(folder or ""), str(action)
 
     return [
         ("labkit/runs", RunsHandler),

@@ -260,6 +260,12 @@ class RunPanel(LossChart):
     error = t.Unicode("").tag(sync=True)
     notice = t.Unicode("", help="answer to the last button press").tag(sync=True)
     title = t.Unicode("", help="the run's name (Run.name)").tag(sync=True)
+    record_dir = t.Unicode(
+        "",
+        help="the run's folder when it keeps a record ('' otherwise): in JupyterLab the "
+        "buttons reach the run through labkit's server extension, so they answer while a cell "
+        "keeps the kernel busy",
+    ).tag(sync=True)
     _kind = t.Unicode("panel").tag(sync=True)
 
     def __init__(
@@ -292,6 +298,10 @@ class RunPanel(LossChart):
         # Run.name says what distinguishes the run (two runs of one model in one notebook)
         self.title = str(getattr(run, "name", "") or getattr(model, "name", "") or "")
         self.device = str(getattr(model, "device", "") or "")
+        if getattr(run, "record", None):
+            import os
+
+            self.record_dir = os.path.abspath(str(run.output_dir))
         with self.hold_sync():
             self._refresh()
 
