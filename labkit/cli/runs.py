@@ -39,10 +39,10 @@ def _steer(folder: str, action: str) -> int:
     from labkit.runs.loaded import load_run
 
     run = load_run(folder)
-    if run.done:
+    if run.history.end is not None:
         print(f"{run.name}: already {run.status}; nothing to {action}")
         return 0
-    getattr(run, action)()  # a run whose process died raises TrainingError (exit 1)
+    getattr(run, action)()  # a run whose process died raises TrainingError: exit 1, no write
     print(f"{run.name}: {action} requested; the run answers at its next step")
     return 0
 
@@ -54,7 +54,10 @@ def _list(folder: str) -> int:
     from labkit.jupyter.server import RunIndex
 
     index = RunIndex(folder)
-    runs = index.listing(0)["runs"]
+    listing = index.listing(0)
+    while listing["loading"]:  # the index reads new records a slice at a time: all of them here
+        listing = index.listing(0)
+    runs = listing["runs"]
     if not runs:
         print(f"no labkit runs under {os.path.abspath(folder)} nor started on this machine")
         return 0
