@@ -86,7 +86,9 @@ function storeFor(model) {
 // ---------------------------------------------------------------------------------------------
 // One chart: lines and points of several runs against a shared x.
 
-function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty }) {
+// `xSpan` ([x0, x1], optional): an x range to cover whatever the data spans (the metric panel
+// takes the loss panel's, so the two line up step for step)
+function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty, xSpan }) {
   svgEl.setAttribute("viewBox", `0 0 ${W} ${H}`);
   svgEl.setAttribute("width", W);
   svgEl.setAttribute("height", H);
@@ -108,6 +110,7 @@ function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty }) 
     svgEl.appendChild(t);
     return null;
   }
+  if (xSpan) { x0 = Math.min(x0, xSpan[0]); x1 = Math.max(x1, xSpan[1]); }
   if (x1 === x0) x1 = x0 + 1;
   const L = 56, R = 16, T = 10, B = 32, pw = W - L - R, ph = H - T - B;
   let yTicks;
@@ -305,7 +308,8 @@ class CompareView {
     this.svg.dataset.runs = String(this.shown.length);
     this.svg.dataset.points = String(this.shown.reduce((a, s) => a + s.c.n, 0));
     this.msvg.style.display = metric ? "" : "none";
-    if (metric) drawChart(this.msvg, { W, H: 180, lines: mLines, points: mPoints, xLabel,
+    const xSpan = this.geom ? [this.geom.x0, this.geom.x1] : null;
+    if (metric) drawChart(this.msvg, { W, H: 180, lines: mLines, points: mPoints, xLabel, xSpan,
       yLabel: `val ${metric}`, logY: false, empty: `no run has evaluated ${metric} yet` });
     const colors = runs.map((r) => r.color);
     const finals = m.get("finals") || {};

@@ -83,7 +83,11 @@ def metric_svg(comparison: Any, *, width: int = 720, height: int = 200) -> str:
     if not metric:
         return ""
     series = []
-    for i, c in enumerate(comparison.curves()):
+    curves = comparison.curves()
+    # the loss chart's x range above it: the two charts line up step for step
+    xs_all = [x for c in curves for x in c.x(axis) if x is not None]
+    span = (min(xs_all), max(xs_all)) if xs_all else None
+    for i, c in enumerate(curves):
         ev = [(x, m.get(metric)) for x, (_, _, m) in zip(c.eval_x(axis), c.evals) if x is not None]
         xs, ys = [x for x, _ in ev], [v for _, v in ev]
         color = run_color(i)
@@ -97,6 +101,7 @@ def metric_svg(comparison: Any, *, width: int = 720, height: int = 200) -> str:
         x_label=X_LABELS[axis],
         y_label=f"val {metric}",
         title=f"validation {metric}",
+        x_span=span,
     )
 
 

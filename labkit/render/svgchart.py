@@ -198,8 +198,12 @@ def line_chart(
     log_y: bool = False,
     max_points: int = 800,
     title: str = "",
+    x_span: tuple[float, float] | None = None,
 ) -> str:
     """An ``<svg>`` string drawing ``series`` against ``x`` (left axis, optional right axis).
+
+    ``x_span``: an x range the axis covers besides the data's (a chart drawn under another,
+    lining up with it).
 
     Long series are thinned to about ``max_points`` points (min and max per bucket), so the
     SVG stays small for a 100,000-step run. ``log_y`` puts the left axis on a log10 scale
@@ -235,8 +239,11 @@ def line_chart(
             'fill="none" stroke="#ddd"/>' + _text(width / 2, height / 2, "no data yet") + "</svg>"
         )
     pad = PAD
-    xt = nice_ticks(min(xv), max(xv))
-    xs_ = _Scale(min(xv), max(xv), left + pad, left + pw - pad)
+    x_lo, x_hi = min(xv), max(xv)
+    if x_span is not None:
+        x_lo, x_hi = min(x_lo, float(x_span[0])), max(x_hi, float(x_span[1]))
+    xt = nice_ticks(x_lo, x_hi)
+    xs_ = _Scale(x_lo, x_hi, left + pad, left + pw - pad)
     parts = [head]
     if y1:
         lo1, hi1, t1 = _domain(y1, log_y)
@@ -253,7 +260,7 @@ def line_chart(
         for t in t2:
             parts.append(_text(left + pw + 6, sy2(t) + 4, fmt(t), anchor="start"))
     for t in xt:
-        if min(xv) <= t <= max(xv):
+        if x_lo <= t <= x_hi:
             px = xs_(t)
             parts.append(
                 f'<line x1="{px:.1f}" x2="{px:.1f}" y1="{top + ph}" y2="{top + ph + 4}" '
