@@ -80,6 +80,18 @@ def test_wheel_installs_and_finds_its_widgets(tmp_path):
     meta = json.loads((ext / "package.json").read_text())
     assert (ext / meta["jupyterlab"]["_build"]["load"]).is_file()
     assert json.loads((ext / "install.json").read_text())["packageName"] == "labkit"
+    # and the server extension the sidebar reads run records from is enabled for every server
+    config = env_dir / "etc" / "jupyter" / "jupyter_server_config.d" / "labkit.json"
+    enabled = json.loads(config.read_text())["ServerApp"]["jpserver_extensions"]
+    assert enabled == {"labkit.jupyter": True}
+    points = subprocess.run(
+        [str(py), "-c", "import labkit.jupyter as j; print(j._jupyter_server_extension_points())"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=tmp_path,
+    ).stdout
+    assert "labkit.jupyter" in points
     version = subprocess.run(
         [str(env_dir / "bin" / "labkit"), "--version"], capture_output=True, text=True, check=True
     ).stdout
