@@ -48,7 +48,10 @@ def _dead_pid() -> int:
     return proc.pid
 
 
-def test_lists_runs_under_a_folder_with_status_step_and_loss(tmp_path: Path, capsys) -> None:
+def test_lists_runs_under_a_folder_with_status_step_and_loss(
+    tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("LABKIT_STATE_DIR", str(tmp_path / "state"))  # no other test's runs
     _record(tmp_path / "a" / "done", "done run", pid=os.getpid(), steps=10, end="finished")
     _record(tmp_path / "b" / "lost", "lost run", pid=_dead_pid(), steps=4, end=None)
     _record(tmp_path / "live", "live run", pid=os.getpid(), steps=3, end=None)

@@ -573,7 +573,7 @@ class PanelView {
       const url = `${base.replace(/\/?$/, "/")}labkit/run/control`;
       const reply = await fetch(url, {
         method: "POST", credentials: "same-origin", headers,
-        body: JSON.stringify({ folder, action }),
+        body: JSON.stringify({ folder, action, run_id: this.model.get("record_id") || null }),
       });
       if (reply.status !== 200 && reply.status !== 409) return false;
       const answer = await reply.json();

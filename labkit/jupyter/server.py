@@ -92,7 +92,7 @@ class RunIndex:
 
     ``listing(since)`` answers ``GET labkit/runs``; ``resolve(id)`` maps an id to its
     :class:`labkit.runs.tail.RecordTail` (or raises :class:`RunRefused`). Not thread-safe:
-    tornado calls it from its one event-loop thread.
+    the server calls it from one worker thread of its own (``labkit runs`` from its one thread).
 
     Versions start at the server's start time in microseconds, so a version from before a
     restart is below every version this server gives out and is answered with a full listing.
@@ -351,9 +351,16 @@ class RunIndex:
         out.pop("bad", None)
         return {"id": run_id, **out, "summary": self.row(entry)}
 
-    def control_folder(self, folder: str, action: str) -> dict[str, Any]:
-        """:meth:`control` of the run in ``folder`` (:meth:`id_of_folder`'s rules)."""
-        return {"id": (run_id := self.id_of_folder(folder)), **self.control(run_id, action)}
+    def control_folder(
+        self, folder: str, action: str, record_id: str | None = None
+    ) -> dict[str, Any]:
+        """:meth:`control` of the run in ``folder`` (:meth:`id_of_folder`'s rules). With
+        ``record_id`` (a kernel panel's run), 404 when another run has since started in that
+        folder: the request is not that run's to take (the panel then asks its kernel)."""
+        run_id = self.id_of_folder(folder)
+        if record_id is not None and self.resolve(run_id).tail.run_id != record_id:
+            raise RunRefused(404, "another run has started in this folder since")
+        return {"id": run_id, **self.control(run_id, action)}
 
     def control(self, run_id: str, action: str) -> dict[str, Any]:
         """``POST labkit/run/control``: ask the run to ``action`` through its control file.
@@ -460,16 +467,16 @@ def _handlers(index: RunIndex, worker: _Worker) -> list[tuple[str, Any]]:
         @authorized
         async def post(self) -> None:
             try:
-                run_id, folder, action = self._body()
-                if run_id is None:  # a kernel's panel names its run's folder
-                    answer = await worker.call(index.control_folder, folder, action)
+                run_id, folder, action, record_id = self._body()
+                if run_id is None:  # a kernel's panel names its run's folder (and its id)
+                    answer = await worker.call(index.control_folder, folder, action, record_id)
                 else:
                     answer = await worker.call(index.control, run_id, action)
                 self._reply(answer)
             except RunRefused as exc:
                 self._refuse(exc)
 
-        def _body(self) -> tuple[str | None, str, str]:
+        def _body(self) -> tuple[str | None, str, str, str | None]:
             try:
                 body = json.loads(self.request.body or b"{}")
             except ValueError:
@@ -484,7 +491,10 @@ def _handlers(index: RunIndex, worker: _Worker) -> list[tuple[str, Any]]:
                 raise RunRefused(
                     400, f"unknown action {str(action)[:40]!r}: one of {', '.join(ACTIONS)}"
                 )
-            return run_id, str(folder or ""), str(action)
+            record_id = body.get("run_id")  # with a folder: the run the panel shows
+            if not isinstance(record_id, str) or not record_id:
+                record_id = None
+            return run_id, str(folder or ""), str(action), record_id
 
     return [
         ("labkit/runs", RunsHandler),

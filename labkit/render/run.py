@@ -9,6 +9,7 @@ live panel cannot run. Pure Python, inline styles and SVG presentation attribute
 from __future__ import annotations
 
 import html
+import math
 from typing import Any
 
 from labkit.events import ENDED_STATUSES, REQUESTED_STATUSES
@@ -17,6 +18,7 @@ from labkit.render.svgchart import Series, as_image, ema, fmt, line_chart
 __all__ = [
     "STATUS_COLORS",
     "clip",
+    "duration",
     "loss_chart_svg",
     "run_html",
     "sample_row",
@@ -198,11 +200,15 @@ def _get(obj: Any, name: str, default: Any = None) -> Any:
         return default
 
 
-def _duration(seconds: float) -> str:
-    seconds = max(0, int(seconds))
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m {s:02d}s" if m else f"{s}s"
+def duration(seconds: float | None) -> str:
+    """``1h 02m``, ``3m 05s``, ``12s`` (rounded, as the widgets' ``duration``); a dash when
+    unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "–"
+    s = max(0, round(seconds))
+    h, rest = divmod(s, 3600)
+    m, sec = divmod(rest, 60)
+    return f"{h}h {m:02d}m" if h else f"{m}m {sec:02d}s" if m else f"{sec}s"
 
 
 def _chart_alt(history: Any, metric: str) -> str:
@@ -248,7 +254,7 @@ def run_html(run: Any) -> str:
     # seconds since the run began (the "time" column is the wall clock, for the ETA)
     elapsed = [e for e in history.column("elapsed") if e is not None] if last else []
     if elapsed:
-        facts.append(f"{_duration(elapsed[-1])} elapsed")
+        facts.append(f"{duration(elapsed[-1])} elapsed")
     model = _get(run, "model")
     device = _get(model, "device") if model is not None else None
     if device is not None:

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from labkit._errors import ConfigError, InputError
+from labkit.render.run import duration
 
 if TYPE_CHECKING:
     from labkit.runs.loaded import RecordedRun
@@ -220,16 +221,6 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, str):
         return v
     return json.dumps(v, sort_keys=True, default=str)
-
-
-def duration(seconds: float | None) -> str:
-    """``1h 02m``, ``3m 05s``, ``12s``; a dash when unknown."""
-    if seconds is None or not math.isfinite(seconds):
-        return "–"
-    s = max(0, round(seconds))
-    h, rest = divmod(s, 3600)
-    m, sec = divmod(rest, 60)
-    return f"{h}h {m:02d}m" if h else f"{m}m {sec:02d}s" if m else f"{sec}s"
 
 
 class RunComparison:

@@ -88,7 +88,7 @@ class ControlFile:
         self.run_id = run_id
         self._seen: tuple[int, int, int] | None = None
         self._saves = 0
-        self._paused_here = False
+        self._paused = False  # what the file asked for last
 
     def reset(self) -> None:
         """Start with no requests: a stop left by an earlier run must not stop this one."""
@@ -108,19 +108,25 @@ class ControlFile:
         key = (st.st_ino, st.st_mtime_ns, st.st_size)
         if key == self._seen:
             return
+        try:
+            wish = json.loads(self.path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # read again at the next step (a network file system may show it late)
         self._seen = key
-        wish = read_requests(self.path.parent)
-        if wish.get("run_id") not in (None, self.run_id):
+        if not isinstance(wish, dict) or wish.get("run_id") not in (None, self.run_id):
             return
         if wish.get("stop"):
             self.control.stop()
             return
-        if wish.get("pause"):
-            self.control.pause()
-            self._paused_here = True
-        elif self._paused_here:  # resume only what this file paused (not the panel's pause)
-            self.control.resume()
-            self._paused_here = False
+        # a change of the file's wish, not its value: the kernel's own pause and resume
+        # (Run.pause, the panel) write it too, so the file never holds a stale pause
+        pause = bool(wish.get("pause"))
+        if pause != self._paused:
+            self._paused = pause
+            if pause:
+                self.control.pause()
+            else:
+                self.control.resume()
         saves = int(wish.get("save") or 0)
         if saves > self._saves:
             self._saves = saves

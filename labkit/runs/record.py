@@ -137,6 +137,8 @@ class RecordWriter:
         self._failed = False
         self.folder.mkdir(parents=True, exist_ok=True)
         self._file: Any = open(self.path, "a", encoding="utf-8")  # noqa: SIM115 - held open
+        if _cut_short(self.path):  # an earlier run killed mid-line: its fragment ends here
+            self._file.write("\n")
         self._write_line(_dumps(header))
         self._status: str | None = None
 
@@ -182,6 +184,19 @@ class RecordWriter:
                 with contextlib.suppress(OSError):
                     self._file.close()
                 self._file = None
+
+
+def _cut_short(path: Path) -> bool:
+    """Whether ``path`` is non-empty and does not end in a newline."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            if f.tell() == 0:
+                return False
+            f.seek(-1, os.SEEK_END)
+            return f.read(1) != b"\n"
+    except OSError:
+        return False
 
 
 @dataclass

@@ -40,7 +40,7 @@ def process_start(pid: int | None = None) -> int | None:
 
 def process_alive(pid: int, host: str, started: int | None = None) -> bool | None:
     """Whether process ``pid`` on ``host`` runs: None when ``host`` is another machine.
-    ``started`` (the record header's ``pid_start``, ``labkit.runs.record.process_start``) tells a process
+    ``started`` (the record header's ``pid_start``, ``process_start``) tells a process
     that reuses a dead run's pid from the run's own."""
     if host and host != socket.gethostname():
         return None

@@ -128,7 +128,7 @@ class RecordTail:
         self.bad = 0  # corrupt lines skipped so far
         self._offset = 0
         self._key: tuple[int, int, int] | None = None  # (inode, size, mtime) last read
-        self._control_key: tuple[int, int] | None = None
+        self._control_key: tuple[int, int, int] | None = None
         self._requests: dict[str, Any] = {}
         self._alive = True
         self._start()
@@ -238,7 +238,8 @@ class RecordTail:
         changed = False
         try:
             st = os.stat(self.folder / CONTROL)
-            control_key: tuple[int, int] | None = (st.st_mtime_ns, st.st_size)
+            # a request is a new file renamed into place: its inode tells two of one size apart
+            control_key: tuple[int, int, int] | None = (st.st_ino, st.st_mtime_ns, st.st_size)
         except OSError:
             control_key = None
         if control_key != self._control_key:

@@ -243,6 +243,8 @@ def _training_arguments(
 ) -> Any:
     from transformers import TrainingArguments
 
+    from labkit.train.trackers import TENSORBOARD_DIR
+
     known = {f.name for f in dataclasses.fields(TrainingArguments)}
     precision = precision or _precision(config, model.device)
     kw: dict[str, Any] = {
@@ -267,6 +269,9 @@ def _training_arguments(
         "logging_nan_inf_filter": False,
         # the trackers' own callbacks (labkit.train.trackers points them at the run's folder)
         "report_to": list(config.report_to) or "none",
+        # transformers 4.x's TensorBoard callback reads this (5.x has no such field, and
+        # labkit.train.trackers points its callback at the same folder)
+        "logging_dir": os.path.join(out, TENSORBOARD_DIR),
         "run_name": run_name,
         "disable_tqdm": True,
         "seed": config.seed,

@@ -11,6 +11,7 @@ a run's state moves. Nothing outside this module touches a run's private fields.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable, Sequence
@@ -83,6 +84,7 @@ class Run:
             if self._status not in ENDED_STATUSES:
                 self._status = "stopping"
                 self._note_status()
+        self._mirror("stop")
 
     def pause(self) -> None:
         """Hold training at the next step boundary until :meth:`resume` (or :meth:`stop`).
@@ -94,6 +96,7 @@ class Run:
             if self._status == "running":
                 self._status = "pausing"
                 self._note_status()
+        self._mirror("pause")
 
     def resume(self) -> None:
         with self._lock:
@@ -101,10 +104,22 @@ class Run:
             if self._status in ("pausing", "paused"):
                 self._status = "running"
                 self._note_status()
+        self._mirror("resume")
 
     def _note_status(self) -> None:
         if self._writer is not None:
             self._writer.status(self._status, self._step)
+
+    def _mirror(self, action: str) -> None:
+        """Write a request made here (``stop``, ``pause``, ``resume``) to the run's control file
+        too, so the file and the run agree: a later request from another process does not bring
+        back a pause resumed here, and the sidebar reads the same state."""
+        if self._writer is None:
+            return
+        from labkit.runs.control import request
+
+        with contextlib.suppress(OSError):
+            request(self._output_dir, action, run_id=self._writer.header["run_id"])
 
     def save(self) -> None:
         """Write a checkpoint at the next step boundary (right away when paused)."""
@@ -174,6 +189,12 @@ class Run:
     @property
     def output_dir(self) -> str:
         return self._output_dir
+
+    @property
+    def run_id(self) -> str | None:
+        """The id in the run's record header (``RecordedRun.run_id`` reads the same); None
+        without a record."""
+        return str(self._writer.header["run_id"]) if self._writer is not None else None
 
     @property
     def record(self) -> str | None:
@@ -281,8 +302,13 @@ class RunDriver:
 
         run = self.run
         if int(os.environ.get("RANK", "0") or 0) == 0:
+            header = header_for(run)
+            watcher = _control.ControlFile(run.output_dir, run.control, header["run_id"])
             try:
-                run._writer = RecordWriter(run.output_dir, header_for(run))
+                # the requests left by an earlier run here go first: none of this run's is lost
+                Path(run.output_dir).mkdir(parents=True, exist_ok=True)
+                watcher.reset()
+                run._writer = RecordWriter(run.output_dir, header)
             except OSError as exc:
                 warnings.warn(
                     f"labkit could not write the run record in {run.output_dir} ({exc}): the "
@@ -291,10 +317,6 @@ class RunDriver:
                     stacklevel=4,
                 )
             else:
-                watcher = _control.ControlFile(
-                    run.output_dir, run.control, run._writer.header["run_id"]
-                )
-                watcher.reset()
                 run.control.attach(watcher)
                 registry.register(run.output_dir)
         run.control.attach(_control.agree)

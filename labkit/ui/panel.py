@@ -266,6 +266,9 @@ class RunPanel(LossChart):
         "buttons reach the run through labkit's server extension, so they answer while a cell "
         "keeps the kernel busy",
     ).tag(sync=True)
+    record_id = t.Unicode("", help="the run id of the run's record header (with record_dir)").tag(
+        sync=True
+    )
     _kind = t.Unicode("panel").tag(sync=True)
 
     def __init__(
@@ -302,6 +305,7 @@ class RunPanel(LossChart):
             import os
 
             self.record_dir = os.path.abspath(str(run.output_dir))
+            self.record_id = str(getattr(run, "run_id", "") or "")
         with self.hold_sync():
             self._refresh()
 
