@@ -54,6 +54,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             "ipywidgets7",
             "they check the ipywidgets 7.7.1 overlay run (make test-ipywidgets7)",
         )
+    # the jupyter_server tests first: once a browser test has started Playwright (its browser
+    # lives for the session), its sync API's loop is this thread's running loop, and
+    # pytest-jupyter's loop fixture would get that one ("This event loop is already running")
+    items.sort(key=lambda item: item.get_closest_marker("jupyter_server") is None)
     import torch
 
     if not torch.cuda.is_available():

@@ -140,7 +140,8 @@ def test_a_run_without_steps_says_so_in_the_legend(page, tmp_path) -> None:
     page.wait_for_function("window.__model.sent.length === 2")
     versions = {str(i): r["version"] for i, r in enumerate(state["runs"])}
     assert page.evaluate("window.__model.sent[1].msg") == {"type": "sync", "have": versions}
-    assert page.locator(".labkit-cmp-nosteps").count() == 0
+    # the legend is redrawn on the next frame
+    page.wait_for_function("document.querySelectorAll('.labkit-cmp-nosteps').length === 0")
     assert page.console_errors == []
 
 
