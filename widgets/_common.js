@@ -250,3 +250,16 @@ function logTicks(lo, hi) {
   if (out.length >= 2) return out;
   return niceTicks(lo, hi, 4).filter((t) => t > 0); // a narrow range: round linear values
 }
+
+// A y axis over [lo, hi]: its ticks, and the range widened to the outer ticks (log10 or linear).
+function yAxis(lo, hi, logY) {
+  if (logY) {
+    const ticks = logTicks(lo, hi);
+    return { lo: Math.min(lo, ticks[0]), hi: Math.max(hi, ticks[ticks.length - 1]), ticks };
+  }
+  const ticks = niceTicks(lo, hi);
+  const d = ticks.length > 1 ? ticks[1] - ticks[0] : 1;
+  if (ticks[0] > lo) ticks.unshift(+(ticks[0] - d).toPrecision(12));
+  if (ticks[ticks.length - 1] < hi) ticks.push(+(ticks[ticks.length - 1] + d).toPrecision(12));
+  return { lo: ticks[0], hi: ticks[ticks.length - 1], ticks };
+}

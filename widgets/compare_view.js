@@ -114,14 +114,7 @@ function drawChart(svgEl, { W, H, lines, points, xLabel, yLabel, logY, empty, xS
   if (x1 === x0) x1 = x0 + 1;
   const L = 56, R = 16, T = 10, B = 32, pw = W - L - R, ph = H - T - B;
   let yTicks;
-  if (logY) { yTicks = logTicks(lo, hi); lo = Math.min(lo, yTicks[0]); hi = Math.max(hi, yTicks[yTicks.length - 1]); }
-  else {
-    yTicks = niceTicks(lo, hi);
-    const d = yTicks.length > 1 ? yTicks[1] - yTicks[0] : 1;
-    if (yTicks[0] > lo) yTicks.unshift(+(yTicks[0] - d).toPrecision(12));
-    if (yTicks[yTicks.length - 1] < hi) yTicks.push(+(yTicks[yTicks.length - 1] + d).toPrecision(12));
-    lo = yTicks[0]; hi = yTicks[yTicks.length - 1];
-  }
+  ({ lo, hi, ticks: yTicks } = yAxis(lo, hi, logY));
   const ly = logY ? Math.log10 : (v) => v;
   const ylo = ly(lo), yhi = ly(hi) === ly(lo) ? ly(lo) + 1 : ly(hi);
   const sx = (v) => L + GAP + ((v - x0) / (x1 - x0)) * (pw - 2 * GAP);

@@ -297,14 +297,7 @@ class ChartView {
     for (const [, mt] of visibleEvals) { const v = mt && mt.loss; if (ok(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); } }
     if (!(lo <= hi)) { lo = logY ? 0.1 : 0; hi = 1; }
     let yTicks;
-    if (logY) { yTicks = logTicks(lo, hi); lo = Math.min(lo, yTicks[0]); hi = Math.max(hi, yTicks[yTicks.length - 1]); }
-    else {
-      yTicks = niceTicks(lo, hi);
-      const d = yTicks.length > 1 ? yTicks[1] - yTicks[0] : 1;
-      if (yTicks[0] > lo) yTicks.unshift(+(yTicks[0] - d).toPrecision(12));
-      if (yTicks[yTicks.length - 1] < hi) yTicks.push(+(yTicks[yTicks.length - 1] + d).toPrecision(12));
-      lo = yTicks[0]; hi = yTicks[yTicks.length - 1];
-    }
+    ({ lo, hi, ticks: yTicks } = yAxis(lo, hi, logY));
     const ly = logY ? Math.log10 : (v) => v;
     const [ylo, yhi] = [ly(lo), ly(hi) === ly(lo) ? ly(lo) + 1 : ly(hi)];
     const sx = (v) => L + PAD + ((v - x0) / (x1 - x0)) * (pw - 2 * PAD);
