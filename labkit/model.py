@@ -38,6 +38,11 @@ __all__ = ["TASKS", "Model", "Prediction", "load_model"]
 # what a Model can be; later issues add more (masked-lm, image-classification)
 TASKS = ("classification", "causal-lm")
 
+# the config field labkit.prune_heads records the removed heads in ({"layer": [head, ...]}):
+# transformers 5 has no pruned_heads of its own, so load_model cuts the same heads before the
+# weights load
+PRUNED_HEADS = "labkit_pruned_heads"
+
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
@@ -75,6 +80,9 @@ class Model:
     name: str
     max_length: int = 512
     task: str = "classification"
+    # what runs the forward pass: "torch", "torch-int8" (labkit.quantize) or "onnxruntime" (a
+    # folder labkit.export_onnx wrote); see require_backend
+    backend: str = "torch"
     _training: threading.Lock = field(default_factory=threading.Lock, repr=False)
     # held while explain holds half-precision weights in float32, and by finetune while it
     # takes _training: a run never starts on weights that are about to be swapped back
@@ -143,6 +151,7 @@ class Model:
             name=self.name,
             max_length=self.max_length,
             task=self.task,
+            backend=self.backend,
         )
 
     # -- facts ---------------------------------------------------------------------------------
@@ -159,6 +168,11 @@ class Model:
 
     @property
     def num_parameters(self) -> int:
+        # an int8 copy packs its Linear weights outside parameters(), an ONNX graph has none:
+        # each records the count it was made from
+        counted = getattr(self.hf, "labkit_num_parameters", None)
+        if isinstance(counted, int):
+            return counted
         return sum(p.numel() for p in self.hf.parameters())
 
     @property
@@ -189,7 +203,27 @@ class Model:
 
     @property
     def dtype(self) -> torch.dtype:
-        return next(self.hf.parameters()).dtype
+        import torch
+
+        first = next(self.hf.parameters(), None)
+        return first.dtype if first is not None else torch.float32
+
+    def require_backend(self, what: str, *, gradients: bool = False) -> None:
+        """Raise ``InputError`` when ``what`` needs the torch model this one is not.
+
+        An ONNX model only predicts and evaluates; an int8 copy also shows attention, but has no
+        gradients (training, attributions, head importance need float weights).
+        """
+        if self.backend == "torch" or (self.backend == "torch-int8" and not gradients):
+            return
+        if self.backend == "onnxruntime":
+            found = "an ONNX graph run by onnxruntime (it predicts and evaluates only)"
+        else:
+            found = "an int8 copy (labkit.quantize): its packed weights have no gradients"
+        raise InputError(
+            f"{what} needs the model's float torch weights, but {self.name!r} is {found}. "
+            f"Use the float model it was made from for {what}."
+        )
 
     # -- inference -----------------------------------------------------------------------------
     def require_task(self, task: str, what: str) -> None:
@@ -357,10 +391,11 @@ class Model:
     # -- display -------------------------------------------------------------------------------
     def __repr__(self) -> str:
         lora = ", LoRA" if self.lora else ""
+        backend = "" if self.backend == "torch" else f", backend={self.backend!r}"
         what = f"labels={list(self.labels)}" if self.labels else f"task={self.task!r}"
         return (
             f"Model({self.name!r}, {what}, device={self.device}, "
-            f"{self.num_parameters / 1e6:.1f}M params{lora})"
+            f"{self.num_parameters / 1e6:.1f}M params{lora}{backend})"
         )
 
     def _repr_html_(self) -> str:
@@ -485,6 +520,12 @@ def load_model(
     local = Path(source)
     kind = path_kind(local)
     if kind == "dir":
+        from labkit._utils.checkpoint import read_meta
+
+        if read_meta(local).get("format") == "onnx":  # a folder labkit.export_onnx wrote
+            from labkit.compress.onnx import load_onnx
+
+            return load_onnx(local, labels=labels, device=device)
         _check_local_weights(local, allow_pickle)
         if (local / "adapter_config.json").exists():
             return _load_adapter(
@@ -543,7 +584,10 @@ def load_model(
         # A new head for the given labels is expected: HF's "newly initialized" notice and its
         # per-tensor loading bar are noise in a notebook or a terminal.
         with hf_quiet(), seeded(seed):
-            hf = AutoModelForSequenceClassification.from_pretrained(
+            load: Any = AutoModelForSequenceClassification.from_pretrained
+            if getattr(config, PRUNED_HEADS, None):  # saved after labkit.prune_heads
+                from labkit.compress.prune import load_pruned as load
+            hf = load(
                 source,
                 config=config,
                 dtype=torch_dtype,

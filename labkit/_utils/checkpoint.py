@@ -12,6 +12,7 @@ import re
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from labkit._errors import ConfigError
 
@@ -41,14 +42,21 @@ def write_labels(folder: str | os.PathLike[str], labels: Sequence[str]) -> None:
     Path(folder, LABELS_FILE).write_text(json.dumps({"labels": [str(x) for x in labels]}))
 
 
-def read_labels(folder: str | os.PathLike[str]) -> list[str] | None:
-    """The label names :func:`write_labels` recorded, or None (missing or unreadable)."""
+def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:
+    """What labkit recorded in ``folder``'s ``labkit.json`` (``labels``; ``format`` for an ONNX
+    export, with what made it); empty when there is none or it is unreadable."""
     import json
 
     try:
-        labels = json.loads(Path(folder, LABELS_FILE).read_text()).get("labels")
-    except (OSError, ValueError, AttributeError):
-        return None
+        meta = json.loads(Path(folder, LABELS_FILE).read_text())
+    except (OSError, ValueError):
+        return {}
+    return meta if isinstance(meta, dict) else {}
+
+
+def read_labels(folder: str | os.PathLike[str]) -> list[str] | None:
+    """The label names :func:`write_labels` recorded, or None (missing or unreadable)."""
+    labels = read_meta(folder).get("labels")
     if isinstance(labels, list) and labels and all(isinstance(x, str) for x in labels):
         return labels
     return None

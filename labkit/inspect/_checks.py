@@ -14,8 +14,9 @@ if TYPE_CHECKING:
 __all__ = ["Dims", "check_model", "dims", "indices", "model_dims", "one_text"]
 
 
-def check_model(model: Any, what: str = "attention") -> None:
-    """Refuse anything but a :class:`labkit.Model`, naming ``what`` needs one."""
+def check_model(model: Any, what: str = "attention", *, gradients: bool = False) -> None:
+    """Refuse anything but a :class:`labkit.Model` with torch weights (float ones when the
+    inspection takes ``gradients``), naming ``what`` needs one."""
     from labkit.model import Model
 
     if not isinstance(model, Model):
@@ -24,6 +25,7 @@ def check_model(model: Any, what: str = "attention") -> None:
             "labkit.load_model(...) or wrap a transformers model with "
             "labkit.Model.wrap(hf_model, tokenizer)."
         )
+    model.require_backend(what, gradients=gradients)
 
 
 def one_text(text: Any, what: str) -> str:

@@ -199,7 +199,7 @@ def head_importance(
     """
     import torch
 
-    check_model(model)
+    check_model(model, "head_importance", gradients=True)
     if not isinstance(max_examples, int) or max_examples < 1:
         raise ConfigError(f"max_examples must be an int >= 1, got {max_examples!r}.")
     if not isinstance(batch_size, int) or batch_size < 1:

@@ -41,6 +41,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from labkit._errors import InputError, LabkitWarning
+from labkit.inspect._checks import check_model
 from labkit.inspect.attribution.dataset import explain_many
 from labkit.inspect.attribution.engine import check_memory, encode, run
 from labkit.inspect.attribution.faithfulness import rank_agreement
@@ -90,6 +91,7 @@ def explain(
                 f"got {type(target).__name__} ({target!r:.60}); label ids are a classifier's."
             )
         return explain_generation(model, text, target=target, method=method, **options)
+    check_model(model, "explain", gradients=True)
     name = method_name(method)
     opts = validate(name, options)
     if not isinstance(text, str):
@@ -159,6 +161,7 @@ def explain_dataset(
     :func:`explain` calls up to float rounding; the returned :class:`DatasetAttribution` holds
     a per-example table and the tokens that push each label most across the set.
     """
+    check_model(model, "explain_dataset", gradients=True)
     name = method_name(method)
     opts = validate(name, {"faithfulness": True, **options})
     with _in_float32(model):

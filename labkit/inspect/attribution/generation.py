@@ -448,7 +448,7 @@ def explain_generation(
     from labkit.inspect._checks import check_model
     from labkit.lm.generate import check_generate_args, check_prompt
 
-    check_model(model, "explain")
+    check_model(model, "explain", gradients=True)
     model.require_task("causal-lm", "explaining a generation")
     name = _method(method)
     opts = _options(name, options)
