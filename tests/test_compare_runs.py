@@ -9,6 +9,7 @@ import os
 import re
 import socket
 import time
+import warnings
 from array import array
 from pathlib import Path
 from typing import Any
@@ -81,17 +82,19 @@ def two_runs(tiny_dirs, toy_data, tmp_path_factory) -> list[Any]:
     runs = []
     for lr in (1e-4, 5e-3):
         model = lk.load_model(tiny_dirs["bert"], labels=["negative", "positive"], device="cpu")
-        runs.append(
-            lk.finetune(
-                model,
-                toy_data,
-                max_steps=20,
-                lr=lr,
-                batch_size=8,
-                eval_every=10,
-                output_dir=root / f"lr-{lr}",
+        with warnings.catch_warnings():  # the second waits for the first (labkit.train.slot)
+            warnings.simplefilter("ignore", lk.LabkitWarning)
+            runs.append(
+                lk.finetune(
+                    model,
+                    toy_data,
+                    max_steps=20,
+                    lr=lr,
+                    batch_size=8,
+                    eval_every=10,
+                    output_dir=root / f"lr-{lr}",
+                )
             )
-        )
     for run in runs:
         run.wait()
     return runs

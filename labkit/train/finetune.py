@@ -85,6 +85,7 @@ def finetune(
             f"model must be a labkit Model (labkit.load_model(...) or "
             f"Model.wrap(hf_model, tokenizer)), got {type(model).__name__}."
         )
+    model.require_backend("finetune", gradients=True)
     extra = {k: trainer_args.pop(k) for k in list(trainer_args) if k in CONFIG_FIELDS}
     config = FinetuneConfig(
         lora=lora,
@@ -128,7 +129,12 @@ def finetune(
     except BaseException:
         model.release_training()
         raise
-    driver.start(job)
+    try:
+        driver.start(job)
+    except BaseException:
+        job.abandon()
+        model.release_training()
+        raise
     return driver.run
 
 
@@ -366,6 +372,7 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
     from labkit.events import EvalEnd
     from labkit.metrics import Metrics
     from labkit.render import console as _progress
+    from labkit.train import slot as _slot
     from labkit.train.lora import attach_lora
     from labkit.train.trainer import AdaLoraSchedule, Bridge, LabkitTrainer, uses_adalora
 
@@ -381,7 +388,6 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
     from labkit.train import trackers
 
     trackers.check_available(config.report_to)  # before any weight moves
-    args = _training_arguments(config, model, run.output_dir, run_name=run.name)
     _check_precision(_precision(config, model.device), model)
     if config.lora is not False:
         from transformers import set_seed
@@ -389,13 +395,6 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
         set_seed(config.seed)  # the adapter's initial weights come from the seed, not by chance
         model.hf = attach_lora(model.hf, config.lora)
     _use_sdpa(model.hf)
-    if config.precision == "auto" and model.device.type == "cuda":
-        # measured, not assumed: bf16 autocast costs more than it saves on small steps
-        run.precision = _probe(model, parts, config)
-        _check_precision(run.precision.precision, model)
-        args = _training_arguments(
-            config, model, run.output_dir, run.precision.precision, run_name=run.name
-        )
 
     def metrics_fn(pred: Any) -> dict[str, float]:
         full = parts.metrics(pred)
@@ -454,44 +453,96 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
                 model, samples, emit, max_new_tokens=config.sample_tokens, control=run.control
             )
         )
-    trainer = LabkitTrainer(
-        model=model.hf,
-        args=args,
-        train_dataset=parts.train,
-        eval_dataset=parts.evalset,
-        processing_class=model.tokenizer,
-        data_collator=parts.collator,
-        compute_metrics=metrics_fn,
-        preprocess_logits_for_metrics=parts.preprocess,
-        callbacks=callbacks,
-        train_lengths=parts.lengths if config.group_by_length else None,
-        keep_checkpoints=config.keep_checkpoints,
-        labels=model.labels,
-    )
-    for noisy in (PrinterCallback, ProgressCallback):
-        trainer.remove_callback(noisy)
-    bridge.trainer = trainer
-    trackers.install(trainer, config.report_to, output_dir=run.output_dir, run_name=run.name)
-    show = config.progress if config.progress is not None else _progress.wanted()
-    if show and args.process_index == 0:
-        run.history.subscribe(_progress.ConsoleProgress(history=run.history, name=run.name))
+
+    def build() -> Any:
+        """The training arguments and the trainer: only while this run holds the slot
+        (labkit.train.slot: building them resets accelerate's process-wide state)."""
+        args = _training_arguments(config, model, run.output_dir, run_name=run.name)
+        if config.precision == "auto" and model.device.type == "cuda":
+            # measured, not assumed: bf16 autocast costs more than it saves on small steps
+            run.precision = _probe(model, parts, config)
+            _check_precision(run.precision.precision, model)
+            args = _training_arguments(
+                config, model, run.output_dir, run.precision.precision, run_name=run.name
+            )
+        trainer = LabkitTrainer(
+            model=model.hf,
+            args=args,
+            train_dataset=parts.train,
+            eval_dataset=parts.evalset,
+            processing_class=model.tokenizer,
+            data_collator=parts.collator,
+            compute_metrics=metrics_fn,
+            preprocess_logits_for_metrics=parts.preprocess,
+            callbacks=callbacks,
+            train_lengths=parts.lengths if config.group_by_length else None,
+            keep_checkpoints=config.keep_checkpoints,
+            labels=model.labels,
+        )
+        for noisy in (PrinterCallback, ProgressCallback):
+            trainer.remove_callback(noisy)
+        trackers.install(trainer, config.report_to, output_dir=run.output_dir, run_name=run.name)
+        show = config.progress if config.progress is not None else _progress.wanted()
+        if show and args.process_index == 0:
+            run.history.subscribe(_progress.ConsoleProgress(history=run.history, name=run.name))
+        return trainer
+
+    # built now when no other run of this process trains (bad arguments fail here); else the
+    # run's thread waits for that run, then builds them
+    trainer, holds = None, _slot.take_now(run.name)
+    if holds:
+        try:
+            trainer = build()
+        except BaseException:
+            _slot.release()
+            raise
+    else:
+        import warnings
+
+        from labkit._errors import LabkitWarning
+
+        warnings.warn(
+            f"{run.name!r} waits for {_slot.holder() or 'another run'!r} to end before it "
+            "trains: one run trains at a time in a process (accelerate's device state is "
+            "shared by the whole process). run.stop() cancels it meanwhile.",
+            LabkitWarning,
+            stacklevel=4,
+        )
 
     def job(driver: RunDriver) -> None:
-        driver.mark_start()  # elapsed counts from here, not from the first step's end
-        driver.set_status("running")
-        _checkpoint.clean_staging(run.output_dir)
+        nonlocal trainer, holds
         try:
-            trainer.train(resume_from_checkpoint=config.resume_from)
-            if bridge.early_stopped:
-                driver.stopped_early()
+            if not holds:
+                holds = _slot.take(run.name, lambda: run.control.stop_requested)
+                if not holds:
+                    return  # stopped while it waited: nothing trained, nothing to save
+                trainer = build()
+            driver.mark_start()  # elapsed counts from here, not from the first step's end
+            driver.set_status("running")
+            _checkpoint.clean_staging(run.output_dir)
+            try:
+                bridge.trainer = trainer
+                trainer.train(resume_from_checkpoint=config.resume_from)
+                if bridge.early_stopped:
+                    driver.stopped_early()
+            finally:
+                bridge.trainer = None
+                trackers.close(trainer)  # a failed run's tracker runs end too
+                _drop_autocast_forward(model.hf)
+                model.hf.eval()
+                model.device = next(model.hf.parameters()).device
+                _release_memory(trainer, model)
         finally:
-            bridge.trainer = None
-            trackers.close(trainer)  # a failed run's tracker runs end too
-            _drop_autocast_forward(model.hf)
-            model.hf.eval()
-            model.device = next(model.hf.parameters()).device
-            _release_memory(trainer, model)
+            abandon()
 
+    def abandon() -> None:
+        """Give the slot back: the run has ended, or its thread never started."""
+        nonlocal holds
+        if holds:
+            holds = False
+            _slot.release()
+
+    job.abandon = abandon  # type: ignore[attr-defined]
     return job
 
 
