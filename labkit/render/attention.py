@@ -40,6 +40,7 @@ _ROLE_STYLE: dict[str, tuple[str, str]] = {  # role -> (letter, fill)
     "local": ("L", "#ffff99"),
     "focused": ("F", "#fb9a99"),
     "mixed": ("M", "#f2f2f2"),
+    "pruned": ("×", "#ffffff"),
 }
 _CELL = "text-align:center;padding:1px 3px;border:1px solid #fff"
 

@@ -56,11 +56,28 @@ def _takes_pairs(model: Model) -> bool:
     )
 
 
+def _pruned(model: Model, num_layers: int, num_heads: int) -> list[tuple[int, ...]] | None:
+    """The heads each layer still has (original numbers) when ``labkit.prune_heads`` removed
+    some, else None."""
+    from labkit.compress.heads import kept_heads, pruned_record
+
+    cfg = model.base.config
+    if not pruned_record(cfg) or not num_layers or not num_heads:
+        return None
+    return kept_heads(cfg, num_layers, num_heads)
+
+
 @contextmanager
-def _capture_qk(hf: Any, num_heads: int) -> Iterator[dict[int, dict[str, Any]]]:
-    """Record each layer's query and key projections during the block (hooks removed after)."""
+def _capture_qk(
+    hf: Any, num_heads: int, *, off: bool = False
+) -> Iterator[dict[int, dict[str, Any]]]:
+    """Record each layer's query and key projections during the block (hooks removed after).
+    ``off``: record nothing (a pruned model: its layers' vectors have different widths)."""
     found: dict[int, dict[str, Any]] = {}
-    handles = []
+    handles: list[Any] = []
+    if off:
+        yield found
+        return
 
     def hook_for(layer: int, part: str, fused: bool) -> Any:
         def hook(_module: Any, _args: Any, output: Any) -> None:
@@ -152,11 +169,17 @@ def _attention_pass(model: Model) -> Iterator[None]:
 
 
 def _returned_maps(
-    model: Model, atts: list[Any], layers: Any, heads: Any, keep: Any
+    model: Model,
+    atts: list[Any],
+    layers: Any,
+    heads: Any,
+    keep: Any,
+    kept: list[tuple[int, ...]] | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """(weights float32 [kept layers, kept heads, T, T], layers, heads) from the maps a model
     returned with ``output_attentions=True``; each entry of ``atts`` is let go (set to None)
-    once copied."""
+    once copied. ``kept``: a pruned model's heads per layer (original numbers), whose maps go
+    to their original places; a removed head's map stays all zeros."""
     if not atts or any(a is None or a.dim() != 4 for a in atts):
         raise InputError(
             f"{model.name} ({type(model.base).__name__}) returned no attention weights even with "
@@ -164,6 +187,12 @@ def _returned_maps(
             "with labkit.attention."
         )
     total_layers, total_heads = len(atts), int(atts[0].shape[1])
+    if kept is not None:
+        total_heads = dims(model.base.config).heads
+        for i, present in enumerate(kept):
+            full = atts[i].new_zeros((atts[i].shape[0], total_heads, *atts[i].shape[2:]))
+            full[:, list(present)] = atts[i]
+            atts[i] = full
     keep_layers = indices(layers, total_layers, "layers")
     keep_heads = indices(heads, total_heads, "heads")
     every_head = None if keep_heads == tuple(range(total_heads)) else list(keep_heads)
@@ -274,7 +303,10 @@ def attention(
     keep = None if bool(mask.all()) else mask  # one text: no padding, nothing to drop
     t = int(mask.sum())
     weights = None
-    if size.layers and size.heads:  # each layer's maps copied as it makes them (see .maps)
+    kept = _pruned(model, size.layers, size.heads)
+    # each layer's maps copied as it makes them (see .maps); a pruned model's layers have
+    # different head counts, so it returns them all and they are spread to their places
+    if size.layers and size.heads and kept is None:
         keep_layers = indices(layers, size.layers, "layers")
         keep_heads = indices(heads, size.heads, "heads")
         with (
@@ -287,11 +319,11 @@ def attention(
             weights, total_layers, total_heads = maps.weights, size.layers, size.heads
         del maps
     if weights is None:  # an architecture whose modules hide their maps: ask the model for all
-        with _attention_pass(model), _capture_qk(hf, num_heads) as qk:
+        with _attention_pass(model), _capture_qk(hf, num_heads, off=kept is not None) as qk:
             out = hf(**enc, output_attentions=True, **_no_logits(model))
         atts: list[Any] = list(getattr(out, "attentions", None) or ())
         del out  # from here on ``atts`` holds the maps alone: each is let go once copied
-        weights, total_layers, total_heads = _returned_maps(model, atts, layers, heads, keep)
+        weights, total_layers, total_heads = _returned_maps(model, atts, layers, heads, keep, kept)
         keep_layers = indices(layers, total_layers, "layers")
         keep_heads = indices(heads, total_heads, "heads")
     every_head = None if keep_heads == tuple(range(total_heads)) else list(keep_heads)
@@ -334,4 +366,11 @@ def attention(
         num_heads=total_heads,
         queries=queries,
         keys=keys,
+        pruned={}
+        if kept is None
+        else {
+            layer: tuple(h for h in range(total_heads) if h not in kept[layer])
+            for layer in range(total_layers)
+            if len(kept[layer]) < total_heads
+        },
     )

@@ -25,6 +25,7 @@ ROLES: dict[str, str] = {
     "local": "attention stays within a few tokens of the query",
     "focused": "each token attends mostly to one or two others, by content",
     "mixed": "no single pattern dominates",
+    "pruned": "the head was removed (labkit.prune_heads): its map is empty",
 }
 
 # role -> (the figure of ``HeadSummary.rows()`` the role rests on, True if larger = clearer);
@@ -38,6 +39,7 @@ ROLE_FIGURES: dict[str, tuple[str, bool] | None] = {
     "local": ("distance", False),
     "focused": ("norm_entropy", False),
     "mixed": None,
+    "pruned": None,
 }
 
 _FIGURES = ("entropy", "norm_entropy", "distance", "special", "previous", "next", "self")
@@ -207,6 +209,8 @@ def summarize(
     entropy, norm_h = mean(row_h), mean(row_h / norm)
     distance, spec = mean(row_dist), mean(row_special)
     previous, following, own = mean(prev), mean(nxt), mean(diag)
+    # a head labkit.prune_heads removed has an all-zero map (its rows sum to 0, not 1)
+    alive = mean(w.sum(-1, dtype=np.float64)) > 0.5
     roles = tuple(
         tuple(
             _role(
@@ -217,6 +221,8 @@ def summarize(
                 norm_h[li, hi],
                 distance[li, hi],
             )
+            if alive[li, hi]
+            else "pruned"
             for hi in range(w.shape[1])
         )
         for li in range(w.shape[0])

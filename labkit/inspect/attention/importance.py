@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labkit._errors import ConfigError, InputError
+from labkit.compress.heads import kept_heads
 from labkit.data import label_ids, labelled_split
 from labkit.inspect._checks import check_model, dims
 
@@ -78,16 +79,28 @@ def _out_projections(hf: Any) -> dict[int, Any]:
 
 
 @contextmanager
-def _gates(modules: dict[int, Any], num_heads: int, xi: list[Any]) -> Iterator[None]:
-    """Multiply each head's output by ``xi[0][layer]`` [B, H] during the block."""
+def _gates(
+    modules: dict[int, Any],
+    num_heads: int,
+    xi: list[Any],
+    kept: list[tuple[int, ...]] | None = None,
+) -> Iterator[None]:
+    """Multiply each head's output by ``xi[0][layer]`` [B, H] during the block. ``kept``: the
+    original numbers of the heads each layer has (fewer than ``num_heads`` once pruned; None:
+    all of them)."""
     handles = []
 
     def gate(layer: int) -> Any:
+        present = list(range(num_heads)) if kept is None else list(kept[layer])
+        n = len(present)
+        every = n == num_heads
+
         def hook(_module: Any, args: tuple[Any, ...]) -> tuple[Any, ...]:
             x = args[0]
             b, t, width = x.shape
-            heads = x.view(b, t, num_heads, width // num_heads)
-            gated = heads * xi[0][layer][:, None, :, None].to(x.dtype)
+            heads = x.view(b, t, n, width // n)
+            g = xi[0][layer] if every else xi[0][layer][:, present]
+            gated = heads * g[:, None, :, None].to(x.dtype)
             return (gated.view(b, t, width), *args[1:])
 
         return hook
@@ -195,7 +208,8 @@ def head_importance(
     ``response`` columns) or a list of strings, and the loss is each text's LM loss (the mean
     negative log-likelihood of its tokens, of the response only for instructions). The first
     ``max_examples`` rows are used, ``batch_size`` at a time. Returns scores float32
-    [layers, heads].
+    [layers, heads]; for a model pruned with ``labkit.prune_heads`` the heads keep their
+    original numbers and a removed head scores 0.
     """
     import torch
 
@@ -215,13 +229,15 @@ def head_importance(
             "DistilBERT, GPT-2 and Llama-style models."
         )
     num_layers = max(modules) + 1
+    # a pruned model (labkit.prune_heads) keeps the original numbering: removed heads score 0
+    kept = kept_heads(model.base.config, num_layers, num_heads)
     total = torch.zeros(num_layers, num_heads, dtype=torch.float64)
     holder: list[Any] = [None]
     hf = model.hf
     was_training = hf.training
     hf.eval()
     try:
-        with _gates(modules, num_heads, holder), torch.enable_grad():
+        with _gates(modules, num_heads, holder, kept), torch.enable_grad():
             for size, inputs, loss_of in batches:
                 xi = torch.ones(
                     num_layers, size, num_heads, device=model.device, requires_grad=True

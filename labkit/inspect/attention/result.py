@@ -33,7 +33,9 @@ class AttentionResult:
     -1 for special tokens when a pair was given (else None). ``queries`` / ``keys`` are float32
     [layers, heads, T, head_dim] as the scores used them (Llama-style models: rotated by
     position, key heads repeated to the query heads), checked to give back ``weights``; None
-    for an architecture whose vectors labkit cannot capture that way.
+    for an architecture whose vectors labkit cannot capture that way (and for a pruned model).
+    ``pruned`` maps each layer that ``labkit.prune_heads`` cut to its removed heads (original
+    numbers): their maps are all zeros (empty when nothing was pruned).
     """
 
     tokens: tuple[str, ...]
@@ -51,6 +53,7 @@ class AttentionResult:
     num_heads: int = 0
     queries: np.ndarray | None = field(default=None, repr=False)
     keys: np.ndarray | None = field(default=None, repr=False)
+    pruned: dict[int, tuple[int, ...]] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         shape = "x".join(str(n) for n in self.weights.shape)
