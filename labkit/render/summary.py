@@ -44,8 +44,8 @@ def _rows(rows: Iterable[tuple[str, str]]) -> str:
 
 
 def model_html(model: Model) -> str:
-    """Name, task (a causal LM) or labels (a classifier), device, dtype, parameters, LoRA and
-    token limit of a model."""
+    """Name, task (a causal LM) or labels (a classifier), device, backend, dtype, parameters,
+    LoRA and token limit of a model."""
     what = (
         ("labels", ", ".join(model.labels))
         if model.task == "classification"
@@ -55,7 +55,12 @@ def model_html(model: Model) -> str:
         ("model", model.name),
         what,
         ("device", str(model.device)),
-        ("dtype", str(model.dtype).replace("torch.", "")),
+        ("backend", model.backend),
+        (
+            "dtype",
+            str(model.dtype).replace("torch.", "")
+            + (" (Linear weights int8)" if model.backend == "torch-int8" else ""),
+        ),
         ("parameters", f"{model.num_parameters:,} ({model.trainable_parameters:,} trainable)"),
         ("LoRA", "yes" if model.lora else "no"),
         ("max tokens", str(model.max_length)),
