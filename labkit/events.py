@@ -61,7 +61,9 @@ class StepEnd:
 
     ``loss`` is the training loss of that step (mean over its batch, nats); ``lr`` the learning
     rate used; ``grad_norm`` the global L2 norm before clipping (None when not computed);
-    ``samples_per_s`` the training throughput measured over recent steps.
+    ``samples_per_s`` the training throughput measured over recent steps. ``losses`` names
+    the parts a composite ``loss`` is made of, each a mean over the same batch (nats):
+    ``labkit.distill`` reports ``soft_loss`` and ``hard_loss``; empty for a plain finetune.
     """
 
     step: int
@@ -72,6 +74,7 @@ class StepEnd:
     samples_per_s: float | None = None
     total_steps: int | None = None
     time: float = 0.0
+    losses: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -54,7 +54,9 @@ class MetricHistory:
     Step columns: ``step``, ``epoch``, ``loss`` (nats), ``lr``, ``grad_norm``,
     ``samples_per_s``, ``time`` (the step's wall clock, ``StepEnd.time``: seconds since 1970)
     and ``elapsed`` (seconds from ``start_time`` to that step, pauses included; None for a step
-    that carries no time).
+    that carries no time). A run whose steps report the parts of their loss
+    (``StepEnd.losses``, e.g. ``labkit.distill``'s ``soft_loss`` and ``hard_loss``) has a column
+    for each part too, None at the steps that did not report it.
     """
 
     def __init__(self) -> None:
@@ -101,6 +103,7 @@ class MetricHistory:
                 c["samples_per_s"].append(_num(event.samples_per_s))
                 c["time"].append(at)
                 c["elapsed"].append(at - start if at and start is not None else None)
+                self._record_parts(event.losses)
                 if event.total_steps:
                     self.total_steps = int(event.total_steps)
             elif isinstance(event, EvalEnd):
@@ -114,6 +117,21 @@ class MetricHistory:
             listeners = list(self._listeners)
         for fn in listeners:
             fn(event)
+
+    def _record_parts(self, losses: dict[str, float]) -> None:
+        """One row of the loss-part columns (the step's own columns are appended already): a
+        part seen first now gets a column, None at the rows before. Called with the lock held."""
+        c = self._cols
+        rows = len(c["step"])
+        for name in losses:
+            if name not in c:
+                c[name] = [None] * (rows - 1)
+        for name in self._parts:
+            c[name].append(_num(losses.get(name)))
+
+    @property
+    def _parts(self) -> list[str]:
+        return [name for name in self._cols if name not in _STEP_COLUMNS]
 
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:
         """Call ``fn(event)`` after each recorded event; returns a function that unsubscribes."""
@@ -133,10 +151,11 @@ class MetricHistory:
 
     def column(self, name: str) -> list[Any]:
         """A copy of one step column: step, epoch, loss, lr, grad_norm, samples_per_s, time
-        (wall clock) or elapsed (seconds since ``start_time``)."""
-        if name not in self._cols:
-            raise KeyError(f"no column {name!r}; columns are {', '.join(_STEP_COLUMNS)}")
+        (wall clock), elapsed (seconds since ``start_time``), or a part of the loss the steps
+        reported (``StepEnd.losses``: ``soft_loss``, ``hard_loss`` in a distillation)."""
         with self._lock:
+            if name not in self._cols:
+                raise KeyError(f"no column {name!r}; columns are {', '.join(self._cols)}")
             return list(self._cols[name])
 
     def steps_since(self, start: int, stop: int | None = None) -> dict[str, list[Any]]:
@@ -197,8 +216,9 @@ class MetricHistory:
         return [(s.step, s.texts[s.prompts.index(prompt)]) for s in recorded if prompt in s.prompts]
 
     def to_dict(self) -> dict[str, Any]:
-        """The whole history as JSON-ready data: ``steps`` (the step columns; ``time`` is the
-        wall clock, ``elapsed`` the seconds since ``start_time``), ``evals``, ``samples``,
+        """The whole history as JSON-ready data: ``steps`` (the step columns, loss parts
+        included; ``time`` is the wall clock, ``elapsed`` the seconds since ``start_time``),
+        ``evals``, ``samples``,
         ``saves``, ``end``, ``total_steps`` and ``start_time``."""
         from labkit.events import event_to_dict
 

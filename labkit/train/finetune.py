@@ -13,10 +13,10 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from labkit._errors import ConfigError, DataError, TrainingError
-from labkit.train.config import CONFIG_FIELDS, FinetuneConfig
+from labkit.train.config import FinetuneConfig
 
 if TYPE_CHECKING:
     from labkit.data import TextData
@@ -24,8 +24,11 @@ if TYPE_CHECKING:
     from labkit.lm.data import LMData
     from labkit.model import Model
     from labkit.train.run import Run, RunDriver
+    from labkit.train.trainer import TrainingLoss
 
 __all__ = ["FinetuneConfig", "finetune"]
+
+_Config = TypeVar("_Config", bound=FinetuneConfig)
 
 
 def finetune(
@@ -75,19 +78,9 @@ def finetune(
     another run, and ``MissingDependencyError`` (naming the extra, e.g. ``pip install
     "labkit[tensorboard]"``) when a tracker in ``report_to`` is not installed.
     """
-    from labkit.data import TextData, load_data
-    from labkit.lm.data import LMData
-    from labkit.model import Model
-    from labkit.train.run import Run, RunDriver
-
-    if not isinstance(model, Model):
-        raise ConfigError(
-            f"model must be a labkit Model (labkit.load_model(...) or "
-            f"Model.wrap(hf_model, tokenizer)), got {type(model).__name__}."
-        )
-    model.require_backend("finetune", gradients=True)
-    extra = {k: trainer_args.pop(k) for k in list(trainer_args) if k in CONFIG_FIELDS}
-    config = FinetuneConfig(
+    check_trainable(model)
+    config = make_config(
+        FinetuneConfig,
         lora=lora,
         epochs=epochs,
         max_steps=max_steps,
@@ -96,44 +89,100 @@ def finetune(
         eval_every=eval_every,
         early_stopping=early_stopping,
         seed=seed,
-        output_dir=None if output_dir is None else os.fspath(output_dir),
-        resume_from=None if resume_from is None else os.fspath(resume_from),
+        output_dir=output_dir,
+        resume_from=resume_from,
         name=name,
         report_to=report_to,
-        trainer_args=trainer_args,
-        **extra,
+        **trainer_args,
     )
-    for i, cb in enumerate(callbacks):
-        if not callable(getattr(cb, "on_event", None)):
-            raise ConfigError(
-                f"callbacks[{i}] ({type(cb).__name__}) has no on_event(event, control) method."
-            )
-    if not isinstance(data, TextData | LMData):
-        # a classifier's data loads as before; for a causal LM labelled text stays TextData,
-        # which _check_task refuses with advice, rather than training on its texts silently
-        data = load_data(data, task="auto" if model.task == "causal-lm" else "classification")
-    _check_task(model, data, config)
-    if config.resume_from is not None:
-        from labkit._utils import checkpoint as _checkpoint
+    return launch(model, data, config, callbacks)
 
-        config.resume_from = _checkpoint.resolve(config.resume_from)
-    out = config.output_dir or _default_output_dir(model, config)
-    if not model.claim_for_training():  # waits for an explain call holding float32 copies
-        raise TrainingError(
-            f"{model.name!r} is already training in another run. Stop that run "
-            "(run.stop()) or wait for it (run.wait()) before starting another."
+
+def check_trainable(model: Any) -> None:
+    """``model`` is a labkit ``Model`` with float torch weights (``ConfigError``,
+    ``InputError`` otherwise)."""
+    from labkit.model import Model
+
+    if not isinstance(model, Model):
+        raise ConfigError(
+            f"model must be a labkit Model (labkit.load_model(...) or "
+            f"Model.wrap(hf_model, tokenizer)), got {type(model).__name__}."
         )
+    model.require_backend("finetune", gradients=True)
+
+
+def make_config(cls: type[_Config], **options: Any) -> _Config:
+    """A ``cls`` (``FinetuneConfig`` or a subclass) from ``finetune``'s keywords: the fields of
+    ``cls`` as they are, every other keyword a ``transformers.TrainingArguments`` field."""
+    names = {f.name for f in dataclasses.fields(cls)} - {"trainer_args"}
+    fields = {k: v for k, v in options.items() if k in names}
+    for path in ("output_dir", "resume_from"):
+        if fields.get(path) is not None:
+            fields[path] = os.fspath(fields[path])
+    return cls(**fields, trainer_args={k: v for k, v in options.items() if k not in names})
+
+
+def launch(
+    model: Model,
+    data: TextData | LMData | Any,
+    config: FinetuneConfig,
+    callbacks: Sequence[Any] = (),
+    *,
+    loss: TrainingLoss | None = None,
+    on_end: Callable[[], None] | None = None,
+) -> Run:
+    """Start the run ``config`` describes on ``model`` (checked by :func:`check_trainable`).
+
+    ``loss`` replaces the model's own training loss (:class:`labkit.train.trainer.TrainingLoss`,
+    its parts logged per step); ``on_end`` is called once when the run has ended, or when it
+    fails to start (``labkit.distill`` gives its teacher back there).
+    """
+    from labkit.data import TextData, load_data
+    from labkit.lm.data import LMData
+    from labkit.train.run import Run, RunDriver
+
+    def end() -> None:
+        if on_end is not None:
+            on_end()
+
+    try:
+        for i, cb in enumerate(callbacks):
+            if not callable(getattr(cb, "on_event", None)):
+                raise ConfigError(
+                    f"callbacks[{i}] ({type(cb).__name__}) has no on_event(event, control) method."
+                )
+        if not isinstance(data, TextData | LMData):
+            # a classifier's data loads as before; for a causal LM labelled text stays TextData,
+            # which _check_task refuses with advice, rather than training on its texts silently
+            data = load_data(data, task="auto" if model.task == "causal-lm" else "classification")
+        _check_task(model, data, config)
+        if config.resume_from is not None:
+            from labkit._utils import checkpoint as _checkpoint
+
+            config.resume_from = _checkpoint.resolve(config.resume_from)
+        out = config.output_dir or _default_output_dir(model, config)
+        if not model.claim_for_training():  # waits for an explain call holding float32 copies
+            raise TrainingError(
+                f"{model.name!r} is already training in another run. Stop that run "
+                "(run.stop()) or wait for it (run.wait()) before starting another."
+            )
+    except BaseException:
+        end()
+        raise
     driver = RunDriver(Run(model, config, out, callbacks))
     try:
-        job = _prepare(driver, data)  # tokenize, attach LoRA, build the trainer: bad input fails
+        job = _prepare(driver, data, loss=loss, on_end=end)  # tokenize, attach LoRA, build the
+        # trainer: bad input fails here
     except BaseException:
         model.release_training()
+        end()
         raise
     try:
         driver.start(job)
     except BaseException:
         job.abandon()
         model.release_training()
+        end()
         raise
     return driver.run
 
@@ -361,10 +410,17 @@ def _task_parts(model: Model, data: TextData | LMData, max_length: int) -> _Task
     return _TaskParts(train, lengths, evalset, collator, metrics=metrics)
 
 
-def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
+def _prepare(
+    driver: RunDriver,
+    data: TextData | LMData,
+    *,
+    loss: TrainingLoss | None = None,
+    on_end: Callable[[], None] | None = None,
+) -> Any:
     """Everything that can fail on bad input, done now; returns the job for the run's thread.
 
     The bridge moves the run through ``driver`` (events, status, progress, a diverged end).
+    ``loss`` and ``on_end`` are :func:`launch`'s; the job calls ``on_end`` as it ends.
     """
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
@@ -440,6 +496,7 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
         on_diverged=on_diverged,
         metric=config.metric,
         patience=config.early_stopping,
+        loss_parts=loss.parts if loss is not None else (),
     )
     callbacks: list[Any] = [bridge]
     if uses_adalora(model.hf):
@@ -478,6 +535,7 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
             train_lengths=parts.lengths if config.group_by_length else None,
             keep_checkpoints=config.keep_checkpoints,
             labels=model.labels,
+            loss=loss,
         )
         for noisy in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(noisy)
@@ -489,7 +547,8 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
 
     # built now when no other run of this process trains (bad arguments fail here); else the
     # run's thread waits for that run, then builds them
-    trainer, holds = None, _slot.take_now(run.name)
+    trainer: Any = None
+    holds = _slot.take_now(run.name)
     if holds:
         try:
             trainer = build()
@@ -534,6 +593,8 @@ def _prepare(driver: RunDriver, data: TextData | LMData) -> Any:
                 _release_memory(trainer, model)
         finally:
             abandon()
+            if on_end is not None:
+                on_end()
 
     def abandon() -> None:
         """Give the slot back: the run has ended, or its thread never started."""

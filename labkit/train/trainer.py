@@ -7,7 +7,9 @@ loop simply does not advance. Callbacks see events and the ``Control``, never th
 
 ``LabkitTrainer`` adds two things to ``Trainer``: checkpoints are written atomically (a staging
 folder, then one rename), and length-grouped batches are reseeded per epoch so that a resumed
-run sees the same data order as an uninterrupted one.
+run sees the same data order as an uninterrupted one. A :class:`TrainingLoss` may replace the
+model's own training loss (``labkit.distill``'s); the parts it reports are logged with each
+step's loss.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from transformers import Trainer, TrainerCallback
@@ -34,8 +36,26 @@ __all__ = [
     "Bridge",
     "LabkitTrainer",
     "LengthGroupedEpochSampler",
+    "TrainingLoss",
     "uses_adalora",
 ]
+
+
+class TrainingLoss(Protocol):
+    """A training loss in place of the model's own, for labkit's engine (``labkit.distill``).
+
+    Called on each training micro-batch with the model being trained and its inputs (labels
+    included); returns the loss to minimise (a mean over the batch, as the model's own loss is:
+    the trainer scales both alike for gradient accumulation), the model's outputs, and the
+    named ``parts`` of the loss (scalar tensors, means over the batch), which are logged with
+    the step. Evaluations keep the model's own loss, so validation losses compare across runs.
+    """
+
+    parts: tuple[str, ...]
+
+    def __call__(
+        self, model: Any, inputs: dict[str, Any]
+    ) -> tuple[torch.Tensor, Any, dict[str, torch.Tensor]]: ...
 
 
 class LengthGroupedEpochSampler(torch.utils.data.Sampler[int]):
@@ -79,7 +99,8 @@ class LengthGroupedEpochSampler(torch.utils.data.Sampler[int]):
 
 
 class LabkitTrainer(Trainer):
-    """``Trainer`` with atomic checkpoints and a reproducible length-grouped sampler."""
+    """``Trainer`` with atomic checkpoints, a reproducible length-grouped sampler and, when
+    ``loss`` is given, that :class:`TrainingLoss` for training (its parts logged per step)."""
 
     def __init__(
         self,
@@ -87,13 +108,59 @@ class LabkitTrainer(Trainer):
         train_lengths: Sequence[int] | None = None,
         keep_checkpoints: int | None = None,
         labels: Sequence[str] = (),
+        loss: TrainingLoss | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
+        if labels or loss is not None:
+            # a classifier's loss (and distillation's) is a mean over the batch, never scaled
+            # for gradient accumulation: transformers 5 takes a forward with **kwargs for one
+            # that is, and skipped its division by the accumulation steps (grad_accum=4 logged
+            # 4x the cross-entropy and stepped with 4x the gradient)
+            pass  # TEMP
         self._labels = tuple(labels)
         self._train_lengths = train_lengths
         self._keep = keep_checkpoints
         self._staging = False
+        self._loss = loss
+        # sums of the loss parts over the micro-batches since the last log, and their count
+        self._part_sums: dict[str, torch.Tensor] = {}
+        self._part_batches = 0
+
+    def compute_loss(
+        self,
+        model: Any,
+        inputs: dict[str, Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Any = None,
+    ) -> Any:
+        if self._loss is None or not model.training:
+            return super().compute_loss(
+                model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
+            )
+        loss, outputs, parts = self._loss(model, inputs)
+        for name, value in parts.items():
+            value = value.detach().float()
+            before = self._part_sums.get(name)
+            self._part_sums[name] = value if before is None else before + value
+        self._part_batches += 1
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], *args: Any, **kwargs: Any) -> None:
+        if self._part_batches and "loss" in logs and not any(k.startswith("eval_") for k in logs):
+            logs = {**logs, **self._take_parts()}
+        super().log(logs, *args, **kwargs)
+
+    def _take_parts(self) -> dict[str, float]:
+        """The mean of each loss part over the micro-batches since the last log (over every
+        rank of a multi-process run, as the logged loss is); the sums start again."""
+        sums, n = self._part_sums, self._part_batches
+        self._part_sums, self._part_batches = {}, 0
+        names = sorted(sums)
+        values = torch.stack([sums[k] for k in names]) / n
+        if self.args.world_size > 1:
+            values = self.accelerator.reduce(values, reduction="mean")
+        return {k: float(v) for k, v in zip(names, values.tolist())}
 
     def _get_train_sampler(self, train_dataset: Any = None) -> Any:
         if self._train_lengths is not None:
@@ -162,7 +229,8 @@ class Bridge(TrainerCallback):
     """Trainer hooks -> labkit events; labkit ``Control`` -> trainer control, at step boundaries.
 
     ``emit(event)`` records and dispatches an event; ``on_status(status)`` reports running /
-    paused; ``on_diverged(step, loss)`` reports a non-finite loss. ``labkit.finetune`` wires
+    paused; ``on_diverged(step, loss)`` reports a non-finite loss; ``loss_parts`` are the
+    logged parts of the loss a step's ``StepEnd.losses`` carries (a :class:`TrainingLoss`'s). ``labkit.finetune`` wires
     them to the run's :class:`~labkit.train.run.RunDriver`; the bridge never sees the run.
     """
 
@@ -176,8 +244,10 @@ class Bridge(TrainerCallback):
         metric: str = "loss",
         patience: int | None = None,
         window: int = 20,
+        loss_parts: Sequence[str] = (),
     ) -> None:
         self.control = control
+        self.loss_parts = tuple(loss_parts)
         self.emit = emit
         self.on_status = on_status
         self.on_diverged = on_diverged
@@ -251,6 +321,7 @@ class Bridge(TrainerCallback):
             samples_per_s=self._throughput(),
             total_steps=self.total_steps,
             time=time.time(),
+            losses={k: float(logs[k]) for k in self.loss_parts if k in logs},
         )
         if not math.isfinite(loss):
             # keep the last good checkpoint: no save and no evaluation of the broken weights
