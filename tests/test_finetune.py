@@ -465,3 +465,28 @@ def test_a_stop_from_a_callback_says_stopping_until_the_end(tiny_model, toy_data
     gate.set()
     run.wait(60)
     assert seen == ["stopping"] and run.status == "stopped"
+
+
+def test_the_logged_loss_does_not_grow_with_gradient_accumulation(tiny_dirs, toy_data, tmp_path):
+    """A classifier's loss is a batch mean: with grad_accum=k the step's loss is still the mean
+    cross-entropy (transformers 5 skipped its division by k for models whose forward takes
+    **kwargs, logging k times the loss and stepping with k times the gradient)."""
+    first = {}
+    for k in (1, 4):
+        model = labkit.load_model(tiny_dirs["bert"], labels=["negative", "positive"], device="cpu")
+        run = labkit.finetune(
+            model,
+            toy_data,
+            max_steps=1,
+            batch_size=4,
+            grad_accum=k,
+            lr=1e-9,
+            output_dir=tmp_path / f"k{k}",
+            progress=False,
+        )
+        run.wait()
+        assert run.status == "finished", run.error
+        first[k] = run.history.column("loss")[0]
+    # an untrained two-label head: about ln 2 = 0.69 either way, never 4 x 0.69
+    assert first[1] < 1.0 and first[4] < 1.0, first
+    assert abs(first[4] - first[1]) < 0.25, first

@@ -117,7 +117,7 @@ class LabkitTrainer(Trainer):
             # for gradient accumulation: transformers 5 takes a forward with **kwargs for one
             # that is, and skipped its division by the accumulation steps (grad_accum=4 logged
             # 4x the cross-entropy and stepped with 4x the gradient)
-            pass  # TEMP
+            self.model_accepts_loss_kwargs = False
         self._labels = tuple(labels)
         self._train_lengths = train_lengths
         self._keep = keep_checkpoints
