@@ -66,6 +66,15 @@ _LAZY: dict[str, str] = {
     "shared_scale": "labkit.inspect.attribution.result",
     "compare_explanations": "labkit.inspect.attribution.compare",
     "DatasetAttribution": "labkit.inspect.attribution.result",
+    "prune_heads": "labkit.compress.prune",
+    "pruning_curve": "labkit.compress.prune",
+    "PruningCurve": "labkit.compress.prune",
+    "quantize": "labkit.compress.quantize",
+    "distill": "labkit.compress.distill",
+    "shrink": "labkit.compress.distill",
+    "export_onnx": "labkit.compress.onnx",
+    "compare_models": "labkit.compress.compare",
+    "ModelComparison": "labkit.compress.compare",
     "App": "labkit.ui.app",
 }
 # public submodule name -> module (``lk.report`` is the report builder in labkit.render)
@@ -111,6 +120,11 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from labkit import cli, demo, lm, ui
     from labkit._utils.device import pick_device
+    from labkit.compress.compare import ModelComparison, compare_models
+    from labkit.compress.distill import distill, shrink
+    from labkit.compress.onnx import export_onnx
+    from labkit.compress.prune import PruningCurve, prune_heads, pruning_curve
+    from labkit.compress.quantize import quantize
     from labkit.data import TextData, load_data
     from labkit.events import Callback, Control, EvalEnd, Samples, Saved, StepEnd, TrainEnd
     from labkit.history import MetricHistory

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import threading
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ from labkit._utils.hub import hub_unreachable
 from labkit._utils.quiet import hf_quiet
 from labkit._utils.seed import seeded
 from labkit._utils.text import as_texts, encode, model_max_length, path_kind, short
+from labkit.compress.heads import PRUNED_HEADS
 from labkit.data import label_ids, labelled_split
 
 if TYPE_CHECKING:
@@ -38,10 +40,6 @@ __all__ = ["TASKS", "Model", "Prediction", "load_model"]
 # what a Model can be; later issues add more (masked-lm, image-classification)
 TASKS = ("classification", "causal-lm")
 
-# the config field labkit.prune_heads records the removed heads in ({"layer": [head, ...]}):
-# transformers 5 has no pruned_heads of its own, so load_model cuts the same heads before the
-# weights load
-PRUNED_HEADS = "labkit_pruned_heads"
 
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
@@ -522,10 +520,11 @@ def load_model(
     if kind == "dir":
         from labkit._utils.checkpoint import read_meta
 
-        if read_meta(local).get("format") == "onnx":  # a folder labkit.export_onnx wrote
-            from labkit.compress.onnx import load_onnx
+        meta = read_meta(local)
+        if meta.get("format") == "onnx":  # a folder labkit.export_onnx wrote
+            from labkit.compress.onnx_backend import open_onnx
 
-            return load_onnx(local, labels=labels, device=device)
+            return Model(**open_onnx(local, labels=labels, device=device, meta=meta))
         _check_local_weights(local, allow_pickle)
         if (local / "adapter_config.json").exists():
             return _load_adapter(
@@ -586,7 +585,7 @@ def load_model(
         with hf_quiet(), seeded(seed):
             load: Any = AutoModelForSequenceClassification.from_pretrained
             if getattr(config, PRUNED_HEADS, None):  # saved after labkit.prune_heads
-                from labkit.compress.prune import load_pruned as load
+                from labkit.compress.heads import load_pruned as load
             hf = load(
                 source,
                 config=config,
@@ -676,7 +675,11 @@ def _load_adapter(
         allow_pickle=allow_pickle,
         seed=0,
     )
-    hf = PeftModel.from_pretrained(base.hf, str(folder))
+    with warnings.catch_warnings():  # peft's own call of a transformers name it deprecates
+        warnings.filterwarnings(
+            "ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning
+        )
+        hf = PeftModel.from_pretrained(base.hf, str(folder))
     tokenizer = (
         AutoTokenizer.from_pretrained(str(folder))
         if (folder / "tokenizer_config.json").exists()

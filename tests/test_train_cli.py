@@ -117,6 +117,10 @@ def test_bad_options_fail_with_a_message_naming_them(tiny_dirs, toy_file, tmp_pa
     assert "epochz" in capsys.readouterr().err
     assert _train(*base, "--set", "warmup_stepz=3") == 1
     assert "warmup_stepz" in capsys.readouterr().err
+    # an export folder that exists is refused before any training, not after it
+    (tmp_path / "taken").mkdir()
+    assert _train(*base, "--export", str(tmp_path / "taken")) == 1
+    assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

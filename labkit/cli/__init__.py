@@ -1,4 +1,5 @@
-"""The ``labkit`` command: ``labkit demo | predict | generate | train | explain | runs | lab``.
+"""The ``labkit`` command: ``labkit demo | predict | generate | train | explain | runs | export |
+lab``.
 
 Each subcommand lives in its own ``labkit.cli.<name>`` module exposing ``HELP`` (one line),
 ``add_arguments(parser)`` and ``main(args) -> int``; those modules import heavy libraries only
@@ -17,7 +18,7 @@ from labkit._version import __version__
 
 __all__ = ["main"]
 
-_COMMANDS = ("demo", "predict", "generate", "train", "explain", "runs", "lab")
+_COMMANDS = ("demo", "predict", "generate", "train", "explain", "runs", "export", "lab")
 
 
 def _parser() -> tuple[argparse.ArgumentParser, dict[str, object]]:

@@ -56,6 +56,7 @@ _RUN_KEYS = {
     "label_column",
     "device",
     "export",
+    "overwrite",
     "summary",
     "lora",
     "group_by_length",
@@ -135,6 +136,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="also log to tensorboard, wandb, ... (repeatable or a comma list; default: none)",
     )
     p.add_argument("--export", default=None, help="write the trained model here (safetensors)")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        default=None,
+        help="let --export replace a folder that exists (refused otherwise, before training)",
+    )
     p.add_argument(
         "--summary",
         default=None,
@@ -282,6 +289,13 @@ def main(args: argparse.Namespace) -> int:
 
     opts = _options(args)
     export, summary = opts.pop("export", None), opts.pop("summary", None)
+    overwrite = bool(opts.pop("overwrite", None))
+    if export and not overwrite and os.path.exists(os.path.expanduser(export)):
+        # said now, not after the training
+        raise ConfigError(
+            f"--export {export} already exists; pass --overwrite to replace it (replaced once "
+            "the new export has passed its check), or give another folder."
+        )
     unknown = sorted(
         set(opts)
         - _RUN_KEYS
@@ -313,7 +327,7 @@ def main(args: argparse.Namespace) -> int:
         say(f"validation: {run.evaluation}")
     say(f"checkpoint: {run.best_checkpoint}")
     if export and rank == 0 and run.status in ENDED_WELL:
-        say(f"exported: {run.export(export)}")
+        say(f"exported: {run.export(export, overwrite=overwrite)}")
     if summary:
         target = summary if rank == 0 else f"{summary}.rank{rank}"
         record = {

@@ -26,6 +26,7 @@ from labkit.history import MetricHistory
 from labkit.metrics import lower_is_better
 
 if TYPE_CHECKING:
+    from labkit.compress.onnx import ExportedPath
     from labkit.lm.evaluate import LMMetrics
     from labkit.metrics import Metrics
     from labkit.model import Model
@@ -219,21 +220,63 @@ class Run:
         return best_of(self.checkpoints, self.history, self._config.metric)
 
     # -- export ---------------------------------------------------------------------------------
-    def export(self, path: str | Path, *, merge_lora: bool = True) -> str:
-        """Write the trained model as a safetensors folder that transformers loads as is.
+    def export(
+        self,
+        path: str | Path,
+        *,
+        format: str = "safetensors",
+        merge_lora: bool = True,
+        overwrite: bool = False,
+        texts: Sequence[str] | None = None,
+        tolerance: float = 1e-4,
+    ) -> ExportedPath:
+        """Write the trained model to the folder ``path``; returns the path (a ``str``) with
+        what the export's parity check found (``.max_prob_diff``, ``.texts_checked``, ...).
 
-        With LoRA and ``merge_lora=True`` the adapter is merged into a copy of the base weights,
-        so ``AutoModelForSequenceClassification.from_pretrained(path)`` (a causal LM:
+        ``format="safetensors"``: a folder that transformers loads as is. With LoRA and
+        ``merge_lora=True`` the adapter is merged into a copy of the base weights, so
+        ``AutoModelForSequenceClassification.from_pretrained(path)`` (a causal LM:
         ``AutoModelForCausalLM``) and ``transformers.pipeline("text-classification",
-        model=path)`` (``"text-generation"``) need no peft. With
-        ``merge_lora=False`` the adapter alone is written (``labkit.load_model`` reads it).
+        model=path)`` (``"text-generation"``) need no peft. With ``merge_lora=False`` the
+        adapter alone is written (``labkit.load_model`` reads it).
+        ``format="onnx"``: :func:`labkit.export_onnx`'s folder (a classifier; LoRA always
+        merged), which ``labkit.load_model`` runs with onnxruntime.
+
+        Either way the written folder is loaded back and compared with the model on ``texts``
+        (default: labkit's built-in held-out texts), one at a time and in padded batches: a
+        softmax probability further apart than ``tolerance`` (at least 2e-2 for bf16/fp16
+        weights, whose own rounding is that large) raises ``ModelLoadError`` and leaves
+        nothing at ``path``. An existing ``path`` is refused unless ``overwrite=True``.
         """
+        from labkit._errors import ConfigError
+
+        if format not in ("safetensors", "onnx"):
+            raise ConfigError(f"format must be 'safetensors' or 'onnx', got {format!r}.")
+        if format == "onnx" and not merge_lora:
+            raise ConfigError(
+                "merge_lora=False writes the adapter alone, which only format='safetensors' "
+                "can hold; an ONNX graph always has the adapter merged into its weights."
+            )
         if not self.done:
             raise TrainingError(
                 f"the run is {self.status}; call run.wait() (or run.stop() and "
                 "run.wait()) before exporting."
             )
-        return _export(self._model, Path(path), merge_lora=merge_lora)
+        if format == "onnx":
+            from labkit.compress.onnx import ExportedPath, export_onnx
+
+            done = export_onnx(
+                self._model, path, overwrite=overwrite, texts=texts, tolerance=tolerance
+            )
+            return ExportedPath.of(done)
+        return _export(
+            self._model,
+            Path(path),
+            merge_lora=merge_lora,
+            overwrite=overwrite,
+            texts=texts,
+            tolerance=tolerance,
+        )
 
     # -- display --------------------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -462,28 +505,83 @@ def default_name(model: Model, config: FinetuneConfig) -> str:
     return f"{model_label(model)} · {method}"
 
 
-def _export(model: Model, path: Path, *, merge_lora: bool) -> str:
-    """Save ``model`` into ``path`` (written to a staging folder, then renamed into place)."""
+def _export(
+    model: Model,
+    path: Path,
+    *,
+    merge_lora: bool,
+    overwrite: bool = False,
+    texts: Sequence[str] | None = None,
+    tolerance: float = 1e-4,
+) -> ExportedPath:
+    """Save ``model`` into ``path`` (written to a staging folder, loaded back and checked
+    against ``model``, then renamed into place)."""
     import copy
     import shutil
+    import time
+    import warnings
 
+    from labkit._errors import ModelLoadError
     from labkit._utils.quiet import hf_quiet
+    from labkit.compress.onnx import (
+        ExportedPath,
+        check_tolerance,
+        max_prob_diff,
+        parity_texts,
+        parity_tolerance,
+        refuse_existing,
+    )
+    from labkit.model import load_model
 
-    path = path.expanduser()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    tolerance = parity_tolerance(check_tolerance(tolerance), model.dtype)
+    checked = parity_texts(texts)
+    path = refuse_existing(path, overwrite)
+    start = time.perf_counter()
     staged = path.with_name(f"{_checkpoint.STAGING}-{path.name}")
     shutil.rmtree(staged, ignore_errors=True)
-    hf: Any = model.hf
-    with hf_quiet():
-        if model.lora and merge_lora:
-            hf = copy.deepcopy(hf).merge_and_unload()  # a copy: the run keeps its adapter
-        config = hf.config if not model.lora or merge_lora else model.base.config
-        config.id2label = dict(enumerate(model.labels))
-        config.label2id = {name: i for i, name in enumerate(model.labels)}
-        hf.save_pretrained(staged, safe_serialization=True)
-        model.tokenizer.save_pretrained(staged)
-    _checkpoint.write_labels(staged, model.labels)
-    return _checkpoint.commit(staged, path)
+    try:
+        hf: Any = model.hf
+        with hf_quiet():
+            if model.lora and merge_lora:
+                hf = copy.deepcopy(hf).merge_and_unload()  # a copy: the run keeps its adapter
+            config = hf.config if not model.lora or merge_lora else model.base.config
+            config.id2label = dict(enumerate(model.labels))
+            config.label2id = {name: i for i, name in enumerate(model.labels)}
+            hf.save_pretrained(staged, safe_serialization=True)
+            model.tokenizer.save_pretrained(staged)
+        del hf  # a merged copy goes before the folder is loaded back
+        _checkpoint.write_labels(staged, model.labels)
+        # read back as a user would (labkit.load_model: transformers, peft for an adapter)
+        with hf_quiet(), warnings.catch_warnings():
+            # peft reads an attribute transformers 5 deprecated, when it loads an adapter
+            warnings.filterwarnings(
+                "ignore",
+                message="`is_gradient_checkpointing` is deprecated",
+                category=FutureWarning,
+            )
+            reloaded = load_model(staged, task=model.task, device=model.device, dtype=model.dtype)
+        diff = max_prob_diff(model, reloaded, checked, builtin=texts is None)
+        del reloaded
+        if diff > tolerance:
+            raise ModelLoadError(
+                f"the exported folder does not reproduce {model.name!r}: loaded back, its "
+                f"probabilities differ by up to {diff:.2e} on {len(checked)} texts (tolerance "
+                f"{tolerance:.0e}), so nothing was written to {path}. Raise tolerance= if the "
+                "difference is acceptable."
+            )
+        size = sum(f.stat().st_size for f in staged.glob("*.safetensors"))
+        final = _checkpoint.commit(staged, path)
+    except BaseException:
+        shutil.rmtree(staged, ignore_errors=True)
+        raise
+    return ExportedPath(
+        final,
+        file_format="safetensors",
+        max_prob_diff=diff,
+        texts_checked=len(checked),
+        size_bytes=size,
+        seconds=time.perf_counter() - start,
+    )
 
 
 def _now() -> float:
