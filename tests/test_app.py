@@ -26,7 +26,15 @@ def _titles(tab) -> list[str]:
 
 
 def test_tabs_and_initial_state(app):
-    assert _titles(app.tabs) == ["Model", "Data", "Train", "Attention", "Explain", "Compare"]
+    assert _titles(app.tabs) == [
+        "Model",
+        "Data",
+        "Train",
+        "Attention",
+        "Explain",
+        "Compare",
+        "Compress",
+    ]
     assert "negative" in app.model_info.value
     assert app.status.kind in ("info", "ok") and app.status.message
 

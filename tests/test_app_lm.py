@@ -14,7 +14,7 @@ import pytest
 import labkit
 from tests._tiny import toy_rows
 
-CLASSIFIER_TABS = ["Model", "Data", "Train", "Attention", "Explain", "Compare"]
+CLASSIFIER_TABS = ["Model", "Data", "Train", "Attention", "Explain", "Compare", "Compress"]
 LM_TABS = ["Model", "Data", "Train", "Generate", "Attention", "Explain", "Compare"]
 HOSTILE = "<img src=x onerror=alert(1)>"
 

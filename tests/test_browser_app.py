@@ -77,7 +77,7 @@ def _button(page, text: str):
     )
 
 
-TABS = ["Model", "Data", "Train", "Attention", "Explain", "Compare"]
+TABS = ["Model", "Data", "Train", "Attention", "Explain", "Compare", "Compress"]
 
 
 def _status_ok(page, pattern: str, timeout: float = 60_000) -> str:

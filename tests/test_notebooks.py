@@ -22,6 +22,15 @@ SMALL = {
         "VAL_ROWS": 8,
         "METHOD": "gradient_x_input",
     },
+    "07_compress_and_deploy": {
+        "MAX_STEPS": 6,
+        "IMPORTANCE_EXAMPLES": 16,
+        "CURVE_FRACTIONS": (0.0, 0.3),
+        "RANDOM_REPEATS": 1,
+        "DISTILL_STEPS": 4,
+        "EVAL_ROWS": 32,
+        "REPEATS": 1,
+    },
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"
 

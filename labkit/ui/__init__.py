@@ -21,6 +21,7 @@ _LAZY: dict[str, str] = {
     "GenerationAttributionView": "labkit.ui.generation_attribution_view",
     "GenerationView": "labkit.ui.generation_view",
     "CompareView": "labkit.ui.compare_view",
+    "CompressView": "labkit.ui.compress_view",
     "App": "labkit.ui.app",
     # show a bundle; update its static part with the final snapshot when a run ends (IPython)
     "display": "labkit.ui._live",
@@ -50,6 +51,10 @@ _VIEWS: dict[str, tuple[str, str]] = {
     ),
     "labkit.lm.stream:GenerationStream": ("labkit.ui.generation_view", "view_for_stream"),
     "labkit.runs.compare:RunComparison": ("labkit.ui.compare_view", "view_for_comparison"),
+    "labkit.compress.compare:ModelComparison": (
+        "labkit.ui.compress_view",
+        "view_for_model_comparison",
+    ),
 }
 
 __all__ = [*_LAZY, "view_for", "widget_bundle"]

@@ -1,5 +1,5 @@
 """``labkit.App()``: the whole lab as one widget — Model | Data | Train | Attention | Explain |
-Compare for a classifier; Model | Data | Train | Generate | Attention | Explain | Compare for a
+Compare | Compress for a classifier; Model | Data | Train | Generate | Attention | Explain | Compare for a
 causal language model.
 
 Thin by design: standard ipywidgets controls for the forms (they work with ipywidgets 7.7.1 on
@@ -165,7 +165,9 @@ class App(W.VBox):
     ``labkit.demo.model`` / ``labkit.demo.lm``, Data -> ``labkit.load_data`` /
     ``labkit.demo.data`` / ``labkit.demo.instructions``, Train -> ``labkit.finetune``,
     Attention -> ``labkit.attention``, Explain -> ``labkit.explain``, Compare -> ``predict`` +
-    ``labkit.attention_diff`` + ``labkit.explain`` under both models. ``task`` is the task whose
+    ``labkit.attention_diff`` + ``labkit.explain`` under both models, Compress ->
+    ``labkit.prune_heads`` / ``quantize`` / ``shrink`` + ``distill`` / ``export_onnx``, each
+    measured by ``labkit.compare_models``' ``ModelComparison.add``. ``task`` is the task whose
     tabs show (the loaded model's); a causal LM's Generate, Explain and Compare are ``lm``'s
     (``labkit.ui.app_lm``): Generate -> ``Model.stream``, Compare -> ``Model.generate`` +
     ``labkit.explain`` under both models.
@@ -208,6 +210,7 @@ class App(W.VBox):
             "Attention": self._attention_tab(),
             "Explain": self._explain_tab(),
             "Compare": self._compare_tab(),
+            "Compress": self._compress_tab(),  # a classifier's (labkit.ui.app_compress)
         }
         self.heading = W.HTML()
         super().__init__([self.heading, self.status, self.tabs], **kwargs)
@@ -258,6 +261,9 @@ class App(W.VBox):
                 c.explained_before._repr_html_(),
                 c.explained_after._repr_html_(),
             ]
+        shrunk = self.compress.comparison
+        if shrunk is not None and self.task == "classification":
+            parts += [h("Compress"), shrunk._repr_html_()]
         return "".join(parts) + "</div>"
 
     def _bundle(self) -> dict[str, Any]:
@@ -350,7 +356,7 @@ class App(W.VBox):
         return self._lm
 
     def _show_tabs(self) -> None:
-        """The tab set of ``self.task``: a classifier's six tabs, or a causal LM's seven."""
+        """The tab set of ``self.task``: a classifier's seven tabs, or a causal LM's seven."""
         p = self._pages
         train_rows, attention_rows = self._train_rows, self._attention_rows
         if self.task == "causal-lm":
@@ -916,6 +922,13 @@ class App(W.VBox):
             self._say(view.error, "error")
         else:
             self._say(f"Explained '{view.target}' with {view.method}.", "ok")
+
+    # -- Compress (a classifier's tab: labkit.ui.app_compress) ---------------------------------
+    def _compress_tab(self) -> W.VBox:
+        from labkit.ui.app_compress import CompressTab
+
+        self.compress = CompressTab(self)
+        return self.compress.page
 
     # -- Compare -------------------------------------------------------------------------------
     def _compare_tab(self) -> W.VBox:
