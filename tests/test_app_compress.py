@@ -4,6 +4,7 @@ worker thread, the first row is the model as it is, errors are the red status li
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import pytest
 
@@ -78,6 +79,9 @@ def test_distill_shows_its_run_and_adds_the_student(app):
     tab.layers.value, tab.steps.value = 1, 2
     _click(app, tab.distill_go)
     assert tab.run is not None and tab.run.status == "finished"
+    # in a folder of its own under the App's output_dir: the Train tab's run is not touched
+    assert Path(tab.run.output_dir).parent == Path(app.output_dir)
+    assert Path(tab.run.output_dir).name.startswith("distill-1-layers-")
     assert type(tab.run_box.children[0]).__name__ == "RunPanel"
     loaded, student = tab.comparison.rows
     assert student.name == "distilled 1 layers" and student.parameters < loaded.parameters
@@ -93,7 +97,10 @@ def test_export_onnx_adds_the_onnxruntime_row(app, tmp_path):
     # the folder exists now: a second export is refused unless "replace it" is ticked
     tab.export_go.click()
     app.wait()
-    assert app.status.kind == "error" and "overwrite" in app.status.message.lower()
+    assert app.status.kind == "error" and "tick 'replace it'" in app.status.message
+    tab.overwrite.value = True  # ticked: the earlier export is replaced, a row is added
+    _click(app, tab.export_go)
+    assert [r.name for r in tab.comparison.rows] == ["loaded", "onnx", "onnx (2)"]
 
 
 def test_errors_are_the_status_line(app, tmp_path):

@@ -132,10 +132,39 @@ def test_an_existing_path_is_refused_unless_overwrite(bert_export, tmp_path):
     with pytest.raises(labkit.ConfigError, match="already exists; pass overwrite=True"):
         labkit.export_onnx(model, target)
     assert (target / "keep.txt").read_text() == "mine"
-    done = labkit.export_onnx(model, target, overwrite=True, texts=["great fun", "awful mess"])
+    # overwrite=True replaces an earlier export, never a folder of someone's own files
+    with pytest.raises(labkit.ConfigError, match=r"not an exported model folder .*keep\.txt"):
+        labkit.export_onnx(model, target, overwrite=True)
+    assert (target / "keep.txt").read_text() == "mine"
+    earlier = tmp_path / "earlier"
+    labkit.export_onnx(model, earlier, texts=["fine"])
+    done = labkit.export_onnx(model, earlier, overwrite=True, texts=["great fun", "awful mess"])
     assert done.texts_checked == 2
-    assert not (target / "keep.txt").exists()
-    assert labkit.load_model(target, device="cpu").backend == "onnxruntime"
+    assert labkit.load_model(earlier, device="cpu").backend == "onnxruntime"
+    # a run's folder (its record and checkpoints) is not an export either
+    run_folder = tmp_path / "run"
+    (run_folder / "checkpoint-3").mkdir(parents=True)
+    (run_folder / "events.jsonl").write_text("{}\n")
+    with pytest.raises(labkit.ConfigError, match="not an exported model folder"):
+        labkit.export_onnx(model, run_folder, overwrite=True)
+    assert (run_folder / "checkpoint-3").is_dir()
+
+
+def test_a_relative_path_without_a_name_and_a_non_model(bert_export, tmp_path, monkeypatch):
+    model, done = bert_export
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.ipynb").write_text("{}")
+    with pytest.raises(labkit.ConfigError, match="not an exported model folder"):
+        labkit.export_onnx(model, ".", overwrite=True)
+    assert (tmp_path / "notes.ipynb").exists()
+    with pytest.raises(labkit.InputError, match=r"needs a labkit\.Model, got str"):
+        labkit.export_onnx("notamodel", tmp_path / "x")
+    # an ONNX model has no safetensors weights to write
+    from labkit.train.run import _export
+
+    onnx_model = labkit.load_model(done.path, device="cpu")
+    with pytest.raises(labkit.InputError, match="safetensors export needs the model's float"):
+        _export(onnx_model, tmp_path / "st", merge_lora=True)
 
 
 def test_a_graph_that_disagrees_with_torch_is_refused_and_nothing_is_left(tiny_model, tmp_path):

@@ -77,7 +77,10 @@ class ModelComparison:
     _gold: list[Any] = field(repr=False)
     _models: dict[str, Model] = field(default_factory=dict, repr=False)
     _reference: list[str] = field(default_factory=list, repr=False)  # first model's labels
-    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)
+    _lock: threading.RLock = field(default_factory=threading.RLock, repr=False)  # rows, listeners
+    # one measurement at a time (rows stay in the order added); not _lock, which a view takes
+    # on the kernel's thread to subscribe while a row is being measured
+    _adding: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _listeners: list[Callable[[ModelRow], None]] = field(default_factory=list, repr=False)
 
     # -- growing -------------------------------------------------------------------------------
@@ -93,9 +96,10 @@ class ModelComparison:
         from labkit.compress import measure
         from labkit.metrics import compute_metrics
 
-        with self._lock:
+        with self._adding:
             say = progress or (lambda _text: None)
-            name = self._check(name, model)
+            with self._lock:
+                name = self._check(name, model)
             first = self._first()
             labels = list(model.labels)
             say(f"{name}: predicting {len(self._texts):,} texts…")
@@ -131,11 +135,12 @@ class ModelComparison:
                 agreement=float(agree),
                 examples=len(names),
             )
-            if first is None:
-                self._reference = names
-            self._models[name] = model
-            self.rows.append(row)
-            listeners = list(self._listeners)
+            with self._lock:
+                if first is None:
+                    self._reference = names
+                self._models[name] = model
+                self.rows.append(row)
+                listeners = list(self._listeners)
         for fn in listeners:
             fn(row)
         return row

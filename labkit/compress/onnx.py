@@ -31,7 +31,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from labkit._errors import ConfigError, LabkitWarning, ModelLoadError, TrainingError
+from labkit._errors import ConfigError, InputError, LabkitWarning, ModelLoadError, TrainingError
+from labkit._utils.checkpoint import LABELS_FILE
 
 if TYPE_CHECKING:
     import torch
@@ -339,7 +340,8 @@ def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> Path:
     """``path`` expanded, its parent made; ``ConfigError`` when it exists and not ``overwrite``."""
     if not isinstance(path, str | os.PathLike) or not os.fspath(path).strip():
         raise ConfigError(f"path must be a folder to write the export to, got {path!r}.")
-    target = Path(os.path.expanduser(os.fspath(path)))
+    # absolute: "." or "runs/.." name a folder too, and the staging folder sits beside it
+    target = Path(os.path.abspath(os.path.expanduser(os.fspath(path))))
     if target.is_file():
         raise ConfigError(f"{target} is a file; give a folder to write the export to.")
     if target.exists() and not overwrite:
@@ -347,11 +349,43 @@ def refuse_existing(path: str | os.PathLike[str], overwrite: bool) -> Path:
             f"{target} already exists; pass overwrite=True to replace it (it is replaced only "
             "once the new export has passed its check), or give another path."
         )
+    if target.exists():
+        _replaceable(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     return target
 
 
+# what an export folder holds: overwrite=True replaces only a folder made of these files
+_EXPORT_SUFFIXES = frozenset({".json", ".txt", ".safetensors", ".onnx", ".data", ".model", ".bin"})
+
+
+def _replaceable(target: Path) -> None:
+    """Refuse to replace a folder that is not an earlier export (a run's folder with its
+    checkpoints, a project folder): overwrite=True must never delete what labkit did not write."""
+    entries = list(target.iterdir())
+    if not entries:
+        return
+    exported = any(e.name in (LABELS_FILE, "config.json") for e in entries)
+    foreign = [
+        e.name for e in entries if e.is_dir() or "".join(e.suffixes[-1:]) not in _EXPORT_SUFFIXES
+    ]
+    if not exported or foreign:
+        shown = ", ".join(sorted(foreign)[:5]) or ", ".join(sorted(e.name for e in entries)[:5])
+        raise ConfigError(
+            f"{target} is not an exported model folder (it holds {shown}): overwrite=True "
+            "replaces only a folder an export wrote. Give a new folder to export to."
+        )
+
+
 def _check_exportable(model: Model) -> None:
+    from labkit.model import Model
+
+    if not isinstance(model, Model):
+        raise InputError(
+            f"export_onnx needs a labkit.Model, got {type(model).__name__}. Load one with "
+            "labkit.load_model(...) or wrap a transformers model with "
+            "labkit.Model.wrap(hf_model, tokenizer)."
+        )
     model.require_task("classification", "export_onnx")
     if model.backend == "torch-int8":
         raise ConfigError(
@@ -476,7 +510,6 @@ def _write_meta(
     num_parameters: int,
     against: str,
 ) -> None:
-    from labkit._utils.checkpoint import LABELS_FILE
     from labkit._version import __version__
 
     meta = {

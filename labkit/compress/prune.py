@@ -399,7 +399,12 @@ def _recover(model: Model, data: Any, steps: int, seed: int, batch_size: int) ->
             progress=False,
             eval_every=steps + 1,
         )
-        run.wait()
+        try:
+            run.wait()
+        except BaseException:  # interrupted: the run must not train on in a deleted folder
+            run.stop()
+            run.wait()
+            raise
         if run.status != "finished":
             raise TrainingError(
                 f"the recovery finetune of {model.name} ended {run.status}"

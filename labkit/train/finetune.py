@@ -548,7 +548,8 @@ def _prepare(
     # built now when no other run of this process trains (bad arguments fail here); else the
     # run's thread waits for that run, then builds them
     trainer: Any = None
-    holds = _slot.take_now(run.name)
+    who = f"{run.name!r} (in {run.output_dir})"
+    holds = _slot.take_now(who)
     if holds:
         try:
             trainer = build()
@@ -561,8 +562,8 @@ def _prepare(
         from labkit._errors import LabkitWarning
 
         warnings.warn(
-            f"{run.name!r} waits for {_slot.holder() or 'another run'!r} to end before it "
-            "trains: one run trains at a time in a process (accelerate's device state is "
+            f"{who} waits for {_slot.holder() or 'another run'} to end before it trains: "
+            "one run trains at a time in a process (accelerate's device state is "
             "shared by the whole process). run.stop() cancels it meanwhile.",
             LabkitWarning,
             stacklevel=4,
@@ -572,7 +573,7 @@ def _prepare(
         nonlocal trainer, holds
         try:
             if not holds:
-                holds = _slot.take(run.name, lambda: run.control.stop_requested)
+                holds = _slot.take(who, lambda: run.control.stop_requested)
                 if not holds:
                     return  # stopped while it waited: nothing trained, nothing to save
                 trainer = build()

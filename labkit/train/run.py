@@ -533,6 +533,8 @@ def _export(
     )
     from labkit.model import load_model
 
+    # an int8 copy's packed weights and an ONNX graph have no safetensors to write
+    model.require_backend("a safetensors export", gradients=True)
     tolerance = parity_tolerance(check_tolerance(tolerance), model.dtype)
     checked = parity_texts(texts)
     path = refuse_existing(path, overwrite)

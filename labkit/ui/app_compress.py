@@ -169,7 +169,8 @@ class CompressTab:
                 student,
                 self.app.data,
                 max_steps=steps,
-                output_dir=self.app.output_dir,
+                # a folder of its own: the Train tab's run (and its checkpoints) stays as it is
+                output_dir=_distill_folder(self.app.output_dir, layers),
                 name=f"distill into {layers} layers",
             )
             self.run = run
@@ -187,6 +188,8 @@ class CompressTab:
 
     def export(self) -> None:
         """``labkit.export_onnx(model, folder)``, then the exported folder, loaded, as a row."""
+        import os
+
         import labkit
         from labkit._errors import ConfigError
 
@@ -195,6 +198,11 @@ class CompressTab:
         def job(model: Model, say: Say) -> tuple[str, Model]:
             if not folder:
                 raise ConfigError("Type the folder to export to in the Folder field first.")
+            if not overwrite and os.path.exists(os.path.expanduser(folder)):
+                raise ConfigError(
+                    f"{folder} already exists: tick 'replace it' to replace an earlier export "
+                    "(only once the new one has passed its check), or type another folder."
+                )
             say(f"Exporting to ONNX in {folder} (and checking it against torch)…")
             done = labkit.export_onnx(model, folder, overwrite=overwrite)
             self._exported = done
@@ -223,6 +231,11 @@ class CompressTab:
                         "A run is training this model: compress it when the run has ended "
                         "(or stop it)."
                     )
+                if self.comparison is None or self._key is None:
+                    # the data's labelled split is checked before the long work, not after it
+                    from labkit.compress.compare import start_comparison
+
+                    start_comparison(app.data, batch_sizes=BATCH_SIZES, max_examples=8)
                 # the copy first: a bad setting fails before anything is measured
                 name, made = make(model, say)
                 comparison = self._comparison(model, say)
@@ -288,3 +301,14 @@ def _unique(name: str, taken: list[str]) -> str:
     while f"{name} ({k})" in taken:
         k += 1
     return f"{name} ({k})"
+
+
+def _distill_folder(root: str | None, layers: int) -> str | None:
+    """A new folder under the App's ``output_dir`` for one distillation (None: finetune's
+    default, a new folder per run)."""
+    if root is None:
+        return None
+    import os
+    import time
+
+    return os.path.join(root, f"distill-{layers}-layers-{time.strftime('%Y%m%d-%H%M%S')}")
