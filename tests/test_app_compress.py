@@ -159,3 +159,19 @@ def test_the_view_follows_rows_added_on_another_thread(tiny_model, toy_data):
     view.close()
     comparison.add("after close", copy.deepcopy(tiny_model))
     assert view.redraws == drawn  # a closed view no longer follows the comparison
+
+
+def test_the_saved_view_says_what_was_added(app):
+    """A notebook saved after Quantize reopens with the table and the status line saying the
+    row was added (not the last progress message)."""
+    shown: list[dict] = []
+
+    class Handle:
+        def update(self, bundle, raw=False):
+            shown.append(bundle)
+
+    app._displays.append(Handle())
+    _click(app, app.compress.quantize_go)
+    saved = shown[-1]["text/html"]
+    assert "Added &#x27;int8&#x27;" in saved or "Added 'int8'" in saved, saved[:400]
+    assert "latency at batch" not in saved.split("Compress")[0]

@@ -245,8 +245,15 @@ class CompressTab:
                 return name, comparison
 
         def done(result: tuple[str, ModelComparison]) -> str:
-            name, comparison = result
+            message = said(result)
+            # the saved view gets the table with the status line saying what was added (a
+            # snapshot taken before it kept "int8: latency at batch 32…" in a reopened notebook)
+            app._say(message, "ok")
             app._refresh_snapshot()
+            return message
+
+        def said(result: tuple[str, ModelComparison]) -> str:
+            name, comparison = result
             row = next(r for r in comparison.rows if r.name == name)
             first = comparison.rows[0]
             if row is first:
