@@ -178,6 +178,7 @@ def test_a_graph_that_disagrees_with_torch_is_refused_and_nothing_is_left(tiny_m
 
     target = tmp_path / "out"
     target.mkdir()
+    (target / "labkit.json").write_text('{"format": "onnx"}')  # an earlier export's folder
     (target / "keep.txt").write_text("the previous export")
     handle = tiny_model.hf.register_forward_hook(branch, with_kwargs=True)
     try:
