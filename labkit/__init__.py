@@ -75,6 +75,8 @@ _LAZY: dict[str, str] = {
     "export_onnx": "labkit.compress.onnx",
     "compare_models": "labkit.compress.compare",
     "ModelComparison": "labkit.compress.compare",
+    "from_config": "labkit.scratch.config",
+    "ImageData": "labkit.vision.data",
     "App": "labkit.ui.app",
 }
 # public submodule name -> module (``lk.report`` is the report builder in labkit.render)
@@ -82,6 +84,9 @@ _SUBMODULES: dict[str, str] = {
     "demo": "labkit.demo",
     "cli": "labkit.cli",
     "lm": "labkit.lm",
+    "mlm": "labkit.mlm",
+    "vision": "labkit.vision",
+    "scratch": "labkit.scratch",
     "report": "labkit.render.report",
     "ui": "labkit.ui",
 }
@@ -118,7 +123,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # static analysers and IDEs see the real names
-    from labkit import cli, demo, lm, ui
+    from labkit import cli, demo, lm, mlm, scratch, ui, vision
     from labkit._utils.device import pick_device
     from labkit.compress.compare import ModelComparison, compare_models
     from labkit.compress.distill import distill, shrink
@@ -148,7 +153,9 @@ if TYPE_CHECKING:  # static analysers and IDEs see the real names
     from labkit.render import report
     from labkit.runs.compare import RunComparison, compare_runs
     from labkit.runs.loaded import RecordedRun, load_run
+    from labkit.scratch.config import from_config
     from labkit.train.config import FinetuneConfig
     from labkit.train.finetune import finetune
     from labkit.train.run import Run
     from labkit.ui.app import App
+    from labkit.vision.data import ImageData

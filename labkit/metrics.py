@@ -29,6 +29,9 @@ __all__ = [
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("loss", "accuracy", "precision", "recall", "f1"),
     "causal-lm": ("loss", "perplexity"),
+    # masked-token accuracy: the share of masked positions whose top prediction is the original
+    "masked-lm": ("loss", "perplexity", "masked_accuracy"),
+    "image-classification": ("loss", "accuracy", "precision", "recall", "f1"),
 }
 # Every task's metric names, in order of first appearance.
 METRIC_NAMES = tuple(dict.fromkeys(n for names in TASK_METRICS.values() for n in names))

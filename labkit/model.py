@@ -1,8 +1,11 @@
-"""``load_model`` and ``Model``: a transformers model (a sequence classifier or a causal language
-model, ``Model.task``), its tokenizer, label names and device.
+"""``load_model`` and ``Model``: a transformers model (a sequence classifier, a causal language
+model, a masked language model or an image classifier: ``Model.task``), its tokenizer (or image
+processor), label names and device.
 
 What differs by task lives in a room of its own: generation, causal-LM data and training in
-``labkit.lm``; this module only says which task a model has and routes to it.
+``labkit.lm``; fill-mask and masked-LM training in ``labkit.mlm``; images in ``labkit.vision``;
+models built from a config or by hand in ``labkit.scratch``. This module only says which task a
+model has and routes to it.
 """
 
 from __future__ import annotations
@@ -37,8 +40,10 @@ if TYPE_CHECKING:
 
 __all__ = ["TASKS", "Model", "Prediction", "load_model"]
 
-# what a Model can be; later issues add more (masked-lm, image-classification)
-TASKS = ("classification", "causal-lm")
+# what a Model can be
+TASKS = ("classification", "causal-lm", "masked-lm", "image-classification")
+# the tasks whose models name classes (labels=) and predict / evaluate as classifiers
+CLASSIFIER_TASKS = ("classification", "image-classification")
 
 
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
@@ -47,7 +52,10 @@ _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
 
 @dataclass(frozen=True)
 class Prediction:
-    """The model's answer for one text: the top ``label`` and ``probs`` (label -> probability)."""
+    """The model's answer for one input: the top ``label`` and ``probs`` (label -> probability).
+
+    ``text`` is the text classified; for an image, a short description of it (``"image 3
+    (28x28)"``)."""
 
     text: str
     label: str
@@ -64,8 +72,10 @@ class Model:
     """A Hugging Face model with what labkit needs around it.
 
     ``hf`` is the ``transformers`` model (a ``peft.PeftModel`` when a LoRA adapter is attached),
-    ``tokenizer`` its tokenizer, ``task`` what it does (``"classification"`` or
-    ``"causal-lm"``), ``labels`` the class names in id order (empty for a causal LM),
+    ``tokenizer`` its tokenizer (an image classifier's image processor: also ``processor``),
+    ``task`` what it does (``"classification"``, ``"causal-lm"``, ``"masked-lm"`` or
+    ``"image-classification"``), ``labels`` the class names in id order (empty for a language
+    model),
     ``device`` where the weights live, ``name`` where it came from. Build one with
     :func:`load_model`, or wrap a model you already have with ``Model.wrap(hf_model,
     tokenizer)``.
@@ -95,17 +105,19 @@ class Model:
         labels: Sequence[str] | None = None,
         name: str | None = None,
     ) -> Model:
-        """Wrap an already loaded HF classifier or causal LM (weights stay on their device).
+        """Wrap an already loaded HF model (weights stay on their device).
 
         The task comes from the model's class: a ``...ForCausalLM`` / ``...LMHeadModel`` is a
-        causal LM, anything else a classifier.
+        causal LM, a ``...ForMaskedLM`` a masked LM, a ``...ForImageClassification`` an image
+        classifier (``tokenizer`` is then its image processor), anything else a classifier.
         """
         config = hf.config
         task = task_of_module(hf)
-        if task == "causal-lm":
+        if task in ("causal-lm", "masked-lm"):
             if labels:
+                kind = "a causal" if task == "causal-lm" else "a masked"
                 raise ConfigError(
-                    f"{type(_unwrap(hf)).__name__} is a causal language model: it has no "
+                    f"{type(_unwrap(hf)).__name__} is {kind} language model: it has no "
                     "labels. Load it with labkit.load_model(..., labels=[...]) to get a "
                     "classifier head instead."
                 )
@@ -126,8 +138,17 @@ class Model:
             raise ConfigError(
                 f"labels has {len(labels)} names but the model has {config.num_labels} outputs."
             )
-        _ensure_pad_token(hf, tokenizer)
         device = next(hf.parameters()).device
+        if task == "image-classification":
+            return cls(
+                hf=hf,
+                tokenizer=tokenizer,
+                labels=tuple(str(x) for x in labels),
+                device=device,
+                name=name or getattr(config, "_name_or_path", "") or "model",
+                task=task,
+            )
+        _ensure_pad_token(hf, tokenizer)
         return cls(
             hf=hf,
             tokenizer=tokenizer,
@@ -153,6 +174,12 @@ class Model:
         )
 
     # -- facts ---------------------------------------------------------------------------------
+    @property
+    def processor(self) -> Any:
+        """What turns inputs into the model's tensors: the tokenizer, or an image classifier's
+        image processor."""
+        return self.tokenizer
+
     @property
     def lora(self) -> bool:
         """Whether a peft adapter (LoRA or similar) is attached."""
@@ -232,6 +259,11 @@ class Model:
             "classification": "Load a classifier with labkit.load_model(name, labels=[...]).",
             "causal-lm": "Load a causal language model with labkit.load_model(name, "
             "task='causal-lm') (labkit.demo.lm() is the offline one).",
+            "masked-lm": "Load a masked language model with labkit.load_model(name, "
+            "task='masked-lm') (labkit.demo.mlm() is the offline one).",
+            "image-classification": "Load an image classifier with labkit.load_model(name, "
+            "task='image-classification'), or build one with labkit.from_config "
+            "(labkit.demo.vit() is the offline one).",
         }.get(task, "")
         raise InputError(
             f"{what} needs a {task} model, but {self.name!r} is a {self.task} model. {hint}"
@@ -281,6 +313,19 @@ class Model:
             cancel=cancel,
         )
 
+    def fill_mask(self, text: str, *, top_k: int = 5) -> Any:
+        """The ``top_k`` most likely tokens for each mask in ``text`` (a masked LM's).
+
+        ``text`` holds the tokenizer's mask token (``model.tokenizer.mask_token``; ``[MASK]`` is
+        accepted for any tokenizer). One mask: a list of ``top_k`` candidates (``token``,
+        ``probability``, ``text`` with the mask filled), most likely first; several masks: one
+        such list per mask, in order. See :func:`labkit.mlm.fill_mask`.
+        """
+        self.require_task("masked-lm", "fill_mask")
+        from labkit.mlm.fill import fill_mask
+
+        return fill_mask(self, text, top_k=top_k)
+
     def stream(self, prompt: str, **settings: Any) -> GenerationStream:
         """Generate on a background thread, shown live: tokens appear as they are made.
 
@@ -302,16 +347,21 @@ class Model:
         )
         return {k: v.to(self.device) for k, v in enc.items()}
 
-    def logits(self, texts: str | Iterable[str], *, batch_size: int = 32) -> torch.Tensor:
+    def logits(self, texts: str | Iterable[str] | Any, *, batch_size: int = 32) -> torch.Tensor:
         """Raw scores, float32 [N, num_labels], in input order.
 
         Texts are tokenized once, sorted by token count and padded per batch, so a batch holds
-        texts of similar length and little compute is spent on padding.
+        texts of similar length and little compute is spent on padding. An image classifier
+        takes images (see :func:`labkit.vision.logits`).
         """
         import torch
 
         from labkit._utils.text import pad_batch
 
+        if self.task == "image-classification":
+            from labkit.vision.predict import logits as image_logits
+
+            return image_logits(self, texts, batch_size=batch_size)
         self.require_task("classification", "logits")
         items = as_texts(texts)
         if batch_size < 1:
@@ -340,12 +390,20 @@ class Model:
             self.hf.train(was_training)
         return out
 
-    def predict(self, texts: str | Iterable[str], *, batch_size: int = 32) -> list[Prediction]:
+    def predict(
+        self, texts: str | Iterable[str] | Any, *, batch_size: int = 32
+    ) -> list[Prediction]:
         """One :class:`Prediction` per text, in input order.
 
         ``texts`` is a list of strings (a single string counts as a list of one). Texts longer
-        than ``max_length`` tokens are truncated, with one warning per call.
+        than ``max_length`` tokens are truncated, with one warning per call. An image classifier
+        takes one image or a list of them (PIL images, arrays [H, W] / [H, W, C], tensors [C, H,
+        W], or files): see :func:`labkit.vision.predict`.
         """
+        if self.task == "image-classification":
+            from labkit.vision.predict import predict as predict_images
+
+            return predict_images(self, texts, batch_size=batch_size)
         self.require_task("classification", "predict")
         items = as_texts(texts)
         probs = self.logits(items, batch_size=batch_size).softmax(-1).tolist()
@@ -364,9 +422,12 @@ class Model:
     def evaluate(
         self, data: TextData | Any, *, split: str | None = None, batch_size: int = 64
     ) -> Metrics | Any:
-        """For a causal LM: loss and perplexity on its data (see ``labkit.lm.evaluate_lm``).
+        """For a causal LM: loss and perplexity on its data (see ``labkit.lm.evaluate_lm``); for a
+        masked LM: loss, perplexity and masked-token accuracy on text whose masks are the same
+        at every call (``labkit.mlm.evaluate_mlm``).
 
-        For a classifier: accuracy, macro precision/recall/F1, confusion matrix and report on labelled data.
+        For a classifier: accuracy, macro precision/recall/F1, confusion matrix and report on
+        labelled data (images for an image classifier: ``labkit.vision.evaluate``).
 
         ``data`` is a :class:`labkit.TextData` (its ``test`` split, else ``validation``; or
         ``split=``) or a ``datasets.Dataset`` with ``text`` and ``label`` columns.
@@ -379,6 +440,14 @@ class Model:
             from labkit.lm.evaluate import evaluate_lm
 
             return evaluate_lm(self, data, split=split, batch_size=batch_size)
+        if self.task == "masked-lm":
+            from labkit.mlm.evaluate import evaluate_mlm
+
+            return evaluate_mlm(self, data, split=split, batch_size=batch_size)
+        if self.task == "image-classification":
+            from labkit.vision.predict import evaluate as evaluate_images
+
+            return evaluate_images(self, data, split=split, batch_size=batch_size)
         dataset, names = labelled_split(data, split)
         ids = label_ids(self.labels, names, dataset["label"])
         logits = self.logits(dataset["text"], batch_size=batch_size)
@@ -413,26 +482,52 @@ def _is_causal_lm_class(name: str) -> bool:
 
 
 def task_of_module(hf: Any) -> str:
-    """ "causal-lm" for a ``...ForCausalLM`` / ``...LMHeadModel``, else "classification"."""
-    return "causal-lm" if _is_causal_lm_class(type(_unwrap(hf)).__name__) else "classification"
+    """ "causal-lm" for a ``...ForCausalLM`` / ``...LMHeadModel``, "masked-lm" for a
+    ``...ForMaskedLM``, "image-classification" for a ``...ForImageClassification`` (or a module
+    that says so in ``labkit_task``: ``labkit.scratch``), else "classification"."""
+    inner = _unwrap(hf)
+    declared = getattr(inner, "labkit_task", None)
+    if isinstance(declared, str) and declared in TASKS:
+        return declared
+    cls = type(inner).__name__
+    if cls.endswith("ForMaskedLM"):
+        return "masked-lm"
+    if cls.endswith("ForImageClassification"):
+        return "image-classification"
+    return "causal-lm" if _is_causal_lm_class(cls) else "classification"
+
+
+def _is_image_config(config: Any) -> bool:
+    """A vision model's config: it sizes images (``image_size``, ``num_channels``) and has no
+    vocabulary."""
+    return (
+        config is not None
+        and hasattr(config, "num_channels")
+        and hasattr(config, "image_size")
+        and getattr(config, "vocab_size", None) is None
+    )
 
 
 def resolve_task(task: str, config: Any, labels: Sequence[str] | None) -> str:
     """The task ``load_model`` loads: ``task`` itself, or for "auto" the one the checkpoint is.
 
-    "auto": ``labels`` given -> classification; a checkpoint saved as a causal LM
-    (``config.architectures``) -> causal-lm; anything else (an encoder, a classifier) ->
-    classification, as before causal LMs were known.
+    "auto": a vision config (ViT, DeiT, ...) -> image-classification; ``labels`` given ->
+    classification; a checkpoint saved as a causal LM (``config.architectures``) -> causal-lm;
+    anything else (an encoder, a classifier) -> classification, as before other tasks were
+    known: a BERT saved as ``BertForMaskedLM`` loads as a masked LM only with
+    ``task="masked-lm"``.
     """
     if task not in (*TASKS, "auto"):
         raise ConfigError(f"task must be 'auto' or one of {', '.join(TASKS)}, got {task!r}.")
-    if task == "causal-lm" and labels is not None:
+    if task in ("causal-lm", "masked-lm") and labels is not None:
         raise ConfigError(
-            "labels= names a classifier's classes, but task='causal-lm' loads a language "
+            f"labels= names a classifier's classes, but task={task!r} loads a language "
             "model: drop labels=, or pass task='classification'."
         )
     if task != "auto":
         return task
+    if _is_image_config(config):
+        return "image-classification"
     if labels is not None:
         return "classification"
     archs = [str(a) for a in (getattr(config, "architectures", None) or [])]
@@ -492,13 +587,15 @@ def load_model(
     revision: str | None = None,
     seed: int | None = None,
 ) -> Model:
-    """Load a sequence classifier or a causal language model and its tokenizer onto the best
-    device.
+    """Load a sequence classifier, a causal or masked language model, or an image classifier
+    and its tokenizer (image processor) onto the best device.
 
-    ``name_or_path`` is a hub name (``"distilbert-base-uncased"``, ``"gpt2"``) or a local
-    folder. ``task`` is ``"classification"``, ``"causal-lm"`` or ``"auto"``: with ``labels``
-    a classifier, else a checkpoint saved as a causal LM (GPT-2, Llama, ...) loads as one,
-    anything else as a classifier; ``Model.task`` says which. ``labels``
+    ``name_or_path`` is a hub name (``"distilbert-base-uncased"``, ``"gpt2"``,
+    ``"google/vit-base-patch16-224"``) or a local folder. ``task`` is ``"classification"``,
+    ``"causal-lm"``, ``"masked-lm"``, ``"image-classification"`` or ``"auto"``: a vision
+    checkpoint loads as an image classifier, with ``labels`` a classifier, else a checkpoint
+    saved as a causal LM (GPT-2, Llama, ...) loads as one, anything else as a classifier (a
+    masked LM only when asked: ``task="masked-lm"``); ``Model.task`` says which. ``labels``
     names the classes (a new classification head is made when the checkpoint has another number
     of outputs); by default the checkpoint's own labels are used. ``device="auto"`` picks cuda,
     then mps, then cpu; ``dtype="auto"`` keeps float32 weights (finetuning still computes in bf16
@@ -559,6 +656,21 @@ def load_model(
     try:
         config = AutoConfig.from_pretrained(source, **common)
         chosen = resolve_task(task, config, labels)
+        if chosen == "image-classification":
+            from labkit.vision.load import load_image_model
+
+            hf_image, processor = load_image_model(
+                source,
+                config=config,
+                labels=labels,
+                dtype=torch_dtype,
+                allow_pickle=allow_pickle,
+                seed=seed,
+                **common,
+            )
+            hf_image.to(dev)
+            hf_image.eval()
+            return Model.wrap(hf_image, processor, labels=labels, name=source)
         tokenizer = AutoTokenizer.from_pretrained(source, **common)
         if chosen == "causal-lm":
             with hf_quiet():
@@ -572,6 +684,20 @@ def load_model(
             lm.to(dev)
             lm.eval()
             return Model.wrap(lm, tokenizer, name=source)
+        if chosen == "masked-lm":
+            from labkit.mlm.load import load_masked_lm
+
+            mlm = load_masked_lm(
+                source,
+                config=config,
+                dtype=torch_dtype,
+                allow_pickle=allow_pickle,
+                seed=seed,
+                **common,
+            )
+            mlm.to(dev)
+            mlm.eval()
+            return Model.wrap(mlm, tokenizer, name=source)
         kwargs: dict[str, Any] = {}
         if labels is not None:
             kwargs = {

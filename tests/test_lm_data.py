@@ -133,7 +133,7 @@ def test_datasets_keep_their_splits():
 
 def test_an_unknown_task_is_a_config_error():
     with pytest.raises(ConfigError, match="task must be"):
-        labkit.load_data(PAIRS, task="masked-lm")
+        labkit.load_data(PAIRS, task="seq2seq")
 
 
 def test_repr_and_html_are_escaped():

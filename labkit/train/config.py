@@ -77,6 +77,9 @@ class FinetuneConfig:
         ``run.history``) at each evaluation (None: the first 3 validation prompts of
         instruction data, the first words of 3 validation texts of plain text; (): none).
     sample_tokens: at most this many new tokens per sample generation.
+    mask_probability: a masked LM's share of tokens masked per training text (BERT's 0.15;
+        of those, 80% become the mask token, 10% a random token, 10% stay); its evaluation masks
+        the same share of the validation texts, the same positions at every evaluation.
     report_to: trackers that also log the run, through ``Trainer``'s own integrations: None
         or ``"none"`` (labkit's record alone), a name (``"tensorboard"``, ``"wandb"``, or any
         transformers integration: ``"mlflow"``, ``"comet_ml"``, ...), a comma list or a list of
@@ -113,6 +116,7 @@ class FinetuneConfig:
     name: str | None = None
     sample_prompts: Sequence[str] | None = None
     sample_tokens: int = 32
+    mask_probability: float = 0.15
     report_to: Any = None
     trainer_args: dict[str, Any] = field(default_factory=dict)
 
@@ -195,6 +199,12 @@ class FinetuneConfig:
                 )
             self.sample_prompts = tuple(self.sample_prompts)
         positive_int("sample_tokens", optional=False)
+        if (
+            isinstance(self.mask_probability, bool)
+            or not isinstance(self.mask_probability, int | float)
+            or not 0 < self.mask_probability < 1
+        ):
+            raise bad("mask_probability", "a fraction between 0 and 1 (BERT's is 0.15)")
         if not isinstance(self.trainer_args, dict):
             raise bad("trainer_args", "a dict of transformers.TrainingArguments fields")
         if "report_to" in self.trainer_args:  # TrainingArguments' spelling: the same field

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from labkit.events import Status
     from labkit.lm.data import LMData
     from labkit.model import Model
+    from labkit.train.parts import TaskParts
     from labkit.train.run import Run, RunDriver
     from labkit.train.trainer import TrainingLoss
 
@@ -78,6 +79,10 @@ def finetune(
     another run, and ``MissingDependencyError`` (naming the extra, e.g. ``pip install
     "labkit[tensorboard]"``) when a tracker in ``report_to`` is not installed.
     """
+    if _is_plain_module(model):  # a torch.nn.Module built by hand (e.g. an MLP on the digits)
+        from labkit.scratch.module import as_model
+
+        model, data = as_model(model, data)
     check_trainable(model)
     config = make_config(
         FinetuneConfig,
@@ -96,6 +101,17 @@ def finetune(
         **trainer_args,
     )
     return launch(model, data, config, callbacks)
+
+
+def _is_plain_module(model: Any) -> bool:
+    """A ``torch.nn.Module`` that is not a labkit ``Model`` (nor a transformers model, which
+    ``labkit.Model.wrap`` makes one of)."""
+    import sys
+
+    torch = sys.modules.get("torch")  # a module built by hand means torch is imported already
+    if torch is None or not isinstance(model, torch.nn.Module):
+        return False
+    return not hasattr(model, "config")
 
 
 def check_trainable(model: Any) -> None:
@@ -137,8 +153,6 @@ def launch(
     its parts logged per step); ``on_end`` is called once when the run has ended, or when it
     fails to start (``labkit.distill`` gives its teacher back there).
     """
-    from labkit.data import TextData, load_data
-    from labkit.lm.data import LMData
     from labkit.train.run import Run, RunDriver
 
     def end() -> None:
@@ -151,10 +165,7 @@ def launch(
                 raise ConfigError(
                     f"callbacks[{i}] ({type(cb).__name__}) has no on_event(event, control) method."
                 )
-        if not isinstance(data, TextData | LMData):
-            # a classifier's data loads as before; for a causal LM labelled text stays TextData,
-            # which _check_task refuses with advice, rather than training on its texts silently
-            data = load_data(data, task="auto" if model.task == "causal-lm" else "classification")
+        data = _data_for(model, data)
         _check_task(model, data, config)
         if config.resume_from is not None:
             from labkit._utils import checkpoint as _checkpoint
@@ -187,25 +198,55 @@ def launch(
     return driver.run
 
 
-def _check_task(model: Model, data: TextData | LMData, config: FinetuneConfig) -> None:
-    """The data, the metric and the sample prompts fit the model's task."""
+# the data each task trains on: the class load_data returns for it (by name: the classes live in
+# their tasks' modules, imported only when needed)
+_TASK_DATA = {
+    "classification": "TextData",
+    "causal-lm": "LMData",
+    "masked-lm": "LMData",
+    "image-classification": "ImageData",
+}
+_DATA_ADVICE = {
+    "classification": "labelled text with labkit.load_data(source, task='classification')",
+    "causal-lm": "text or instructions with labkit.load_data(source, task='causal-lm') (or "
+    "turn each label into an answer with labkit.lm.instructions(data))",
+    "masked-lm": "plain text with labkit.load_data(source, task='masked-lm')",
+    "image-classification": "labelled images with labkit.load_data(source, "
+    "task='image-classification')",
+}
+
+
+def _data_for(model: Model, data: Any) -> Any:
+    """``data`` as the model's task trains on it: loaded through ``load_data`` unless it is
+    already one of labkit's data classes (a mismatch is left for :func:`_check_task`)."""
+    from labkit.data import TextData, load_data
     from labkit.lm.data import LMData
+
+    if isinstance(data, TextData | LMData) or type(data).__name__ == "ImageData":
+        return data
+    if model.task == "causal-lm":
+        # labelled text stays TextData, which _check_task refuses with advice, rather than
+        # training on its texts silently
+        return load_data(data, task="auto")
+    return load_data(data, task=model.task)
+
+
+def _check_task(model: Model, data: Any, config: FinetuneConfig) -> None:
+    """The data, the metric and the sample prompts fit the model's task."""
     from labkit.metrics import TASK_METRICS
 
-    causal = model.task == "causal-lm"
-    if causal and not isinstance(data, LMData):
+    want = _TASK_DATA.get(model.task, "TextData")
+    found = type(data).__name__
+    kind = getattr(data, "kind", None)
+    if found != want or (model.task == "masked-lm" and kind != "text"):
+        what = {
+            "TextData": f"labelled text for a classifier (TextData, labels {list(getattr(data, 'labels', ()))})",
+            "LMData": f"{kind} data for a language model (LMData)",
+            "ImageData": "labelled images (ImageData)",
+        }.get(found, found)
         raise DataError(
-            f"{model.name!r} is a causal language model, but the data is labelled text for a "
-            f"classifier (TextData, labels {list(data.labels)}). Turn each label into an "
-            "answer with labkit.lm.instructions(data), or load text with "
-            "labkit.load_data(source, task='causal-lm')."
-        )
-    if not causal and isinstance(data, LMData):
-        raise DataError(
-            f"{model.name!r} is a {model.task} model, but the data is {data.kind} data for a "
-            "causal language model (LMData). Load a causal LM with labkit.load_model(name, "
-            "task='causal-lm') (labkit.demo.lm() is the offline one), or labelled data with "
-            "labkit.load_data(source, task='classification')."
+            f"{model.name!r} is a {model.task} model, but the data is {what}. Give it "
+            f"{_DATA_ADVICE.get(model.task, 'data for its task')}."
         )
     allowed = TASK_METRICS.get(model.task, ("loss",))
     if config.metric not in allowed:
@@ -213,7 +254,7 @@ def _check_task(model: Model, data: TextData | LMData, config: FinetuneConfig) -
             f"metric={config.metric!r} is not reported by a {model.task} model's evaluation; "
             f"pass one of {', '.join(allowed)}."
         )
-    if config.sample_prompts and not causal:
+    if config.sample_prompts and model.task != "causal-lm":
         raise ConfigError(
             f"sample_prompts are continued by a causal language model, but {model.name!r} is a "
             f"{model.task} model: drop sample_prompts=."
@@ -362,31 +403,27 @@ def _use_sdpa(hf: Any) -> None:
         base.set_attn_implementation("sdpa")
 
 
-@dataclasses.dataclass
-class _TaskParts:
-    """What differs per task for the trainer: tokenized ``train`` (with its token ``lengths``)
-    and ``evalset``, the ``collator``, ``metrics`` (the trainer's predictions -> the full
-    evaluation, ``Metrics`` or ``LMMetrics``) and ``preprocess`` (the trainer's
-    ``preprocess_logits_for_metrics``, or None)."""
-
-    train: Any
-    lengths: list[int]
-    evalset: Any
-    collator: Any
-    metrics: Callable[[Any], Any]
-    preprocess: Callable[[Any, Any], Any] | None = None
-
-
-def _task_parts(model: Model, data: TextData | LMData, max_length: int) -> _TaskParts:
+def _task_parts(
+    model: Model, data: TextData | LMData, max_length: int, config: FinetuneConfig
+) -> TaskParts:
     from labkit.lm.data import LMData
+    from labkit.train.parts import TaskParts
 
     pad8 = 8 if model.device.type == "cuda" else None
+    if model.task == "masked-lm":
+        from labkit.mlm.train import training_parts as mlm_parts
+
+        return mlm_parts(model, data, max_length, config, pad_to_multiple_of=pad8)
+    if model.task == "image-classification":
+        from labkit.vision.train import training_parts as image_parts
+
+        return image_parts(model, data, config)
     if isinstance(data, LMData):  # a causal LM's (_check_task has matched data and model)
         from labkit.lm.evaluate import lm_metrics
         from labkit.lm.train import training_parts
 
         lm = training_parts(model, data, max_length, pad_to_multiple_of=pad8)
-        return _TaskParts(
+        return TaskParts(
             lm.train,
             lm.lengths,
             lm.evalset,
@@ -407,7 +444,7 @@ def _task_parts(model: Model, data: TextData | LMData, max_length: int) -> _Task
     train, lengths = _tokenize(model, data.train, data.labels, max_length)
     evalset, _ = _tokenize(model, data.validation, data.labels, max_length)
     collator = DataCollatorWithPadding(model.tokenizer, pad_to_multiple_of=pad8)
-    return _TaskParts(train, lengths, evalset, collator, metrics=metrics)
+    return TaskParts(train, lengths, evalset, collator, metrics=metrics)
 
 
 def _prepare(
@@ -439,7 +476,7 @@ def _prepare(
 
         tune_cpu_allocator()
     max_length = min(config.max_length or model.max_length, model.max_length)
-    parts = _task_parts(model, data, max_length)
+    parts = _task_parts(model, data, max_length, config)
     samples = _sample_prompts(model, data, config)
     from labkit.train import trackers
 
@@ -527,7 +564,7 @@ def _prepare(
             args=args,
             train_dataset=parts.train,
             eval_dataset=parts.evalset,
-            processing_class=model.tokenizer,
+            processing_class=parts.processing_class or model.tokenizer,
             data_collator=parts.collator,
             compute_metrics=metrics_fn,
             preprocess_logits_for_metrics=parts.preprocess,
