@@ -18,10 +18,10 @@ from typing import Any
 from labkit.events import ENDED_WELL
 
 HELP = (
-    "finetune a classifier or a causal LM (full or LoRA) headless; runs under accelerate "
-    "launch and torchrun"
+    "finetune a classifier, a causal or masked LM, or an image classifier (full or LoRA) "
+    "headless; runs under accelerate launch and torchrun"
 )
-TASKS = ("auto", "classification", "causal-lm")
+TASKS = ("auto", "classification", "causal-lm", "masked-lm", "image-classification")
 
 # (flag, FinetuneConfig field, type, help); defaults live in FinetuneConfig, not here
 _CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
@@ -46,6 +46,7 @@ _CONFIG_FLAGS: tuple[tuple[str, str, Any, str], ...] = (
     ("--keep-checkpoints", "keep_checkpoints", int, "keep only the N newest checkpoints"),
     ("--name", "name", str, "the run's title (default: the model and the method)"),
     ("--sample-tokens", "sample_tokens", int, "causal LM: tokens per sample generation"),
+    ("--mask-probability", "mask_probability", float, "masked LM: share of tokens masked"),
 )
 _RUN_KEYS = {
     "task",
@@ -71,21 +72,23 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--task",
         default=None,
         choices=TASKS,
-        help="classification or causal-lm (default auto: what --model is; with neither "
-        "--model nor --task, the offline classifier)",
+        help="classification, causal-lm, masked-lm or image-classification (default auto: "
+        "what --model is; with neither --model nor --task, the offline classifier)",
     )
     p.add_argument(
         "--model",
         default=None,
         help="hub name or local folder (default: offline MiniLM; with --task causal-lm the "
-        "offline SmolLM2-135M-Instruct)",
+        "offline SmolLM2-135M-Instruct, masked-lm MiniLM as a masked LM, image-classification "
+        "a ViT from config for 28x28 digits)",
     )
     p.add_argument(
         "--data",
         default=None,
-        help="hub dataset, .csv/.json/.jsonl/.parquet file (default: offline reviews; for a "
-        "causal LM: the reviews as instructions); a causal LM takes a text column, or "
-        "prompt and response columns",
+        help="hub dataset, .csv/.json/.jsonl/.parquet file, or a folder of class subfolders of "
+        "images (default: offline reviews; for a causal LM: the reviews as instructions; a "
+        "masked LM: the 13,905-snippet review corpus; images: 5,000 MNIST digits); a causal "
+        "LM takes a text column, or prompt and response columns",
     )
     p.add_argument("--labels", default=None, help="comma-separated label names")
     p.add_argument("--text-column", default=None, help="column holding the text (default: text)")
@@ -237,6 +240,27 @@ def _load(opts: dict[str, Any]) -> tuple[Any, Any]:
             else load_model(name, task="causal-lm", device=device)
         )
         return model, _lm_data(source, text_col)
+    if task == "masked-lm":
+        from labkit.data import load_data
+        from labkit.model import load_model
+
+        if labels is not None:
+            raise ConfigError("--labels names a classifier's classes; a masked LM has none.")
+        model = (
+            demo.mlm(device=device)
+            if name is None
+            else load_model(name, task="masked-lm", device=device)
+        )
+        text = (
+            demo.corpus()
+            if source is None
+            else load_data(source, text=text_col or "text", task="masked-lm")
+        )
+        return model, text
+    if task == "image-classification" or (
+        task == "auto" and name is None and source is not None and _is_images(source)
+    ):
+        return _image_task(name, source, labels, label_col, device)
     if source is None:
         data = demo.data()
     else:
@@ -256,6 +280,40 @@ def _load(opts: dict[str, Any]) -> tuple[Any, Any]:
 
         model = load_model(name, labels=labels or list(data.labels), device=device)
     return model, data
+
+
+def _is_images(source: str) -> bool:
+    from labkit.vision.data import is_image_source
+
+    return is_image_source(source)
+
+
+def _image_task(
+    name: str | None, source: str | None, labels: Any, label_col: str | None, device: str
+) -> tuple[Any, Any]:
+    """An image classifier and its images: the demo ViT on the MNIST digits by default."""
+    from labkit import demo
+    from labkit.data import load_data
+    from labkit.model import load_model
+
+    if source is None:
+        images = demo.images()
+    else:
+        images = load_data(
+            source, label=label_col or "label", labels=labels, task="image-classification"
+        )
+    if name is None:
+        if source is not None:
+            from labkit._errors import ConfigError
+
+            raise ConfigError(
+                "the offline ViT (no --model) is sized for the 28x28 MNIST digits: give "
+                "--model for your images (a hub name such as google/vit-base-patch16-224, or a "
+                "folder), or leave --data out."
+            )
+        return demo.vit(device=device), images
+    model = load_model(name, task="image-classification", labels=list(images.labels), device=device)
+    return model, images
 
 
 def _task_of(name: str) -> str:
