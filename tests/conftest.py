@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -164,6 +166,57 @@ def demo_data():
     import labkit
 
     return labkit.demo.data()
+
+
+@pytest.fixture(scope="session")
+def demo_baseline(demo_model_session, demo_data):
+    """The untrained default's metrics on the demo test split (evaluated once a session)."""
+    return demo_model_session.evaluate(demo_data, split="test")
+
+
+@dataclass(frozen=True)
+class Finetuned:
+    """The real default after one short LoRA finetune (see ``finetuned_default``)."""
+
+    before: Any  # labkit Metrics of the untrained model on the demo test split
+    run: Any  # the finished labkit Run (history, metrics, checkpoints)
+    model: Any  # the trained LoRA model the run holds
+    merged: Any  # ``run.export``'s folder loaded back: the adapter merged, a plain model
+    merged_path: Path
+
+
+@pytest.fixture(scope="session")
+def finetuned_default(
+    tmp_path_factory: pytest.TempPathFactory, demo_model_session, demo_data, demo_baseline
+) -> Finetuned:
+    """The real offline default (all-MiniLM-L6-v2) after ONE short LoRA finetune on the demo
+    data (the demo recipe's settings, about one epoch: ~0.8 test accuracy), shared by every
+    acceptance test of a finetuned model so the session trains it once. Read-only: a test that
+    changes a model deep-copies it first (``copy.deepcopy``)."""
+    import copy
+
+    import labkit
+
+    model = copy.deepcopy(demo_model_session)  # training changes it; the shared one stays
+    root = tmp_path_factory.mktemp("finetuned-default")
+    run = labkit.finetune(
+        model,
+        demo_data,
+        lora=True,
+        max_steps=120,
+        batch_size=32,
+        lr=2e-3,
+        max_length=64,
+        warmup=0.06,
+        output_dir=root / "run",
+        progress=False,
+    ).wait()
+    assert run.status == "finished", run.error
+    merged_path = Path(run.export(root / "merged"))
+    merged = labkit.load_model(merged_path, device="cpu")
+    return Finetuned(
+        before=demo_baseline, run=run, model=model, merged=merged, merged_path=merged_path
+    )
 
 
 @pytest.fixture(scope="session")

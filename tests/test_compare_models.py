@@ -121,26 +121,14 @@ def test_bad_input_says_what_was_wrong(two_layer, tiny_dirs, toy_data):
 
 
 @pytest.mark.slow
-def test_the_trade_off_table_of_the_default_on_the_demo_test_split(demo_data, tmp_path):
+def test_the_trade_off_table_of_the_default_on_the_demo_test_split(
+    demo_data, finetuned_default, tmp_path
+):
     """Acceptance: the finetuned default against its int8, pruned and ONNX copies on the demo
     test split."""
-    # finetuned here, briefly (the benchmarks train the full recipe once and cache it; a fresh
-    # CI machine has no cache): LoRA on the demo recipe's settings, merged by the export
-    demo = labkit.demo.model(device="cpu")
-    run = labkit.finetune(
-        demo,
-        demo_data,
-        lora=True,
-        max_steps=120,
-        batch_size=32,
-        lr=2e-3,
-        max_length=64,
-        warmup=0.06,
-        output_dir=tmp_path / "run",
-        progress=False,
-    )
-    assert run.wait().status == "finished", run.error
-    model = labkit.load_model(run.export(tmp_path / "finetuned"), device="cpu")
+    # the session's one LoRA finetune of the default (tests/conftest.py), merged by the export;
+    # every copy below is a new model, so the shared one is left as it was
+    model = finetuned_default.merged
     importance = labkit.head_importance(model, demo_data, split="validation")
     export = labkit.export_onnx(model, tmp_path / "onnx")
     models = {

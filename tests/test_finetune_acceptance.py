@@ -8,21 +8,9 @@ import labkit
 
 
 @pytest.mark.slow
-def test_lora_finetune_of_the_default_beats_the_untrained_baseline(demo_data, tmp_path):
-    model = labkit.demo.model(device="cpu")  # its own copy: training changes it
-    before = model.evaluate(demo_data, split="test")
-    run = labkit.finetune(
-        model,
-        demo_data,
-        lora=True,
-        max_steps=100,
-        batch_size=16,
-        lr=2e-3,
-        max_length=64,
-        warmup=0.06,
-        output_dir=tmp_path,
-        progress=False,
-    ).wait()
+def test_lora_finetune_of_the_default_beats_the_untrained_baseline(demo_data, finetuned_default):
+    # the session's one LoRA finetune of the default (tests/conftest.py)
+    before, run, model = finetuned_default.before, finetuned_default.run, finetuned_default.model
     assert run.status == "finished", run.error
     after = model.evaluate(demo_data, split="test")
     assert after.accuracy >= before.accuracy + 0.1, (before, after)
@@ -30,3 +18,6 @@ def test_lora_finetune_of_the_default_beats_the_untrained_baseline(demo_data, tm
     # the checkpoint holds the adapter; its base model gets the same label names
     reloaded = labkit.load_model(run.best_checkpoint, labels=list(demo_data.labels), device="cpu")
     assert reloaded.evaluate(demo_data, split="test").accuracy == pytest.approx(after.accuracy)
+    # the merged export predicts as the adapter does
+    merged = finetuned_default.merged.evaluate(demo_data, split="test")
+    assert merged.accuracy == pytest.approx(after.accuracy, abs=0.005)

@@ -108,10 +108,17 @@ def test_a_cli_run_is_paused_saved_resumed_and_stopped_from_python(bert, toy_csv
         assert run.step == held and run.status == "paused"
 
         run.save()  # a checkpoint while paused, at the step it is held at
-        _wait_for(lambda: _ckpt(out, held).is_dir(), proc, what=f"checkpoint-{held}")
-        run.refresh()
-        assert run.step == held
+        # what a user watches is the record: the run writes its Saved line only after the
+        # checkpoint folder is complete (so the folder alone can appear first)
+        _wait_for(
+            lambda: run.refresh() >= 0 and bool(run.history.saves),
+            proc,
+            what=f"the save at step {held} in the record",
+        )
         assert [s.step for s in run.history.saves] == [held]
+        assert run.checkpoints == [os.fspath(_ckpt(out, held))]
+        assert (_ckpt(out, held) / "trainer_state.json").is_file()  # complete, loadable
+        assert run.step == held and run.status == "paused"
 
         run.resume()
         _wait_for(lambda: run.refresh() >= 0 and run.step >= held + 3, proc, what="resumed")
