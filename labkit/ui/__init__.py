@@ -17,6 +17,8 @@ _LAZY: dict[str, str] = {
     "LossChart": "labkit.ui.panel",
     "AttentionView": "labkit.ui.attention_view",
     "AttentionDiffView": "labkit.ui.attention_view",
+    "ImageAttentionView": "labkit.ui.image_view",
+    "ImageAttributionView": "labkit.ui.image_view",
     "AttributionView": "labkit.ui.attribution_view",
     "GenerationAttributionView": "labkit.ui.generation_attribution_view",
     "GenerationView": "labkit.ui.generation_view",
@@ -33,9 +35,10 @@ _LAZY: dict[str, str] = {
 _VIEWS: dict[str, tuple[str, str]] = {
     "labkit.train.run:Run": ("labkit.ui.panel", "view_for_run"),
     "labkit.runs.loaded:RecordedRun": ("labkit.ui.panel", "view_for_run"),
+    # an image's attention gets the view over the image, a text's the head/model view
     "labkit.inspect.attention.result:AttentionResult": (
-        "labkit.ui.attention_view",
-        "view_for_attention",
+        "labkit.ui.image_view",
+        "view_for_image_attention",
     ),
     "labkit.inspect.attention.diff:AttentionDiff": (
         "labkit.ui.attention_view",
@@ -44,6 +47,10 @@ _VIEWS: dict[str, tuple[str, str]] = {
     "labkit.inspect.attribution.result:AttributionResult": (
         "labkit.ui.attribution_view",
         "view_for_attribution",
+    ),
+    "labkit.vision.attribution_result:ImageAttribution": (
+        "labkit.ui.image_view",
+        "view_for_image_attribution",
     ),
     "labkit.inspect.attribution.generation_result:GenerationAttribution": (
         "labkit.ui.generation_attribution_view",

@@ -240,7 +240,7 @@ def _segments(
 
 def attention(
     model: Model,
-    text: str,
+    text: str | Any,
     *,
     pair: str | None = None,
     layers: int | Sequence[int] | None = None,
@@ -248,6 +248,10 @@ def attention(
     memory_budget: int | str = "auto",
 ) -> AttentionResult:
     """Attention weights of every kept layer and head for ``text`` (and ``pair``).
+
+    For an image classifier (``model.task == "image-classification"``) ``text`` is one image
+    and the tokens are its patches after the class token: see
+    :func:`labkit.vision.attention.image_attention`.
 
     ``model`` is a :class:`labkit.Model` (encoder or decoder, LoRA adapter or not). ``pair`` is
     a second segment for encoders built for pairs (BERT, RoBERTa, ...). ``layers`` / ``heads``
@@ -274,7 +278,17 @@ def attention(
 
     from labkit.inspect.budget import parse_budget, refusal_limit
 
+    if getattr(model, "task", None) == "image-classification":  # an image over patches
+        from labkit.vision.attention import image_attention
+
+        if pair is not None:
+            raise InputError("an image classifier reads one image: leave pair=None.")
+        return image_attention(model, text, layers=layers, heads=heads, memory_budget=memory_budget)
     check_model(model)
+    if not isinstance(text, str):
+        from labkit.vision.attention import refuse_image
+
+        refuse_image(model, text, "labkit.attention")
     budget = parse_budget(memory_budget)
     text = one_text(text, "text")
     if pair is not None:

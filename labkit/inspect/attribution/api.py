@@ -51,6 +51,7 @@ from labkit.inspect.attribution.result import AttributionResult, DatasetAttribut
 if TYPE_CHECKING:
     from labkit.inspect.attribution.generation_result import GenerationAttribution
     from labkit.model import Model
+    from labkit.vision.attribution_result import ImageAttribution
 
 __all__ = [
     "METHODS",
@@ -65,12 +66,12 @@ __all__ = [
 
 def explain(
     model: Model,
-    text: str,
+    text: str | Any,
     *,
     target: str | int | None = None,
     method: str = "integrated_gradients",
     **options: Any,
-) -> AttributionResult | GenerationAttribution:
+) -> AttributionResult | GenerationAttribution | ImageAttribution:
     """Explain the model's answer for one ``text``.
 
     ``target`` is a label name (or id) to explain; None explains the predicted label. ``method``
@@ -81,6 +82,10 @@ def explain(
     For a causal LM, ``text`` is the prompt and ``target`` the continuation to explain (None:
     the model's own greedy one); the result is a ``GenerationAttribution`` (see
     :mod:`labkit.inspect.attribution.generation` for its methods and options).
+
+    For an image classifier, ``text`` is one image and the result an ``ImageAttribution``
+    (pixel scores and patch sums; methods ``integrated_gradients`` and ``occlusion``, see
+    :mod:`labkit.vision.explain`).
     """
     if getattr(model, "task", None) == "causal-lm":
         from labkit.inspect.attribution.generation import explain_generation
@@ -92,6 +97,15 @@ def explain(
             )
         return explain_generation(model, text, target=target, method=method, **options)
     check_model(model, "explain", gradients=True)
+    if model.task == "image-classification":  # an image: pixels and patches
+        from labkit.vision.explain import explain_image
+
+        with _in_float32(model):
+            return explain_image(model, text, target=target, method=method, **options)
+    if not isinstance(text, str):
+        from labkit.vision.attention import refuse_image
+
+        refuse_image(model, text, "labkit.explain")
     name = method_name(method)
     opts = validate(name, options)
     if not isinstance(text, str):
