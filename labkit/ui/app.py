@@ -1,6 +1,7 @@
 """``labkit.App()``: the whole lab as one widget — Model | Data | Train | Attention | Explain |
 Compare | Compress for a classifier; Model | Data | Train | Generate | Attention | Explain | Compare for a
-causal language model.
+causal language model; Model | Data | Train | Fill-mask | Attention for a masked language model;
+Model | Data | Train | Predict | Attention | Explain for an image classifier.
 
 Thin by design: standard ipywidgets controls for the forms (they work with ipywidgets 7.7.1 on
 Colab and 8 elsewhere), labkit's own views for results (``labkit.ui.view_for``), and one
@@ -12,8 +13,9 @@ stopping…, then how it ended), in the words of its panel's badge, as the badge
 The tabs follow the loaded model's ``task``: this module is the frame every task shares (the
 status line, loading a model and data, training, attention, the worker thread and the locks,
 the snapshot) and the classifier's Explain and Compare; a causal LM's own tabs live in
-``labkit.ui.app_lm``. Loading a model of another task rebuilds the tab set; the data loaded for
-each task is kept for it.
+``labkit.ui.app_lm``, a masked LM's in ``labkit.ui.app_mlm``, an image classifier's in
+``labkit.ui.app_vision``. Loading a model of another task rebuilds the tab set; the data loaded
+for each task is kept for it.
 
 Layout (``labkit.ui._form``): labels are sized to their text, rows wrap, buttons fit their
 text, so nothing is cut off from a narrow window (~700 px) to a wide one.
@@ -49,6 +51,8 @@ if TYPE_CHECKING:
 
     from labkit.inspect.attribution.result import AttributionResult
     from labkit.ui.app_lm import LMTabs
+    from labkit.ui.app_mlm import MLMTabs
+    from labkit.ui.app_vision import VisionTabs
 else:  # through _base, which checks the ui extra first (MissingDependencyError naming it)
     from labkit.ui._base import ipywidgets as W
 
@@ -56,17 +60,35 @@ __all__ = ["App", "AppStatus", "Comparison"]
 
 DEFAULT_MODEL = "offline default: all-MiniLM-L6-v2"
 DEFAULT_LM = "offline LM: SmolLM2-135M-Instruct"
+DEFAULT_MLM = "offline masked LM: all-MiniLM-L6-v2"
+DEFAULT_VIT = "offline ViT from config (28x28 digits)"
 DEFAULT_DATA = "offline default: Rotten Tomatoes snippets"
 OTHER_MODEL = "other: type a hub name or folder below"
-# name -> hub name; None: an offline default (labkit.demo.model / labkit.demo.lm)
+OTHER_MLM = "other masked LM: type a hub name or folder below"
+# name -> hub name; None: an offline default (OFFLINE); "": the name typed below
 MODEL_PRESETS: dict[str, str | None] = {
     DEFAULT_MODEL: None,
     DEFAULT_LM: None,
+    DEFAULT_MLM: None,
+    DEFAULT_VIT: None,
     "distilbert-base-uncased (hub)": "distilbert-base-uncased",
     "bert-base-uncased (hub)": "bert-base-uncased",
     "roberta-base (hub)": "roberta-base",
+    "google/vit-base-patch16-224 (hub)": "google/vit-base-patch16-224",
     OTHER_MODEL: "",
+    OTHER_MLM: "",
 }
+# an offline preset -> the labkit.demo function that makes its model
+OFFLINE = {DEFAULT_MODEL: "model", DEFAULT_LM: "lm", DEFAULT_MLM: "mlm", DEFAULT_VIT: "vit"}
+# presets whose model names no classes of the Labels field: language models, and the digits ViT
+# (labels "0"..."9" of its own)
+NO_LABELS = frozenset({DEFAULT_LM, DEFAULT_MLM, OTHER_MLM, DEFAULT_VIT})
+TEXT_LABELS = "negative,positive"  # the Labels field's first value
+VISION_HUB = frozenset(
+    {"google/vit-base-patch16-224 (hub)"}
+)  # checkpoints with labels of their own
+# tasks whose models train fully by default: a masked LM's head and a ViT from a config start fresh
+_FULL_BY_DEFAULT = frozenset({"masked-lm", "image-classification"})
 # name -> (hub dataset, text column, label column)
 DATA_PRESETS: dict[str, tuple[str, str, str] | None] = {
     DEFAULT_DATA: None,
@@ -79,7 +101,11 @@ EXAMPLE = "a gorgeous, witty, seductive movie"
 TITLES = {
     "classification": "finetune, inspect and explain transformer classifiers",
     "causal-lm": "prompt, finetune, inspect and explain causal language models",
+    "masked-lm": "fill masks, pretrain further and inspect masked language models",
+    "image-classification": "train, inspect and explain image classifiers (vision transformers)",
 }
+# what each task calls "the model before training" in the tab that shows it
+_BEFORE_SHOWN_IN = {"masked-lm": "Fill-mask"}
 
 
 class AppStatus(LabkitWidget):
@@ -170,7 +196,11 @@ class App(W.VBox):
     measured by ``labkit.compare_models``' ``ModelComparison.add``. ``task`` is the task whose
     tabs show (the loaded model's); a causal LM's Generate, Explain and Compare are ``lm``'s
     (``labkit.ui.app_lm``): Generate -> ``Model.stream``, Compare -> ``Model.generate`` +
-    ``labkit.explain`` under both models.
+    ``labkit.explain`` under both models. A masked LM's Fill-mask is ``mlm``'s
+    (``labkit.ui.app_mlm``): ``Model.fill_mask``, after training also under the model before
+    it; an image classifier's Predict, Attention and Explain are ``vision``'s
+    (``labkit.ui.app_vision``): ``Model.predict``, ``labkit.attention`` and ``labkit.explain``
+    of the image picked from the data's test split or uploaded.
     """
 
     def __init__(
@@ -197,10 +227,12 @@ class App(W.VBox):
         self.explain_view: Any = None
         self._displays: list[Any] = []  # the display handles whose snapshot follows the App
         self.explain_method = METHODS[0]  # what the next Explain uses (the view's last pick)
-        # the task whose tabs show: the model's, else the data's; the causal-LM tabs are made
+        # the task whose tabs show: the model's, else the data's; each task's own tabs are made
         # the first time they are needed
         self.task = _task_of(model, data)
         self._lm: LMTabs | None = None
+        self._mlm: MLMTabs | None = None
+        self._vision: VisionTabs | None = None
         self._data_kept: dict[str, Any] = {}  # the data loaded for the other task, kept for it
         self.tabs = W.Tab()
         self._pages = {
@@ -232,9 +264,10 @@ class App(W.VBox):
 
     def snapshot_html(self) -> str:
         """The App as static HTML (escaped): the status line, the model, the data, the last run,
-        for a causal LM the last generation, and the last comparison. What a saved notebook
-        shows where the widget cannot run (nbviewer, GitHub, a notebook reopened without its
-        kernel)."""
+        for a causal LM the last generation, for a masked LM the last fill-mask answers, for an
+        image classifier the picked image, its prediction, attention and explanation, and the
+        last comparison. What a saved notebook shows where the widget cannot run (nbviewer,
+        GitHub, a notebook reopened without its kernel)."""
         e = html.escape
         h = "<div style='font-weight:600;margin:10px 0 4px'>{}</div>".format
         parts = [
@@ -246,12 +279,16 @@ class App(W.VBox):
             h("Model"),
             self.model._repr_html_() if self.model is not None else "<i>No model loaded.</i>",
             h("Data"),
-            self.data._repr_html_() if self.data is not None else "<i>No data loaded.</i>",
+            _html_of(self.data) if self.data is not None else "<i>No data loaded.</i>",
         ]
         if self.run is not None:
             parts += [h("Training"), self.run._repr_html_()]
         if self.task == "causal-lm":
             parts += self.lm.snapshot_parts(h)
+        elif self.task == "masked-lm":
+            parts += self.mlm.snapshot_parts(h)
+        elif self.task == "image-classification":
+            parts += self.vision.snapshot_parts(h)
         c = self.comparison
         if c is not None and self.task == "classification":
             parts += [
@@ -355,23 +392,55 @@ class App(W.VBox):
             self._lm = LMTabs(self)
         return self._lm
 
+    @property
+    def mlm(self) -> MLMTabs:
+        """The masked-LM tabs (Fill-mask, and the mask probability in Train), made the first
+        time they are needed."""
+        if self._mlm is None:
+            from labkit.ui.app_mlm import MLMTabs
+
+            self._mlm = MLMTabs(self)
+        return self._mlm
+
+    @property
+    def vision(self) -> VisionTabs:
+        """The image classifier's tabs (Predict with its image picker, Attention and Explain
+        over the picked image), made the first time they are needed."""
+        if self._vision is None:
+            from labkit.ui.app_vision import VisionTabs
+
+            self._vision = VisionTabs(self)
+        return self._vision
+
     def _show_tabs(self) -> None:
-        """The tab set of ``self.task``: a classifier's seven tabs, or a causal LM's seven."""
+        """The tab set of ``self.task``: a classifier's seven tabs, a causal LM's seven, a
+        masked LM's five or an image classifier's six."""
         p = self._pages
         train_rows, attention_rows = self._train_rows, self._attention_rows
+        *settings, start = train_rows[:-1]
+        common = [("Model", p["Model"]), ("Data", p["Data"]), ("Train", p["Train"])]
         if self.task == "causal-lm":
             lm = self.lm
-            *settings, start = train_rows[:-1]
             train_rows = [*settings, *lm.train_rows, start, train_rows[-1]]
             attention_rows = [attention_rows[0], lm.attention_row, *attention_rows[2:]]
             pages = [
-                ("Model", p["Model"]),
-                ("Data", p["Data"]),
-                ("Train", p["Train"]),
+                *common,
                 ("Generate", lm.generate_page),
                 ("Attention", p["Attention"]),
                 ("Explain", lm.explain_page),
                 ("Compare", lm.compare_page),
+            ]
+        elif self.task == "masked-lm":
+            mlm = self.mlm
+            train_rows = [*settings, *mlm.train_rows, start, train_rows[-1]]
+            pages = [*common, ("Fill-mask", mlm.page), ("Attention", p["Attention"])]
+        elif self.task == "image-classification":
+            v = self.vision
+            pages = [
+                *common,
+                ("Predict", v.predict_page),
+                ("Attention", v.attention_page),
+                ("Explain", v.explain_page),
             ]
         else:
             pages = [(title, p[title]) for title in p]
@@ -386,7 +455,21 @@ class App(W.VBox):
         self.heading.value = f"<b style='font-size:15px'>labkit</b> — {TITLES[self.task]}"
         self.data_preset.options = list(self._data_presets())
         self.data_preset.value = next(iter(self._data_presets()))
-        self.data_label.layout.display = "none" if self.task == "causal-lm" else None
+        images = self.task == "image-classification"
+        # a language model's data has no label column; images have no text column (load_data
+        # reads the "image" column), and come from a folder or a dataset: the Predict tab
+        # uploads single images
+        language = self.task in ("causal-lm", "masked-lm")
+        self.data_label.layout.display = "none" if language else None
+        self.data_upload.layout.display = "none" if images else None
+        self.data_text.layout.display = "none" if images else None
+        self.data_source.placeholder = (
+            "folder of class subfolders, or a hub dataset"
+            if images
+            else "hub name or file: .csv .json .jsonl .parquet"
+        )
+        # a masked LM's head and a ViT built from a config start fresh: they train fully
+        self.train_mode.value = "full" if self.task in _FULL_BY_DEFAULT else "LoRA"
 
     def _set_task(self, task: str) -> None:
         """Show the tabs of ``task`` (a model of that task was loaded): the data loaded for the
@@ -405,6 +488,14 @@ class App(W.VBox):
             from labkit.ui.app_lm import LM_DATA_PRESETS
 
             return LM_DATA_PRESETS
+        if self.task == "masked-lm":
+            from labkit.ui.app_mlm import MLM_DATA_PRESETS
+
+            return MLM_DATA_PRESETS
+        if self.task == "image-classification":
+            from labkit.ui.app_vision import VISION_DATA_PRESETS
+
+            return VISION_DATA_PRESETS
         return DATA_PRESETS
 
     # -- Model ---------------------------------------------------------------------------------
@@ -417,8 +508,8 @@ class App(W.VBox):
             placeholder="hub name or folder, e.g. bert-base-uncased",
         )
         self.model_labels = W.Text(
-            value="negative,positive",
-            placeholder="label names, comma-separated",
+            value=TEXT_LABELS,
+            placeholder="label names, comma-separated (empty: the checkpoint's own)",
         )
         self.model_load = _button("Load model", button_style="primary", icon="download")
         self.model_info = W.HTML()
@@ -441,49 +532,66 @@ class App(W.VBox):
             self.model_name.value = name
         elif name is None:
             self.model_name.value = ""
-        self.model_labels.disabled = change["new"] == DEFAULT_LM  # a causal LM has no labels
+        # a language model has no labels, the digits ViT its own ten
+        self.model_labels.disabled = change["new"] in NO_LABELS
+        vision = change["new"] in VISION_HUB
+        if vision and self.model_labels.value == TEXT_LABELS:
+            self.model_labels.value = ""  # a hub ViT keeps its own labels unless others are typed
+        elif not vision and not self.model_labels.value.strip():
+            self.model_labels.value = TEXT_LABELS
 
     def _on_model_name(self, change: dict[str, Any]) -> None:
-        """A typed name that is not the chosen preset's makes the preset read "other", so the
-        dropdown never names a model other than the one Load will load."""
-        if change["new"].strip() != (MODEL_PRESETS.get(self.model_preset.value) or ""):
-            self.model_preset.value = OTHER_MODEL
+        """A typed name that is not the chosen preset's makes the preset read "other" (or
+        "other masked LM" while that is chosen), so the dropdown never names a model other than
+        the one Load will load."""
+        chosen = self.model_preset.value
+        if change["new"].strip() != (MODEL_PRESETS.get(chosen) or ""):
+            self.model_preset.value = OTHER_MLM if chosen == OTHER_MLM else OTHER_MODEL
 
     def load_model(self) -> None:
-        """Load the model chosen in the Model tab (in the background). A hub name or folder
+        """Load the model chosen in the Model tab (in the background). An offline preset is
+        its ``labkit.demo`` function (``model``, ``lm``, ``mlm``, ``vit``); a hub name or folder
         loads as what its checkpoint is (``labkit.load_model``, task auto): a causal LM as one,
-        anything else as a classifier with the Labels field's names. The tabs follow the
-        loaded model's task."""
+        a vision checkpoint as an image classifier, anything else as a classifier, each
+        classifier with the Labels field's names (empty: the checkpoint's own). "other masked
+        LM" loads the name as a masked LM (``task="masked-lm"``). The tabs follow the loaded
+        model's task."""
         import labkit
 
         chosen = self.model_preset.value
         preset = MODEL_PRESETS.get(chosen)
         name = self.model_name.value.strip()
         labels = [x.strip() for x in self.model_labels.value.split(",") if x.strip()] or None
-        offline_lm = preset is None and not name and chosen == DEFAULT_LM
+        offline = OFFLINE.get(chosen) if preset is None and not name else None
 
         def job() -> Any:
-            if offline_lm:
-                return labkit.demo.lm()
-            if preset is None and not name:
-                return labkit.demo.model()
+            if offline is not None:
+                return getattr(labkit.demo, offline)()
+            if chosen == OTHER_MLM:
+                return labkit.load_model(name, task="masked-lm")
             source = name or str(preset)
             task = _checkpoint_task(source)
             # the Labels field names a classifier's classes: a causal LM loads without them,
             # and a checkpoint whose kind cannot be read before loading keeps its own
-            kept = labels if task == "classification" else None
+            kept = labels if task in ("classification", "image-classification") else None
             return labkit.load_model(source, labels=kept)
 
         def done(model: Any) -> str:
             self.model, self.base, self.run, self.comparison = model, None, None, None
             self._set_task(model.task)
+            if offline == "vit":
+                self._use_vit_training()
             self._show_model()
             self._refresh_snapshot()
-            what = " (a causal LM)" if model.task == "causal-lm" else ""
+            what = {
+                "causal-lm": " (a causal LM)",
+                "masked-lm": " (a masked LM)",
+                "image-classification": " (an image classifier)",
+            }.get(model.task, "")
             return f"Model loaded: {model.name}{what} on {model.device}."
 
         busy = "Loading the model…"
-        if offline_lm:
+        if offline == "lm":
             from labkit.demo import LM_NAME
 
             busy = (
@@ -492,12 +600,26 @@ class App(W.VBox):
             )
         self._work(busy, job, done)
 
+    def _use_vit_training(self) -> None:
+        """The Train tab's epochs, learning rate and batch size for the offline ViT: the ones
+        it is measured with from scratch on the digits (``labkit.vision.demo.VIT_TRAINING``)."""
+        from labkit.vision.demo import VIT_TRAINING
+
+        self.train_mode.value = "full"
+        self.train_epochs.value = float(VIT_TRAINING["epochs"])
+        self.train_lr.value = float(VIT_TRAINING["lr"])
+        self.train_batch.value = int(VIT_TRAINING["batch_size"])
+
     def _show_model(self) -> None:
         m = self.model
         self.model_info.value = "<i>No model loaded.</i>" if m is None else m._repr_html_()
         self._show_train_mode()
         if self.task == "causal-lm":
             self.lm.show_model(m)
+        elif self.task == "masked-lm":
+            self.mlm.show_model(m)
+        elif self.task == "image-classification":
+            self.vision.show_model(m)
 
     # -- Data ----------------------------------------------------------------------------------
     def _data_tab(self) -> W.VBox:
@@ -540,9 +662,10 @@ class App(W.VBox):
         if preset is not None:
             self.data_source.value, self.data_text.value, self.data_label.value = preset
 
-    def _uploaded(self) -> tuple[str, bytes] | None:
-        """(file name, bytes) of the upload, for ipywidgets 7 (dict) and 8 (tuple) alike."""
-        value = self.data_upload.value
+    def _uploaded(self, upload: W.FileUpload | None = None) -> tuple[str, bytes] | None:
+        """(file name, bytes) of ``upload``'s file (default: the Data tab's), for ipywidgets 7
+        (dict) and 8 (tuple) alike."""
+        value = (upload if upload is not None else self.data_upload).value
         if not value:
             return None
         if isinstance(value, dict):  # ipywidgets 7: {name: {"content": bytes, ...}}
@@ -554,17 +677,30 @@ class App(W.VBox):
     def load_data(self) -> None:
         """Load the data chosen in the Data tab (in the background): labelled text for a
         classifier; for a causal LM (``task="causal-lm"``) a text column (language modelling)
-        or prompt + response columns (instruction tuning)."""
+        or prompt + response columns (instruction tuning); for a masked LM a text column; for
+        an image classifier labelled images (a folder of class subfolders, or a dataset with
+        an image column). The offline presets are ``labkit.demo.data`` / ``instructions`` /
+        ``corpus`` / ``images``."""
         import labkit
 
-        lm = self.task == "causal-lm"
+        task = self.task
+        lm = task in ("causal-lm", "masked-lm")
         preset = self._data_presets().get(self.data_preset.value)
         source = self.data_source.value.strip()
         upload = self._uploaded()
         text, label = self.data_text.value.strip(), self.data_label.value.strip()
-        columns: dict[str, Any] = (
-            {"text": text, "task": "causal-lm"} if lm else {"text": text, "label": label}
-        )
+        columns: dict[str, Any] = {
+            "classification": {"text": text, "label": label},
+            "causal-lm": {"text": text, "task": task},
+            "masked-lm": {"text": text, "task": task},
+            "image-classification": {"label": label, "task": task},
+        }[task]
+        offline = {
+            "classification": "data",
+            "causal-lm": "instructions",
+            "masked-lm": "corpus",
+            "image-classification": "images",
+        }[task]
 
         def job() -> Any:
             if upload is not None:
@@ -576,7 +712,16 @@ class App(W.VBox):
                     fh.write(payload)
                 return labkit.load_data(path, **columns)
             if preset is None and not source:
-                return labkit.demo.instructions() if lm else labkit.demo.data()
+                return getattr(labkit.demo, offline)()
+            if not source:
+                from labkit._errors import InputError
+
+                where = (
+                    "a folder of class subfolders or a hub dataset"
+                    if task == "image-classification"
+                    else "a hub name or a file"
+                )
+                raise InputError(f"Type the data's source in the Source field first: {where}.")
             return labkit.load_data(source, **columns)
 
         def done(data: Any) -> str:
@@ -586,17 +731,29 @@ class App(W.VBox):
             sizes = ", ".join(f"{k} {len(v):,}" for k, v in data.splits.items())
             if lm:
                 return f"Data loaded: {sizes}; {data.kind} data ({', '.join(data.columns)})."
+            if task == "image-classification":
+                h, w = data.image_size
+                return (
+                    f"Data loaded: {sizes}; {len(data.labels)} labels, images {h}x{w}x"
+                    f"{data.channels}. Pick one in the Predict tab."
+                )
             return f"Data loaded: {sizes}; labels {', '.join(data.labels)}."
 
         self._work("Loading the data…", job, done)
 
     def _show_data(self) -> None:
         d = self.data
+        if self.task == "image-classification":
+            self.data_info.value = self.vision.show_data(d)  # its picker follows the data
+            return
         if d is None:
             self.data_info.value = "<i>No data loaded.</i>"
             return
         if self.task == "causal-lm":
             self.data_info.value = self.lm.show_data(d)
+            return
+        if self.task == "masked-lm":
+            self.data_info.value = self.mlm.show_data(d)
             return
         e = html.escape
         rows = d.train.select(range(min(6, len(d.train))))
@@ -673,7 +830,8 @@ class App(W.VBox):
         return W.VBox(self._train_rows)
 
     def _show_train_mode(self) -> None:
-        """The learning rate "0" will use, and what Compare keeps, for the chosen mode."""
+        """The learning rate "0" will use, and what Compare (a masked LM's Fill-mask) keeps,
+        for the chosen mode."""
         from labkit.train.config import DEFAULT_LR_FULL, DEFAULT_LR_LORA
 
         lora = self.train_mode.value == "LoRA"
@@ -687,17 +845,23 @@ class App(W.VBox):
             f"auto ({default})" if not self.train_lr.value else f"(0 = auto: {default})"
         )
         m = self.model
-        if lora or (m is not None and m.lora):
+        tab = _BEFORE_SHOWN_IN.get(self.task, "Compare")
+        if not _keeps_before(self.task):
             note = (
-                "Compare shows the model before training by turning the LoRA adapter off: "
+                "Full finetuning trains every weight (a model built from a config starts from "
+                "random ones); LoRA trains a small adapter on a pretrained model."
+            )
+        elif lora or (m is not None and m.lora):
+            note = (
+                f"{tab} shows the model before training by turning the LoRA adapter off: "
                 "no copy of the weights is kept."
             )
         elif self.base is not None:
-            note = "Compare keeps the copy of the pretrained weights made at the first training."
+            note = f"{tab} keeps the copy of the pretrained weights made at the first training."
         else:
             size = "" if m is None else f" ({_megabytes(m.hf):,.0f} MB)"
             note = (
-                "Full finetuning changes every weight, so for Compare the App keeps one copy of "
+                f"Full finetuning changes every weight, so for {tab} the App keeps one copy of "
                 f"the weights{size} as they are before training (the tokenizer is shared)."
             )
         self.train_note.value = f"<small>{html.escape(note)}</small>"
@@ -729,12 +893,18 @@ class App(W.VBox):
             if self.run is not None and not self.run.done:
                 raise labkit.TrainingError("A run is in progress: stop it in its panel first.")
             lora = self._lora_argument()
-            # a causal LM's sample prompts and how often it evaluates (and shows them)
-            extra = self.lm.train_arguments() if self.task == "causal-lm" else {}
+            # a causal LM's sample prompts and how often it evaluates (and shows them); a
+            # masked LM's mask probability
+            extra: dict[str, Any] = {}
+            if self.task == "causal-lm":
+                extra = self.lm.train_arguments()
+            elif self.task == "masked-lm":
+                extra = self.mlm.train_arguments()
             name = _run_name(self.model, self.data, lora)
-            if lora is False and not self.model.lora and self.base is None:
-                # full finetuning changes every weight: keep them for Compare (LoRA needs no
-                # copy: its "before" is the model with the adapter off)
+            keep = _keeps_before(self.task)
+            if keep and lora is False and not self.model.lora and self.base is None:
+                # full finetuning changes every weight: keep them for Compare / Fill-mask (LoRA
+                # needs no copy: its "before" is the model with the adapter off)
                 self.base = _weights_copy(self.model)
             self.run = labkit.finetune(
                 self.model,
@@ -815,6 +985,8 @@ class App(W.VBox):
             self.train_start.disabled = False
             self.model_info.value = self.model._repr_html_()  # now with LoRA attached
             self._show_train_mode()
+            if self._vision is not None and self.task == "image-classification":
+                self._vision.trained()  # the prediction shown was the model's before the run
         self._show_run(run)
         if isinstance(event, TrainEnd):
             self._refresh_snapshot()  # the run's final state, and the status line saying so
@@ -841,10 +1013,15 @@ class App(W.VBox):
         return W.VBox(self._attention_rows)
 
     def show_attention(self) -> None:
-        """``labkit.attention(model, text)`` in the Attention tab."""
+        """``labkit.attention(model, text)`` in the Attention tab (a masked LM's too); for an
+        image classifier, ``labkit.attention(model, image)`` of the picked image
+        (``labkit.ui.app_vision``)."""
         import labkit
         from labkit.ui import view_for
 
+        if self.task == "image-classification":
+            self.vision.show_attention()
+            return
         text = self.attention_text.value
 
         def job() -> Any:
@@ -879,12 +1056,17 @@ class App(W.VBox):
 
         The method is the one picked last in the view (``explain_method``); the label is the
         one picked there when the text is the same, else the predicted one. For a causal LM,
-        the Explain tab's prompt, target and method (``labkit.ui.app_lm``).
+        the Explain tab's prompt, target and method (``labkit.ui.app_lm``); for an image
+        classifier, the picked image with the Explain tab's method and target
+        (``labkit.ui.app_vision``).
         """
         import labkit
 
         if self.task == "causal-lm":
             self.lm.explain()
+            return
+        if self.task == "image-classification":
+            self.vision.explain()
             return
 
         text, method = self.explain_text.value, self.explain_method
@@ -995,7 +1177,7 @@ class App(W.VBox):
             # under LoRA, run with the adapter on); a classifier's explanations, so
             # AttributionResults
             e0, e1 = (
-                cast("AttributionResult", dataclasses.replace(e, model=None)) for e in (e0, e1)
+                dataclasses.replace(cast("AttributionResult", e), model=None) for e in (e0, e1)
             )
             top = shared_scale(e0, e1)
             return Comparison(
@@ -1030,20 +1212,41 @@ def _run_name(model: Any, data: Any, lora: Any) -> str:
 
 
 def _task_of(model: Any, data: Any) -> str:
-    """The task whose tabs the App shows: the model's, else the data's (causal-LM data is an
-    ``LMData``), else a classifier's."""
+    """The task whose tabs the App shows: the model's, else the data's (images are an
+    ``ImageData``; language-model data an ``LMData``: a masked LM's when it is the masked-LM
+    corpus preset's, else a causal LM's), else a classifier's."""
     if model is not None:
         return str(model.task)
     from labkit.lm.data import LMData
+    from labkit.vision.data import ImageData
 
-    return "causal-lm" if isinstance(data, LMData) else "classification"
+    if isinstance(data, ImageData):
+        return "image-classification"
+    if isinstance(data, LMData):
+        from labkit.ui.app_mlm import is_mlm_corpus
+
+        return "masked-lm" if is_mlm_corpus(data) else "causal-lm"
+    return "classification"
+
+
+def _keeps_before(task: str) -> bool:
+    """Whether full finetuning keeps a copy of the weights for a tab that shows the model
+    before training (Compare; a masked LM's Fill-mask): an image classifier has none."""
+    return task != "image-classification"
+
+
+def _html_of(obj: Any) -> str:
+    """``obj``'s own static HTML, or its escaped ``repr`` when it has none."""
+    shown = getattr(obj, "_repr_html_", None)
+    return shown() if callable(shown) else f"<pre>{html.escape(repr(obj))}</pre>"
 
 
 def _checkpoint_task(source: str) -> str:
     """What ``labkit.load_model(source)`` (task auto, no labels) loads, read from the
-    checkpoint's config before its weights (``labkit.model.resolve_task``): "causal-lm" or
-    "classification", or "unknown" when there is no config to read (an adapter folder, a hub
-    name that cannot be reached: the load itself then decides, or says what is wrong)."""
+    checkpoint's config before its weights (``labkit.model.resolve_task``): "causal-lm",
+    "image-classification" (a vision config) or "classification", or "unknown" when there is
+    no config to read (an adapter folder, a hub name that cannot be reached: the load itself
+    then decides, or says what is wrong)."""
     from transformers import AutoConfig
 
     from labkit._utils.quiet import hf_quiet
