@@ -87,6 +87,7 @@ def load_data(
     *,
     text: str = ...,
     label: str = ...,
+    image: str = ...,
     labels: Sequence[str] | None = ...,
     config: str | None = ...,
     validation_size: float = ...,
@@ -103,6 +104,7 @@ def load_data(
     *,
     text: str = ...,
     label: str = ...,
+    image: str = ...,
     labels: Sequence[str] | None = ...,
     config: str | None = ...,
     validation_size: float = ...,
@@ -119,6 +121,7 @@ def load_data(
     *,
     text: str = ...,
     label: str = ...,
+    image: str = ...,
     labels: Sequence[str] | None = ...,
     config: str | None = ...,
     validation_size: float = ...,
@@ -135,6 +138,7 @@ def load_data(
     *,
     text: str = ...,
     label: str = ...,
+    image: str = ...,
     labels: Sequence[str] | None = ...,
     config: str | None = ...,
     validation_size: float = ...,
@@ -150,6 +154,7 @@ def load_data(
     *,
     text: str = "text",
     label: str = "label",
+    image: str = "image",
     labels: Sequence[str] | None = None,
     config: str | None = None,
     validation_size: float = 0.1,
@@ -163,7 +168,8 @@ def load_data(
 
     ``source`` is a hub dataset name (``"rotten_tomatoes"``), a local ``.csv``/``.tsv``/``.json``/
     ``.jsonl``/``.parquet`` file, a pandas DataFrame, a list of dicts, a ``datasets.Dataset`` or
-    ``DatasetDict``. ``text`` and ``label`` name the columns to use. ``labels`` fixes the class
+    ``DatasetDict``. ``text`` and ``label`` name the columns to use (``image`` an image dataset's
+    image column). ``labels`` fixes the class
     names and their order; otherwise they come from the data (a ClassLabel's names, or the
     sorted distinct values). ``label_map`` renames raw label values (``{"fresh": "positive"}``);
     rows whose raw label maps to ``None`` are dropped. A ``validation`` split of
@@ -193,6 +199,7 @@ def load_data(
     if task == "image-classification" or (task == "auto" and is_image_source(source)):
         return load_images(
             source,
+            image=image,
             label=label,
             labels=labels,
             validation_size=validation_size,

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-__all__ = ["attn_implementation", "eager_attention"]
+__all__ = ["attn_implementation", "eager_attention", "inspection_pass"]
 
 
 def _configs(model: Any) -> list[Any]:
@@ -53,3 +53,30 @@ def eager_attention(model: Any) -> Iterator[None]:
         for cfg, impl in before:
             if impl is not None:
                 cfg._attn_implementation = impl
+
+
+@contextmanager
+def inspection_pass(model: Any) -> Iterator[None]:
+    """One inspection pass of a labkit ``Model``: eval mode, eager attention and no autograd, put
+    back as they were; a failure of the model (not a ``LabkitError``) becomes an ``InputError``
+    saying what attention maps need."""
+    import torch
+
+    from labkit._errors import InputError, LabkitError
+
+    hf = model.hf
+    was_training = hf.training
+    hf.eval()
+    try:
+        with eager_attention(hf), torch.inference_mode():
+            yield
+    except LabkitError:
+        raise
+    except (TypeError, ValueError, NotImplementedError, AttributeError, RuntimeError) as exc:
+        raise InputError(
+            f"{model.name} could not run an attention pass with eager attention "
+            f"({type(exc).__name__}: {exc}). Attention maps need a model whose layers can "
+            "return their weights."
+        ) from None
+    finally:
+        hf.train(was_training)

@@ -46,14 +46,24 @@ def _rows(rows: Iterable[tuple[str, str]]) -> str:
 def model_html(model: Model) -> str:
     """Name, task (a causal LM) or labels (a classifier), device, backend, dtype, parameters,
     LoRA and token limit of a model."""
-    what = (
-        ("labels", ", ".join(model.labels))
-        if model.task == "classification"
-        else ("task", f"{model.task}" + (", chat template" if _has_chat(model) else ""))
-    )
+    if model.task == "classification":
+        what = [("labels", ", ".join(model.labels))]
+    elif model.task == "image-classification":
+        what = [("task", "image classification"), ("labels", ", ".join(model.labels))]
+    else:
+        what = [("task", f"{model.task}" + (", chat template" if _has_chat(model) else ""))]
+    if model.task == "image-classification":
+        from labkit.vision.pixels import image_shape
+
+        channels, h, w = image_shape(model)
+        patch = getattr(model.base.config, "patch_size", None)
+        size = f"{h}x{w}, {channels} channel{'s' if channels != 1 else ''}"
+        limit = ("image", size + (f", patches {patch}x{patch}" if patch else ""))
+    else:
+        limit = ("max tokens", str(model.max_length))
     rows = [
         ("model", model.name),
-        what,
+        *what,
         ("device", str(model.device)),
         ("backend", model.backend),
         (
@@ -63,7 +73,7 @@ def model_html(model: Model) -> str:
         ),
         ("parameters", f"{model.num_parameters:,} ({model.trainable_parameters:,} trainable)"),
         ("LoRA", "yes" if model.lora else "no"),
-        ("max tokens", str(model.max_length)),
+        limit,
     ]
     return f"<table class='labkit-model'>{_rows(rows)}</table>"
 

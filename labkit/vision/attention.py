@@ -11,13 +11,13 @@ the overlays (``labkit.render.image``) and the interactive view (``labkit.ui.ima
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labkit._errors import InputError
+from labkit._utils.eager import inspection_pass
 from labkit.inspect._checks import check_model, dims, indices
 from labkit.inspect.attention.result import AttentionResult
 
@@ -107,30 +107,6 @@ def _tokens(special: int, rows: int, cols: int) -> tuple[str, ...]:
     return (*names, *(f"patch ({r},{c})" for r in range(rows) for c in range(cols)))
 
 
-@contextmanager
-def _pass(model: Model) -> Iterator[None]:
-    """Eval mode, eager attention and no autograd for one pass, put back as they were; a
-    failure of the model becomes an InputError saying what it needs."""
-    import torch
-
-    from labkit._utils.eager import eager_attention
-
-    hf = model.hf
-    was_training = hf.training
-    hf.eval()
-    try:
-        with eager_attention(hf), torch.inference_mode():
-            yield
-    except (TypeError, ValueError, NotImplementedError, AttributeError, RuntimeError) as exc:
-        raise InputError(
-            f"{model.name} could not run an attention pass with eager attention "
-            f"({type(exc).__name__}: {exc}). Attention maps need a model whose layers can "
-            "return their weights."
-        ) from None
-    finally:
-        hf.train(was_training)
-
-
 def _maps(
     model: Model, pixels: torch.Tensor, layers: Any, heads: Any, patches: int
 ) -> tuple[np.ndarray, int, int]:
@@ -146,7 +122,7 @@ def _maps(
         keep_heads = indices(heads, size.heads, "heads")
         for special in (1, 2):  # the class token (and DeiT's distillation token)
             with (
-                _pass(model),
+                inspection_pass(model),
                 layer_maps(model.hf, keep_layers, keep_heads, patches + special, None) as maps,
             ):
                 model.hf(pixel_values=x)
@@ -154,7 +130,7 @@ def _maps(
                 return maps.weights, size.layers, size.heads
             if maps.count:
                 break
-    with _pass(model):
+    with inspection_pass(model):
         out = model.hf(pixel_values=x, output_attentions=True)
     atts = [a for a in (getattr(out, "attentions", None) or ()) if a is not None]
     if not atts or any(a.dim() != 4 for a in atts):

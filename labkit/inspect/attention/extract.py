@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from labkit._errors import InputError, LabkitError
+from labkit._errors import InputError
+from labkit._utils.eager import inspection_pass
 from labkit.inspect._checks import check_model, dims, indices, one_text
 from labkit.inspect.attention import qk as qk_vectors
 from labkit.inspect.attention.maps import layer_maps
@@ -140,32 +141,6 @@ def _stack_qk(
             per_layer.append(t if heads is None else t[list(heads)])
         out.append(np.stack([p.float().cpu().numpy() for p in per_layer]))
     return out[0], out[1]
-
-
-@contextmanager
-def _attention_pass(model: Model) -> Iterator[None]:
-    """Eval mode, eager attention and no autograd for one pass; any failure of the model becomes
-    an InputError saying what it needs. The model is put back as it was."""
-    import torch
-
-    from labkit._utils.eager import eager_attention
-
-    hf = model.hf
-    was_training = hf.training
-    hf.eval()
-    try:
-        with eager_attention(hf), torch.inference_mode():
-            yield
-    except LabkitError:
-        raise
-    except (TypeError, ValueError, NotImplementedError, AttributeError, RuntimeError) as exc:
-        raise InputError(
-            f"{model.name} could not run an attention pass with eager attention "
-            f"({type(exc).__name__}: {exc}). Attention maps need a model whose layers can "
-            "return their weights."
-        ) from None
-    finally:
-        hf.train(was_training)
 
 
 def _returned_maps(
@@ -324,7 +299,7 @@ def attention(
         keep_layers = indices(layers, size.layers, "layers")
         keep_heads = indices(heads, size.heads, "heads")
         with (
-            _attention_pass(model),
+            inspection_pass(model),
             _capture_qk(hf, num_heads) as qk,
             layer_maps(hf, keep_layers, keep_heads, t_in, keep) as maps,
         ):
@@ -333,7 +308,7 @@ def attention(
             weights, total_layers, total_heads = maps.weights, size.layers, size.heads
         del maps
     if weights is None:  # an architecture whose modules hide their maps: ask the model for all
-        with _attention_pass(model), _capture_qk(hf, num_heads, off=kept is not None) as qk:
+        with inspection_pass(model), _capture_qk(hf, num_heads, off=kept is not None) as qk:
             out = hf(**enc, output_attentions=True, **_no_logits(model))
         atts: list[Any] = list(getattr(out, "attentions", None) or ())
         del out  # from here on ``atts`` holds the maps alone: each is let go once copied
