@@ -562,7 +562,9 @@ class VisionTabs:
                 return labkit.explain(model, image, target=target, method=method)
 
         def done(result: Any) -> str:
-            self._show_explained(_view(result))
+            from labkit.ui.image_view import ImageAttributionView
+
+            self._show_explained(ImageAttributionView(result, lock=self.app._model_lock))
             self.explained = result
             app._refresh_snapshot()
             return self._explained_message(result)

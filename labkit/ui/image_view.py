@@ -9,6 +9,7 @@ patch grid, the rollout as one fp16 buffer [T, T]); a layer's maps are sent as o
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -141,7 +142,13 @@ class ImageAttributionView(LabkitWidget):
     busy = t.Bool(False).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
 
-    def __init__(self, result: ImageAttribution, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        result: ImageAttribution,
+        *,
+        lock: contextlib.AbstractContextManager[Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
         h, w, c = result.image.shape
         super().__init__(
             image=np.ascontiguousarray(result.image, dtype=np.uint8).tobytes(),
@@ -153,6 +160,7 @@ class ImageAttributionView(LabkitWidget):
             **kwargs,
         )
         self._applying = False
+        self._lock = lock  # held around each recompute (the App's: its work never overlaps)
         self._request = 0
         self._worker: threading.Thread | None = None
         self._apply(result)
@@ -199,7 +207,18 @@ class ImageAttributionView(LabkitWidget):
             return
         options = {k: v for k, v in old.options.items() if k != "n_steps"}
         try:
-            new = labkit.explain(old.model, old.image, target=target, method=old.method, **options)
+            if old.model.is_training:
+                raise labkit.InputError(
+                    f"{old.model.name!r} is training: explain another label once the run ends."
+                )
+            with self._lock if self._lock is not None else contextlib.nullcontext():
+                new = labkit.explain(
+                    old.model, old.image, target=target, method=old.method, **options
+                )
+        except labkit.LabkitError as exc:
+            if request == self._request:
+                self.error, self.busy = str(exc), False
+            return
         except Exception as exc:  # noqa: BLE001 - shown in the view, the kernel survives
             if request == self._request:
                 self.error, self.busy = f"{type(exc).__name__}: {exc}", False
