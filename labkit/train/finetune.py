@@ -413,6 +413,7 @@ def _task_parts(
     if model.task == "masked-lm":
         from labkit.mlm.train import training_parts as mlm_parts
 
+        assert isinstance(data, LMData)  # _check_task matched data and model
         return mlm_parts(model, data, max_length, config, pad_to_multiple_of=pad8)
     if model.task == "image-classification":
         from labkit.vision.train import training_parts as image_parts

@@ -37,6 +37,10 @@ _CAUSAL_TARGETS: dict[str, tuple[str, ...]] = {
 }
 # Heads a sequence classifier puts on top; they are new (random), so they train fully.
 _HEADS = ("classifier", "pre_classifier", "score", "pooler")
+# A masked LM's head transform (BERT's cls.predictions.transform, RoBERTa's lm_head dense and
+# LayerNorm): often fresh (a sentence encoder's checkpoint has none), so it trains fully; the
+# decoder stays tied to the word embeddings.
+_MLM_HEADS = ("transform", "dense", "layer_norm")
 
 
 def target_modules(hf: Any) -> list[str]:
@@ -66,8 +70,18 @@ def head_modules(hf: Any) -> list[str]:
     a causal LM: its output layer is pretrained (and often tied to the input embeddings)."""
     from labkit.model import task_of_module
 
-    if task_of_module(hf) == "causal-lm":
+    task = task_of_module(hf)
+    if task == "causal-lm":
         return []
+    if task == "masked-lm":
+        heads = [
+            name
+            for name, _ in hf.named_modules()
+            if name.startswith(("cls.predictions.", "lm_head.", "vocab_", "predictions."))
+            and name.rsplit(".", 1)[-1] in _MLM_HEADS
+        ]
+        # the outermost only: a module inside one already kept trains with it
+        return [h for h in sorted(set(heads)) if not any(h.startswith(o + ".") for o in heads)]
     present = {name for name, _ in hf.named_children()}
     # the pooler sits inside the encoder wrapper (bert.pooler), so look one level down too
     for _, child in hf.named_children():
@@ -91,9 +105,11 @@ def lora_config(
 
     if r < 1:
         raise ConfigError(f"LoRA rank r must be >= 1, got {r}.")
-    causal = task_of_module(hf) == "causal-lm"
+    task = task_of_module(hf)
+    # a masked LM has no peft task type of its own: the plain wrapper (None) keeps its forward
+    kinds = {"causal-lm": TaskType.CAUSAL_LM, "masked-lm": None}
     return LoraConfig(
-        task_type=TaskType.CAUSAL_LM if causal else TaskType.SEQ_CLS,
+        task_type=kinds.get(task, TaskType.SEQ_CLS),
         r=r,
         lora_alpha=alpha or 2 * r,
         lora_dropout=dropout,

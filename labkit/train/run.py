@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from labkit.compress.onnx import ExportedPath
     from labkit.lm.evaluate import LMMetrics
     from labkit.metrics import Metrics
+    from labkit.mlm.evaluate import MLMMetrics
     from labkit.model import Model
     from labkit.runs.record import RecordWriter
     from labkit.train.config import FinetuneConfig
@@ -69,7 +70,7 @@ class Run:
         # what precision="auto" chose on a GPU and why (labkit.train.precision); None when
         # the precision was given, or on a CPU (fp32)
         self.precision: PrecisionChoice | None = None
-        self._evaluation: Metrics | LMMetrics | None = None
+        self._evaluation: Metrics | LMMetrics | MLMMetrics | None = None
         # the run's record on disk (labkit.runs.record), opened by the driver at the start;
         # None on ranks other than 0 of a multi-process run, and when it could not be opened
         self._writer: RecordWriter | None = None
@@ -161,7 +162,7 @@ class Run:
         return self._total_steps
 
     @property
-    def evaluation(self) -> Metrics | LMMetrics | None:
+    def evaluation(self) -> Metrics | LMMetrics | MLMMetrics | None:
         """The last full evaluation on the validation split (confusion matrix, per-label
         report, loss), None before the first."""
         return self._evaluation
@@ -411,7 +412,7 @@ class RunDriver:
         for cb in run._callbacks:
             cb.on_event(event, run.control)
 
-    def evaluated(self, metrics: Metrics | LMMetrics) -> None:
+    def evaluated(self, metrics: Metrics | LMMetrics | MLMMetrics) -> None:
         """The full metrics of the evaluation just made (``run.evaluation``)."""
         self.run._evaluation = metrics
 
