@@ -462,6 +462,33 @@ def test_the_app_snapshot_follows_the_app_and_escapes(app):
     assert "application/vnd.labkit.view+json" in bundle
 
 
+def test_the_saved_view_ends_on_how_a_request_ended_not_on_its_busy_message(app):
+    """A notebook saved after a click shows the request's outcome: the snapshot is refreshed
+    once the status line says it, also when the request's own step refreshed it earlier."""
+
+    class Handle:
+        def __init__(self) -> None:
+            self.shown: list[str] = []
+
+        def update(self, bundle, raw=False):
+            self.shown.append(bundle["text/html"])
+
+    handle = Handle()
+    app._displays.append(handle)
+
+    def job() -> int:
+        app._refresh_snapshot()  # as a tab's done() does, while the line still says busy
+        return 1
+
+    app._work("Crunching numbers…", job, lambda _: "Crunched: all done.")
+    app.wait(30)
+    assert "Crunched: all done." in handle.shown[-1]
+    assert "Crunching numbers" not in handle.shown[-1]
+    app._work("Crunching again…", lambda: 1 / 0, lambda _: "never")
+    app.wait(30)
+    assert "ZeroDivisionError" in handle.shown[-1]
+
+
 def test_a_run_is_named_after_the_model_the_method_and_the_data(app):
     """The panel's title says what trains on what: finetune's own name (model · method), then
     the data's source."""

@@ -359,6 +359,10 @@ class App(W.VBox):
                     self._say(str(exc), "error")
                 except Exception as exc:  # noqa: BLE001 - the app shows it, the kernel survives
                     self._say(f"Unexpected {type(exc).__name__}: {exc}", "error")
+                # the saved view says how the request ended, not "working on it" (done() may
+                # have refreshed it before its message was the status line's)
+                if self._displays:
+                    self._refresh_snapshot()
 
             from labkit._utils.threads import release_idle_pool
 
