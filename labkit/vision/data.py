@@ -10,10 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from labkit._errors import InputError
+
 if TYPE_CHECKING:
+    import numpy as np
     from datasets import Dataset, DatasetDict
 
-__all__ = ["IMAGE_SUFFIXES", "ImageData", "is_image_source", "load_images"]
+__all__ = ["IMAGE_SUFFIXES", "ImageData", "image_block", "is_image_source", "load_images"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -25,7 +28,12 @@ class ImageData:
     names in id order, ``image_size`` (height, width) and ``channels`` what every image has.
 
     ``train`` and ``validation`` always exist; ``test`` is None when the source had no test split
-    and none was asked for (``test_size``).
+    and none was asked for (``test_size``). The column stores a ``datasets.Array3D``: a row reads
+    back as nested lists; :func:`image_block` reads rows as one uint8 array [N, H, W, C].
+
+    ``shift`` (pixels, 0: off) is training-time augmentation: ``labkit.finetune`` moves each
+    training image by up to ``shift`` pixels in each direction, at random each time it is drawn
+    (edges repeated); evaluation never does. Set it with :meth:`with_shift`.
     """
 
     splits: DatasetDict
@@ -33,6 +41,21 @@ class ImageData:
     image_size: tuple[int, int]
     channels: int
     source: str = ""
+    shift: int = 0
+
+    def with_shift(self, shift: int) -> ImageData:
+        """The same data (splits shared, not copied) whose training images ``labkit.finetune``
+        moves by up to ``shift`` pixels at random (0: no augmentation)."""
+        import dataclasses
+
+        if not isinstance(shift, int) or isinstance(shift, bool) or shift < 0:
+            raise InputError(f"shift must be a whole number of pixels >= 0, got {shift!r}.")
+        if shift >= min(self.image_size):
+            raise InputError(
+                f"shift={shift} would move {self.image_size[0]}x{self.image_size[1]} images "
+                "out of the frame: use a few pixels (2 for 28x28 digits)."
+            )
+        return dataclasses.replace(self, shift=shift)
 
     @property
     def train(self) -> Dataset:
@@ -49,10 +72,42 @@ class ImageData:
     def __repr__(self) -> str:
         sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.splits.items())
         h, w = self.image_size
+        shift = f", shift={self.shift}" if self.shift else ""
         return (
             f"ImageData({self.source!r}, labels={list(self.labels)}, {h}x{w}x{self.channels}, "
-            f"{sizes})"
+            f"{sizes}{shift})"
         )
+
+    def _repr_html_(self) -> str:
+        import numpy as np
+
+        from labkit.render.image_data import MAX_CLASSES, PER_CLASS, image_data_html
+
+        ids = np.asarray(self.train["label"], dtype=np.int64)
+        shown = range(min(len(self.labels), MAX_CLASSES))
+        rows = [np.flatnonzero(ids == k)[:PER_CLASS].tolist() for k in shown]
+        none = np.zeros((0, *self.image_size, self.channels), np.uint8)  # a class not in train
+        return image_data_html(
+            source=self.source,
+            labels=self.labels,
+            image_size=self.image_size,
+            channels=self.channels,
+            split_sizes={k: len(v) for k, v in self.splits.items()},
+            counts=[int((ids == k).sum()) for k in range(len(self.labels))],
+            thumbnails=[image_block(self.train, r) if r else none for r in rows],
+        )
+
+
+def image_block(ds: Dataset, rows: Sequence[int] | slice | None = None) -> np.ndarray:
+    """The ``image`` column of an ImageData split (or of ``rows`` of it) as one uint8 array
+    [N, H, W, C]: one read of the Arrow block, no per-row conversion."""
+    import numpy as np
+
+    view = ds.with_format("numpy")
+    if rows is None:
+        rows = slice(None)
+    picked = view[rows] if isinstance(rows, slice) else view[list(rows)]
+    return np.asarray(picked["image"], dtype=np.uint8)
 
 
 def _image_column(features: Any) -> bool:
@@ -65,6 +120,21 @@ def _image_column(features: Any) -> bool:
     )
 
 
+def _has_class_images(folder: Path, *, depth: int) -> bool:
+    """Image files in a subfolder of ``folder`` (or, for split folders ``train/`` ...,
+    one level deeper)."""
+    from labkit.data import _SPLIT_ALIASES
+
+    for sub in folder.iterdir():
+        if not sub.is_dir():
+            continue
+        if any(f.suffix.lower() in IMAGE_SUFFIXES for f in sub.iterdir()):
+            return True
+        if depth > 1 and sub.name.lower() in _SPLIT_ALIASES and _has_class_images(sub, depth=1):
+            return True
+    return False
+
+
 def is_image_source(source: Any) -> bool:
     """Whether ``load_data`` should read ``source`` as images: an :class:`ImageData`, a folder
     whose subfolders hold image files, a ``datasets`` Dataset / DatasetDict with an image
@@ -75,12 +145,7 @@ def is_image_source(source: Any) -> bool:
         folder = Path(os.path.expanduser(os.fspath(source)))
         if not folder.is_dir():
             return False
-        for sub in folder.iterdir():
-            if sub.is_dir():
-                for f in sub.iterdir():
-                    if f.suffix.lower() in IMAGE_SUFFIXES:
-                        return True
-        return False
+        return _has_class_images(folder, depth=2)
     if isinstance(source, tuple) and len(source) == 2:
         images = source[0]
         return getattr(images, "ndim", 0) in (3, 4) or (

@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
     from labkit.model import Model
 
-__all__ = ["as_image", "as_images", "image_shape", "make_processor", "pixel_values"]
+__all__ = ["as_image", "as_images", "image_shape", "make_processor", "pixel_batch", "pixel_values"]
 
 _CHANNELS = (1, 3, 4)
 
@@ -95,8 +95,10 @@ def as_image(x: Any, *, what: str = "the image") -> np.ndarray:
         values = arr.astype(np.float64)
         if not np.isfinite(values).all():
             raise InputError(f"{what} holds NaN or infinite values.")
-        if values.min() >= 0 and values.max() <= 1.0:
-            values = values * 255.0  # float images in [0, 1]
+        # float (or bool) images in [0, 1]; integers are 0-255 whatever their dtype (a dark
+        # int64 image read back from a dataset must not be scaled up)
+        if arr.dtype.kind in "fb" and values.min() >= 0 and values.max() <= 1.0:
+            values = values * 255.0
         arr = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     return np.ascontiguousarray(arr)
 
@@ -162,6 +164,12 @@ def pixel_values(model: Model, images: Any, *, what: str = "images") -> torch.Te
     Raises ``InputError`` naming what was found when an image cannot become what the model
     takes.
     """
+    return pixel_batch(model, images, what=what).to(model.device)
+
+
+def pixel_batch(model: Model, images: Any, *, what: str = "images") -> torch.Tensor:
+    """As :func:`pixel_values`, on the CPU: what a training collator makes (the trainer moves
+    batches to the device, and pins CPU memory for a GPU)."""
     import numpy as np
 
     arrays = as_images(images, what=what)
@@ -204,4 +212,4 @@ def _process(model: Model, arrays: list[Any], channels: int, h: int, w: int, wha
             f"{model.name!r} takes ({channels}, {h}, {w}). Give images of {h}x{w}, or a "
             "processor that resizes (do_resize=True)."
         )
-    return pixels.to(model.device)
+    return pixels
