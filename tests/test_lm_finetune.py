@@ -286,18 +286,20 @@ def test_evaluate_takes_lm_data_or_a_dataset_and_refuses_others(tiny_lm, pairs):
 
 @pytest.mark.slow
 def test_lora_on_the_instruction_task_raises_the_generative_accuracy(tmp_path):
-    """SmolLM2-135M-Instruct on the review snippets as instructions (64 test prompts). Before
-    finetuning it answers in sentences ("This review is ..."), none starting with the label;
-    after 24 LoRA steps of 8 it answers with a label, mostly the right one. Seen when this was
-    written: 0/64 -> 45/64 (answers positive 57, negative 7) in 202 s on a 2-core CPU under a
-    load of 6; the runs are seeded, so the figures repeat on one machine."""
+    """SmolLM2-135M-Instruct on the review snippets as instructions. Before finetuning it
+    answers in sentences ("This review is ..."), none starting with the label (16 test prompts);
+    after 12 LoRA steps of 8 at a high constant lr it answers with a label, mostly the right one
+    (32 test prompts). Seen when this was written: 0/16 -> 28/32 (answers positive 22,
+    negative 10; 0.6 needs 20) in 51 s on a 2-core CPU under a load of 4, where 24 steps at
+    1e-3 scored on 64 prompts took 187 s for 45/64. The runs are seeded: the figures repeat on
+    one machine."""
     from datasets import DatasetDict
 
     from labkit.lm.instruct import generative_accuracy
 
     model = labkit.demo.lm(device="cpu")
     data = labkit.demo.instructions()
-    before = generative_accuracy(model, data, limit=64)
+    before = generative_accuracy(model, data, limit=16)
     small = LMData(  # all the training rows; a small validation split for the one evaluation
         splits=DatasetDict({"train": data.train, "validation": data.validation.select(range(16))}),
         kind="instruction",
@@ -306,9 +308,9 @@ def test_lora_on_the_instruction_task_raises_the_generative_accuracy(tmp_path):
         model,
         small,
         lora=True,
-        max_steps=24,
+        max_steps=12,
         batch_size=8,
-        lr=1e-3,
+        lr=2e-3,
         schedule="constant",
         max_length=96,
         sample_prompts=(),
@@ -316,7 +318,7 @@ def test_lora_on_the_instruction_task_raises_the_generative_accuracy(tmp_path):
         progress=False,
     ).wait()
     assert run.status == "finished", run.error
-    after = generative_accuracy(model, data, limit=64)
+    after = generative_accuracy(model, data, limit=32)
     assert before.accuracy < 0.3 and after.accuracy >= 0.6, (before, after)
     assert after.unparseable <= 3, after
     assert set(after.answers) >= {"positive", "negative"}, after  # not one answer for all

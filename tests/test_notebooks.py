@@ -10,10 +10,10 @@ import pytest
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 SMALL = {
     "01_quickstart": {"TRAIN_STEPS": 4},
-    "02_finetune": {"MAX_STEPS": 6},
+    "02_finetune": {"MAX_STEPS": 6, "EVAL_ROWS": 32},
     "03_attention_heads": {"EXAMPLES": 8},
-    "04_explain_predictions": {"MAX_STEPS": 6, "N_EXAMPLES": 4},
-    "05_before_and_after": {"MAX_STEPS": 6},
+    "04_explain_predictions": {"MAX_STEPS": 6, "N_EXAMPLES": 4, "EVAL_ROWS": 32},
+    "05_before_and_after": {"MAX_STEPS": 6, "EVAL_ROWS": 32},
     "06_generative": {
         "MAX_STEPS": 4,
         "EVAL_EVERY": 2,
@@ -30,6 +30,24 @@ SMALL = {
         "DISTILL_STEPS": 4,
         "EVAL_ROWS": 32,
         "REPEATS": 1,
+    },
+    "08_vision_transformer": {
+        "EPOCHS": 1,
+        "MAX_STEPS": 4,
+        "MLP_EPOCHS": 1,
+        "SEARCH_ROWS": 20,
+        "N_STEPS": 8,
+    },
+    "09_masked_lm": {
+        "MAX_STEPS": 4,
+        "EVAL_EVERY": 2,
+        "BATCH_SIZE": 8,
+        "VAL_ROWS": 16,
+        "HELD_OUT": 16,
+        "DAPT_SEEDS": (0,),
+        "DAPT_PRETRAIN_STEPS": 2,
+        "DAPT_FINETUNE_STEPS": 2,
+        "DAPT_TEST_ROWS": 16,
     },
 }
 WIDGET = "application/vnd.jupyter.widget-view+json"

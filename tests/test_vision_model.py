@@ -126,11 +126,6 @@ def test_finetune_learns_and_every_checkpoint_reloads(images, tmp_path):
     assert torch.allclose(again.logits(batch), model.logits(batch), atol=1e-5)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transformers 5 saves ViT weights under their legacy names and Trainer's resume "
-    "loads them raw, so nothing loads (reported: LabkitTrainer._load_from_checkpoint fix)",
-)
 def test_stop_then_resume_continues_with_identical_losses(images, tmp_path):
     common = {"max_steps": 6}
     full = _go(_vit(), images, tmp_path, "full", **common).wait()

@@ -2,7 +2,8 @@
 
 Default model (all-MiniLM-L6-v2, new head) and data (Rotten Tomatoes snippets): evaluate on the
 test split, finetune with LoRA (a few minutes on 2 CPU cores), evaluate again, print both and
-where the checkpoint is.
+where the checkpoint is. ``--eval-rows N`` evaluates on the first N texts of the validation and
+test splits: with ``--max-steps`` a quick look (the evaluations are most of a short run).
 """
 
 from __future__ import annotations
@@ -34,6 +35,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=float, default=DEMO["epochs"], help="passes over the data")
     p.add_argument("--max-steps", type=int, default=None, help="steps instead of epochs")
     p.add_argument("--full", action="store_true", help="finetune all weights instead of LoRA")
+    p.add_argument(
+        "--eval-rows",
+        type=int,
+        default=None,
+        metavar="N",
+        help="evaluate on the first N texts of the validation and test splits (default: all)",
+    )
     p.add_argument("--output-dir", default=None, help="where checkpoints go")
     p.add_argument(
         "--report",
@@ -52,16 +60,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     from labkit import demo
+    from labkit._errors import ConfigError
     from labkit._utils.optional import require
     from labkit.train.finetune import finetune
     from labkit.train.lora import lora_config
 
+    if args.eval_rows is not None and args.eval_rows < 1:
+        raise ConfigError(
+            f"--eval-rows must be 1 or more (or left out for all), got {args.eval_rows}."
+        )
     # what the demo extra installs, checked before minutes of work rather than after them
     demo.model_path()
     if not args.no_report:
         require("captum.attr", extra="demo", feature="labkit demo's report (--no-report skips it)")
     t0 = time.perf_counter()
     data = demo.data()
+    if args.eval_rows is not None:
+        for split, rows in list(data.splits.items()):
+            if split != "train":
+                data.splits[split] = rows.select(range(min(args.eval_rows, len(rows))))
     print(f"data:  {data}")
     model = demo.model(device=args.device)
     print(f"model: {model}")
@@ -98,7 +115,7 @@ def main(args: argparse.Namespace) -> int:
     print(after.report)
     test = data.test
     assert test is not None  # demo.data() always has a test split
-    sample = test.select(range(EXAMPLES))
+    sample = test.select(range(min(EXAMPLES, len(test))))
     print("\npredictions on test texts:")
     for p, gold in zip(model.predict(sample["text"]), sample["label"]):
         print(f"  {p.label:>9} {p.score:5.1%} (true: {data.labels[gold]:>8})  {p.text[:80]}")

@@ -127,6 +127,30 @@ class LabkitTrainer(Trainer):
         self._part_sums: dict[str, torch.Tensor] = {}
         self._part_batches = 0
 
+    def _load_from_checkpoint(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        """Resume (and a diverged run's reset) load the checkpoint's weights whatever names
+        they were saved under: transformers 5 saves some families (ViT) under their legacy key
+        names, which Trainer's raw load would skip silently, resuming from fresh weights."""
+        from transformers import PreTrainedModel
+
+        target = model if model is not None else self.model
+        file = os.path.join(resume_from_checkpoint, "model.safetensors")
+        if isinstance(target, PreTrainedModel) and os.path.isfile(file):
+            from safetensors import safe_open
+
+            with safe_open(file, framework="pt") as f:
+                saved = set(f.keys())
+            if not saved <= set(target.state_dict()):
+                from labkit._utils.quiet import hf_quiet
+
+                with hf_quiet():  # from_pretrained maps the legacy names back
+                    fresh = type(target).from_pretrained(
+                        resume_from_checkpoint, config=target.config, dtype=target.dtype
+                    )
+                target.load_state_dict(fresh.state_dict())
+                return
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+
     def compute_loss(
         self,
         model: Any,
