@@ -357,7 +357,7 @@ def images(*, seed: int = 0) -> ImageData:
     :mod:`labkit.vision.demo`."""
     from labkit.vision.demo import images as mnist
 
-    return mnist(seed=seed)
+    return mnist(images_path(), seed=seed)
 
 
 def vit(*, device: str | torch.device = "auto", seed: int = 0) -> Model:

@@ -28,6 +28,7 @@ from labkit._utils.seed import seeded
 from labkit._utils.text import as_texts, encode, model_max_length, path_kind, short
 from labkit.compress.heads import PRUNED_HEADS
 from labkit.data import label_ids, labelled_split
+from labkit.prediction import Prediction
 
 if TYPE_CHECKING:
     import torch
@@ -48,23 +49,6 @@ CLASSIFIER_TASKS = ("classification", "image-classification")
 
 _PICKLE_WEIGHTS = ("pytorch_model.bin", "tf_model.h5", "model.ckpt.index", "flax_model.msgpack")
 _HUB_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*(/[\w.\-]+)?$")
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """The model's answer for one input: the top ``label`` and ``probs`` (label -> probability).
-
-    ``text`` is the text classified; for an image, a short description of it (``"image 3
-    (28x28)"``)."""
-
-    text: str
-    label: str
-    probs: dict[str, float]
-
-    @property
-    def score(self) -> float:
-        """Probability of the predicted label."""
-        return self.probs[self.label]
 
 
 @dataclass(eq=False)

@@ -11,7 +11,7 @@ import pytest
 
 import labkit as lk
 from labkit._errors import DataError, LabkitWarning
-from labkit.vision.data import image_block, load_images
+from labkit.vision import image_block, load_images
 
 
 def _digits(n_per: int = 10, classes: int = 3, size: int = 8, channels: int = 0) -> tuple:

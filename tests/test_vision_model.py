@@ -174,3 +174,16 @@ def test_shift_augments_training_images_only(images, tmp_path):
         images.with_shift(-1)
     with pytest.raises(InputError, match="out of the frame"):
         images.with_shift(8)
+
+
+def test_a_dataset_row_is_one_image_and_a_long_name_is_no_image_folder(images):
+    """``ds[0]["image"]`` comes back as nested lists: it is one image, not 28 rows of them;
+    a source name too long for the file system is simply not an image folder."""
+    from labkit.vision.data import is_image_source
+
+    model = _vit()
+    row = images.test[0]["image"]
+    assert isinstance(row, list)
+    assert len(model.predict(row)) == 1
+    assert len(model.predict(images.test[:3]["image"])) == 3
+    assert not is_image_source("x" * 100_000)

@@ -6,7 +6,8 @@ task="image-classification")`` or ``labkit.from_config(ViTConfig(...))`` makes t
 ``labkit.demo.images()`` and ``labkit.demo.vit()`` are the offline defaults.
 """
 
-from labkit.vision.data import ImageData, image_block, load_images
+from labkit.vision._read import load_images
+from labkit.vision.data import ImageData, image_block
 from labkit.vision.pixels import as_images, pixel_batch, pixel_values
 from labkit.vision.predict import evaluate, logits, predict
 

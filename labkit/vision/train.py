@@ -83,7 +83,7 @@ class ImageCollator:
 
 
 def _rows(model: Model, data: ImageData, split: str, *, shift: int = 0, seed: int = 0) -> ImageRows:
-    from labkit.data import label_ids
+    from labkit._utils.labels import label_ids
     from labkit.vision.data import image_block
 
     ds = data.splits[split]
