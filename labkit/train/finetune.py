@@ -13,7 +13,7 @@ import dataclasses
 import os
 import time
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from labkit._errors import ConfigError, DataError, TrainingError
 from labkit.train.config import FinetuneConfig
@@ -82,7 +82,7 @@ def finetune(
     if _is_plain_module(model):  # a torch.nn.Module built by hand (e.g. an MLP on the digits)
         from labkit.scratch.module import as_model
 
-        model, data = as_model(model, data)
+        model, data = as_model(cast(Any, model), data)
     check_trainable(model)
     config = make_config(
         FinetuneConfig,
@@ -416,8 +416,10 @@ def _task_parts(
         assert isinstance(data, LMData)  # _check_task matched data and model
         return mlm_parts(model, data, max_length, config, pad_to_multiple_of=pad8)
     if model.task == "image-classification":
+        from labkit.vision.data import ImageData
         from labkit.vision.train import training_parts as image_parts
 
+        assert isinstance(data, ImageData)  # _check_task matched data and model
         return image_parts(model, data, config)
     if isinstance(data, LMData):  # a causal LM's (_check_task has matched data and model)
         from labkit.lm.evaluate import lm_metrics
