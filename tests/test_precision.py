@@ -56,8 +56,9 @@ def test_a_run_probes_with_one_real_training_batch(tiny_lm, toy_data):
 
     rows = [{"text": t} for t in toy_data.train["text"]]
     data = labkit.load_data(rows, task="causal-lm")
-    parts = _task_parts(tiny_lm, data, 64)
-    choice = _probe(tiny_lm, parts, FinetuneConfig(batch_size=4))
+    config = FinetuneConfig(batch_size=4)
+    parts = _task_parts(tiny_lm, data, 64, config)
+    choice = _probe(tiny_lm, parts, config)
     assert choice.precision == "fp32"  # the CPU's only candidate
     run = labkit.finetune(tiny_lm, data, max_steps=1, progress=False)
     run.wait()

@@ -206,6 +206,12 @@ _TASK_DATA = {
     "masked-lm": "LMData",
     "image-classification": "ImageData",
 }
+_TASK_NAMES = {
+    "classification": "classification model",
+    "causal-lm": "causal language model",
+    "masked-lm": "masked language model",
+    "image-classification": "image classifier",
+}
 _DATA_ADVICE = {
     "classification": "labelled text with labkit.load_data(source, task='classification')",
     "causal-lm": "text or instructions with labkit.load_data(source, task='causal-lm') (or "
@@ -244,9 +250,16 @@ def _check_task(model: Model, data: Any, config: FinetuneConfig) -> None:
             "LMData": f"{kind} data for a language model (LMData)",
             "ImageData": "labelled images (ImageData)",
         }.get(found, found)
+        other = (
+            " Or load a causal language model for it with labkit.load_model(name, "
+            "task='causal-lm') (labkit.demo.lm() is the offline one)."
+            if found == "LMData" and kind == "instruction" and model.task != "causal-lm"
+            else ""
+        )
         raise DataError(
-            f"{model.name!r} is a {model.task} model, but the data is {what}. Give it "
-            f"{_DATA_ADVICE.get(model.task, 'data for its task')}."
+            f"{model.name!r} is a {_TASK_NAMES.get(model.task, model.task + ' model')}, but "
+            f"the data is {what}. Give it {_DATA_ADVICE.get(model.task, 'data for its task')}."
+            f"{other}"
         )
     allowed = TASK_METRICS.get(model.task, ("loss",))
     if config.metric not in allowed:
