@@ -52,7 +52,7 @@ def _tiny_vit(labels=LABELS):
 
 
 def _png(image: np.ndarray) -> bytes:
-    from labkit.render.image_data import image_png
+    from labkit.render.heatmap import image_png
 
     return image_png(image)
 

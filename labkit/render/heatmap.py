@@ -23,6 +23,7 @@ __all__ = [
     "REDS",
     "data_uri",
     "edges",
+    "image_png",
     "labelled",
     "png",
     "pool",
@@ -110,6 +111,25 @@ def png(levels: np.ndarray, palette: bytes = BLUES) -> bytes:
         + _chunk(b"IHDR", header)
         + _chunk(b"PLTE", palette)
         + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 9))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def image_png(image: np.ndarray) -> bytes:
+    """A PNG of a uint8 image [H, W] / [H, W, 1] (grayscale) or [H, W, 3] (RGB): the one
+    encoder of every image labkit shows (thumbnails, overlays)."""
+    arr = np.ascontiguousarray(image, dtype=np.uint8)
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[:, :, 0]
+    height, width = arr.shape[:2]
+    colour = 0 if arr.ndim == 2 else 2
+    raw = np.zeros((height, width * (1 if arr.ndim == 2 else 3) + 1), dtype=np.uint8)
+    raw[:, 1:] = arr.reshape(height, -1)  # filter byte 0 (None) per row
+    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
         + _chunk(b"IEND", b"")
     )
 

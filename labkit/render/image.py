@@ -11,9 +11,7 @@ nbviewer and GitHub show of ``labkit.attention(vit, image)`` and ``labkit.explai
 
 from __future__ import annotations
 
-import base64
 import html
-import io
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -44,13 +42,9 @@ _FONT = "font-family:sans-serif;font-size:13px"
 
 def png_uri(rgb: np.ndarray) -> str:
     """``data:image/png;base64,...`` of a uint8 [H, W, 3] (or [H, W, 1]) image."""
-    from PIL import Image
+    from labkit.render.heatmap import data_uri, image_png
 
-    arr = np.ascontiguousarray(rgb, dtype=np.uint8)
-    img = Image.fromarray(arr[:, :, 0], "L") if arr.shape[-1] == 1 else Image.fromarray(arr, "RGB")
-    buf = io.BytesIO()
-    img.save(buf, format="PNG", optimize=True)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return data_uri(image_png(rgb))
 
 
 def _luma(image: np.ndarray) -> np.ndarray:

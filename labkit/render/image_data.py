@@ -1,47 +1,21 @@
 """Static HTML of an ``ImageData``: source, shape, split sizes and a strip of thumbnails per
-class, each image an inline PNG data URI (written with ``zlib``: nothing from the network, no
-Pillow)."""
+class, each image an inline PNG data URI (``labkit.render.heatmap.image_png``: nothing from the
+network, no Pillow)."""
 
 from __future__ import annotations
 
 import html
-import struct
-import zlib
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from labkit.render.heatmap import data_uri
+from labkit.render.heatmap import data_uri, image_png
 
-__all__ = ["MAX_CLASSES", "PER_CLASS", "image_data_html", "image_png"]
+__all__ = ["MAX_CLASSES", "PER_CLASS", "image_data_html"]
 
 PER_CLASS = 8  # thumbnails shown for each class
 MAX_CLASSES = 20  # rows drawn; more classes are counted
 _THUMB_PX = 48  # shown size (CSS, pixelated): a 28x28 digit stays crisp
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    crc = zlib.crc32(kind + data) & 0xFFFFFFFF
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", crc)
-
-
-def image_png(image: np.ndarray) -> bytes:
-    """A PNG of a uint8 image [H, W] / [H, W, 1] (grayscale) or [H, W, 3] (RGB)."""
-    arr = np.ascontiguousarray(image, dtype=np.uint8)
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[:, :, 0]
-    height, width = arr.shape[:2]
-    colour = 0 if arr.ndim == 2 else 2
-    rows = arr.reshape(height, -1)
-    raw = np.zeros((height, rows.shape[1] + 1), dtype=np.uint8)  # filter byte 0 per row
-    raw[:, 1:] = rows
-    header = struct.pack(">IIBBBBB", width, height, 8, colour, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + _chunk(b"IHDR", header)
-        + _chunk(b"IDAT", zlib.compress(raw.tobytes(), 6))
-        + _chunk(b"IEND", b"")
-    )
 
 
 def image_data_html(

@@ -91,7 +91,7 @@ class Picked:
 
 def _png(image: np.ndarray, longest: int | None = None) -> bytes:
     """PNG bytes of a uint8 [H, W, C] image, subsampled to at most ``longest`` pixels a side."""
-    from labkit.render.image_data import image_png
+    from labkit.render.heatmap import image_png
 
     if longest is not None:
         step = -(-max(image.shape[:2]) // longest)  # ceil: the fewest rows/columns skipped
