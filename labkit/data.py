@@ -206,6 +206,13 @@ def load_data(
             seed=seed,
             label_map=label_map,
         )
+    if (
+        task in ("causal-lm", "masked-lm")
+        and isinstance(source, list | tuple)
+        and source
+        and all(isinstance(t, str) for t in source)
+    ):
+        source = [{text: t} for t in source]  # plain strings: the text column itself
     raw, name = _read(source, config)
     parts = _parts(raw)
     chosen = _task_of(task, parts["train"], text, label, labels, label_map)

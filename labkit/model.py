@@ -606,6 +606,8 @@ def load_model(
             from labkit.compress.onnx_backend import open_onnx
 
             return Model(**open_onnx(local, labels=labels, device=device, meta=meta))
+        if task == "auto" and labels is None and meta.get("task") in TASKS:
+            task = str(meta["task"])  # what labkit saved it as (a masked LM's checkpoint)
         _check_local_weights(local, allow_pickle)
         if (local / "adapter_config.json").exists():
             return _load_adapter(

@@ -358,3 +358,19 @@ def test_the_offline_presets_pick_a_real_digit():
     app.wait()
     assert app.status.kind == "ok", app.status.message
     assert app.vision.attended.grid == (4, 4)
+
+
+def test_a_result_for_an_image_no_longer_picked_is_not_shown_under_the_new_one(app):
+    """Picking another image while its attributions are computed: they belong to the old
+    image, so they are dropped and the status line says to press again."""
+    v = app.vision
+    v.pick(0)
+    app.wait()
+    with app._model_lock:  # the explanation waits here while another image is picked
+        app.show_explanation()
+        v.pick(1, predict=False)
+    app.wait()
+    assert app.status.kind == "error", app.status.message
+    assert "test image 0" in app.status.message and "test image 1" in app.status.message
+    assert v.explained is None and not v.explain_box.children
+    assert v.picked.what == "test image 1"

@@ -285,6 +285,11 @@ def test_finetune_masked_lm(roberta: lk.Model, tmp_path: Path) -> None:
     assert "masked_accuracy" in reopened.metrics
     # the checkpoint holds the whole head: it reloads as a masked LM with no fresh weights
     again = lk.load_model(run.checkpoints[-1], task="masked-lm")
+    # the checkpoint says what it is: loaded with task auto it is a masked LM, not a classifier
+    assert lk.load_model(run.checkpoints[-1]).task == "masked-lm"
+    from labkit.ui.app import _checkpoint_task
+
+    assert _checkpoint_task(run.checkpoints[-1]) == "masked-lm"
     assert math.isclose(again.evaluate(data, split="validation").loss, after.loss, rel_tol=1e-5)
 
 
@@ -317,6 +322,29 @@ def test_lora_on_a_masked_lm_trains_the_head_transform_and_keeps_the_decoder_tie
     assert moved and not torch.equal(live[moved[0]].detach(), head)
     assert base.cls.predictions.decoder.weight is base.bert.embeddings.word_embeddings.weight
     assert model.fill_mask("the movie was [MASK] .", top_k=3)
+
+
+def test_lora_trains_each_familys_masked_lm_head() -> None:
+    from transformers import (
+        BertConfig,
+        BertForMaskedLM,
+        DistilBertConfig,
+        DistilBertForMaskedLM,
+        RobertaConfig,
+        RobertaForMaskedLM,
+    )
+
+    from labkit.train.lora import head_modules
+
+    small = {"vocab_size": 100, "num_hidden_layers": 1, "num_attention_heads": 2}
+    bert = BertForMaskedLM(BertConfig(hidden_size=16, intermediate_size=32, **small))
+    roberta = RobertaForMaskedLM(RobertaConfig(hidden_size=16, intermediate_size=32, **small))
+    distil = DistilBertForMaskedLM(
+        DistilBertConfig(vocab_size=100, dim=16, hidden_dim=32, n_layers=1, n_heads=2)
+    )
+    assert head_modules(bert) == ["cls.predictions.transform"]
+    assert head_modules(roberta) == ["lm_head.dense", "lm_head.layer_norm"]
+    assert head_modules(distil) == ["vocab_layer_norm", "vocab_transform"]
 
 
 def test_finetune_masked_lm_refuses_labelled_data(bert: lk.Model, toy_data) -> None:
@@ -370,3 +398,9 @@ def test_domain_adaptation_runs(bert: lk.Model, tiny_dirs, tmp_path: Path) -> No
     assert "<table" in result._repr_html_() and "seed 1" in result._repr_html_()
     with pytest.raises(ConfigError, match="finetune_steps"):
         lk.mlm.domain_adaptation(masked_lm=bert, corpus=corpus, data=data, finetune_steps=0)
+
+
+def test_a_list_of_strings_is_masked_lm_text() -> None:
+    data = lk.load_data(TEXTS * 3, task="masked-lm")
+    assert isinstance(data, lk.LMData) and data.kind == "text"
+    assert sorted([*data.train["text"], *data.validation["text"]]) == sorted(TEXTS * 3)

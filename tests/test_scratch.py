@@ -160,3 +160,21 @@ def test_wrap_module_gives_a_model_that_predicts_and_evaluates(images):
     assert model.logits(np.zeros((3, 8, 8), np.uint8)).shape == (3, 2)
     assert model.evaluate(images, split="validation").n == len(images.validation)
     assert "Model(" in repr(model)
+
+
+def test_a_hand_built_mlp_is_explained_over_blocks_and_has_no_attention_to_show():
+    import numpy as np
+    import torch
+
+    mlp = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(784, 16), torch.nn.ReLU(), torch.nn.Linear(16, 10)
+    )
+    model = lk.scratch.wrap_module(
+        mlp, labels=[str(i) for i in range(10)], image_size=28, channels=1
+    )
+    image = np.random.default_rng(0).integers(0, 255, (28, 28), dtype=np.uint8)
+    for method in ("integrated_gradients", "occlusion"):
+        result = lk.explain(model, image, method=method)
+        assert result.scores.shape == (28, 28) and result.grid == (7, 7)
+    with pytest.raises(lk.InputError, match=r"no patches.*labkit\.explain works"):
+        lk.attention(model, image)

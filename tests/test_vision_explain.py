@@ -159,3 +159,22 @@ def test_view_shows_the_scores_and_recomputes_another_label(planted, lit):
     assert patches[HOT] < 0  # the bright patch pushes away from "off"
     shown = ImageAttributionView(dataclasses.replace(r, model=None))
     assert not shown.interactive  # a copy without its model is shown only
+
+
+def test_explaining_another_label_starts_from_the_image_as_given(planted, lit):
+    """The view re-explains from the input, not from the processed image (a processor that
+    resizes or crops would otherwise do it twice): a 56x56 input is kept as given."""
+    big = np.kron(lit, np.ones((2, 2), dtype=np.uint8))  # 56x56: the processor resizes it
+    r = labkit.explain(planted, big, method="occlusion")
+    assert r.image.shape[:2] == (28, 28) and r.given.shape[:2] == (56, 56)
+    from labkit.ui.image_view import ImageAttributionView
+
+    view = ImageAttributionView(r)
+    other = next(label for label in r.probs if label != r.target)
+    view.target = other
+    view.wait(60)
+    assert view.error == "" and view.result.target == other
+    assert np.array_equal(view.result.given, r.given)
+    assert np.allclose(
+        view.result.scores, labkit.explain(planted, big, target=other, method="occlusion").scores
+    )

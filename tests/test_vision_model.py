@@ -187,3 +187,14 @@ def test_a_dataset_row_is_one_image_and_a_long_name_is_no_image_folder(images):
     assert len(model.predict(row)) == 1
     assert len(model.predict(images.test[:3]["image"])) == 3
     assert not is_image_source("x" * 100_000)
+
+
+def test_a_numpy_image_channels_first_is_one_image_for_an_rgb_model():
+    """[3, H, W] from numpy is one RGB image for an RGB model (torch's order), not three
+    grayscale ones; [N, H, W] in any other count stays a batch."""
+    rgb = _vit(channels=3)
+    chw = np.random.default_rng(0).random((3, 8, 8))
+    assert len(rgb.predict(chw)) == 1
+    assert torch.allclose(rgb.logits(chw), rgb.logits(np.moveaxis(chw, 0, -1)))
+    assert lk.attention(rgb, chw).weights.shape[-1] == 5  # 2x2 patches + [CLS]
+    assert len(rgb.predict(np.random.default_rng(1).random((5, 8, 8)))) == 5

@@ -35,11 +35,18 @@ _NAME = re.compile(r"^checkpoint-(\d+)$")
 LABELS_FILE = "labkit.json"
 
 
-def write_labels(folder: str | os.PathLike[str], labels: Sequence[str]) -> None:
-    """Record the label names next to a LoRA adapter, whose files hold only label ids."""
+def write_labels(
+    folder: str | os.PathLike[str], labels: Sequence[str], *, task: str | None = None
+) -> None:
+    """Record the label names next to a checkpoint (a LoRA adapter's files hold only label
+    ids) and, for a task its config cannot tell (a masked LM saved as ``BertForMaskedLM`` loads
+    as a classifier unless asked), the task ``labkit.load_model`` should load it as."""
     import json
 
-    Path(folder, LABELS_FILE).write_text(json.dumps({"labels": [str(x) for x in labels]}))
+    meta: dict[str, Any] = {"labels": [str(x) for x in labels]}
+    if task is not None:
+        meta["task"] = task
+    Path(folder, LABELS_FILE).write_text(json.dumps(meta))
 
 
 def read_meta(folder: str | os.PathLike[str]) -> dict[str, Any]:

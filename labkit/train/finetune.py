@@ -588,6 +588,7 @@ def _prepare(
             train_lengths=parts.lengths if config.group_by_length else None,
             keep_checkpoints=config.keep_checkpoints,
             labels=model.labels,
+            task=model.task,
             loss=loss,
         )
         for noisy in (PrinterCallback, ProgressCallback):

@@ -77,8 +77,11 @@ def head_modules(hf: Any) -> list[str]:
         heads = [
             name
             for name, _ in hf.named_modules()
-            if name.startswith(("cls.predictions.", "lm_head.", "vocab_", "predictions."))
-            and name.rsplit(".", 1)[-1] in _MLM_HEADS
+            if (
+                name.startswith(("cls.predictions.", "lm_head.", "predictions."))
+                and name.rsplit(".", 1)[-1] in _MLM_HEADS
+            )
+            or name in ("vocab_transform", "vocab_layer_norm")  # DistilBERT's, at the top
         ]
         # the outermost only: a module inside one already kept trains with it
         return [h for h in sorted(set(heads)) if not any(h.startswith(o + ".") for o in heads)]

@@ -553,7 +553,7 @@ def _export(
             hf.save_pretrained(staged, safe_serialization=True)
             model.tokenizer.save_pretrained(staged)
         del hf  # a merged copy goes before the folder is loaded back
-        _checkpoint.write_labels(staged, model.labels)
+        _checkpoint.write_labels(staged, model.labels, task=model.task)
         # read back as a user would (labkit.load_model: transformers, peft for an adapter)
         with hf_quiet(), warnings.catch_warnings():
             # peft reads an attribute transformers 5 deprecated, when it loads an adapter

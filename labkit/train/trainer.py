@@ -109,6 +109,7 @@ class LabkitTrainer(Trainer):
         keep_checkpoints: int | None = None,
         labels: Sequence[str] = (),
         loss: TrainingLoss | None = None,
+        task: str | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
@@ -119,6 +120,7 @@ class LabkitTrainer(Trainer):
             # 4x the cross-entropy and stepped with 4x the gradient)
             self.model_accepts_loss_kwargs = False
         self._labels = tuple(labels)
+        self._task = task  # recorded in each checkpoint's labkit.json
         self._train_lengths = train_lengths
         self._keep = keep_checkpoints
         self._staging = False
@@ -219,8 +221,8 @@ class LabkitTrainer(Trainer):
                 hf_logging.enable_progress_bar()
         self.accelerator.wait_for_everyone()  # every rank has written its RNG state
         if self.args.should_save:
-            if self._labels:
-                _checkpoint.write_labels(staged, self._labels)
+            if self._labels or self._task == "masked-lm":
+                _checkpoint.write_labels(staged, self._labels, task=self._task)
             _checkpoint.commit(staged, os.path.join(run_dir, name))
             with contextlib.suppress(OSError):  # only when empty
                 os.rmdir(os.path.dirname(staged))

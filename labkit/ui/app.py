@@ -1253,12 +1253,17 @@ def _checkpoint_task(source: str) -> str:
     then decides, or says what is wrong)."""
     from transformers import AutoConfig
 
+    from labkit._utils.checkpoint import read_meta
     from labkit._utils.quiet import hf_quiet
-    from labkit.model import resolve_task
+    from labkit.model import TASKS, resolve_task
 
+    folder = os.path.expanduser(source)
+    saved = read_meta(folder).get("task") if os.path.isdir(folder) else None
+    if saved in TASKS:  # what labkit saved it as (a masked LM's checkpoint)
+        return str(saved)
     try:
         with hf_quiet():
-            config = AutoConfig.from_pretrained(os.path.expanduser(source))
+            config = AutoConfig.from_pretrained(folder)
     except Exception:  # noqa: BLE001 - any failure: load_model gives the real error
         return "unknown"
     return resolve_task("auto", config, None)

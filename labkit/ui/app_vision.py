@@ -458,6 +458,19 @@ class VisionTabs:
             ]
         )
 
+    def _still_picked(self, picked: Any, what: str) -> None:
+        """Raise ``InputError`` when another image was picked while ``what`` was computed for
+        ``picked``: its result would show under the wrong image."""
+        from labkit._errors import InputError
+
+        if self.picked is not picked:
+            now = self.picked.what if self.picked is not None else "no image"
+            was = picked.what if picked is not None else "the image"
+            raise InputError(
+                f"{what} of {was} arrived after {now} was picked, so they are not shown: "
+                "press the button again for the picked image."
+            )
+
     def show_attention(self) -> None:
         """``labkit.attention(model, image)`` of the picked image, in its view."""
         import labkit
@@ -471,6 +484,7 @@ class VisionTabs:
                 return labkit.attention(model, image)
 
         def done(result: Any) -> str:
+            self._still_picked(picked, "the attention")
             self.attended = result
             self.attention_box.children = [_view(result)]
             app._refresh_snapshot()
@@ -564,6 +578,7 @@ class VisionTabs:
         def done(result: Any) -> str:
             from labkit.ui.image_view import ImageAttributionView
 
+            self._still_picked(picked, "the attributions")
             self._show_explained(ImageAttributionView(result, lock=self.app._model_lock))
             self.explained = result
             app._refresh_snapshot()

@@ -212,9 +212,8 @@ class ImageAttributionView(LabkitWidget):
                     f"{old.model.name!r} is training: explain another label once the run ends."
                 )
             with self._lock if self._lock is not None else contextlib.nullcontext():
-                new = labkit.explain(
-                    old.model, old.image, target=target, method=old.method, **options
-                )
+                source = old.given if old.given is not None else old.image
+                new = labkit.explain(old.model, source, target=target, method=old.method, **options)
         except labkit.LabkitError as exc:
             if request == self._request:
                 self.error, self.busy = str(exc), False

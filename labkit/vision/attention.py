@@ -41,12 +41,27 @@ def refuse_image(model: Model, x: Any, what: str) -> None:
         model.require_task("image-classification", f"{what} of an image ({found})")
 
 
-def patch_layout(model: Model) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((rows, cols), (patch height, patch width)) of the model's patch grid, from its config."""
+def patch_layout(
+    model: Model, *, blocks: int | None = None
+) -> tuple[tuple[int, int], tuple[int, int]]:
+    """((rows, cols), (patch height, patch width)) of the model's patch grid, from its config.
+
+    A model with no patches (an MLP built by hand, ``labkit.scratch``): with ``blocks`` the
+    image is cut into about ``blocks`` x ``blocks`` squares instead (what occlusion slides and
+    per-patch sums add up); without, an ``InputError`` (attention maps need patch tokens)."""
     from labkit.vision.pixels import image_shape
 
     _, h, w = image_shape(model)
     size = getattr(model.base.config, "patch_size", None)
+    if size is None and blocks and h and w:
+        side = max(1, min(h, w) // blocks)
+        size = side if h % side == 0 and w % side == 0 else 1
+    elif size is None and h and w:
+        raise InputError(
+            f"{model.name!r} has no patches (its config has no patch_size): it is not a vision "
+            "transformer, so there is no attention over the image to show. labkit.explain "
+            "works on it."
+        )
     ph, pw = (size, size) if isinstance(size, int) else tuple(size or (0, 0))[:2]
     if not (h and w and ph and pw):
         raise InputError(
@@ -60,19 +75,12 @@ def patch_layout(model: Model) -> tuple[tuple[int, int], tuple[int, int]]:
 def one_image_pixels(model: Model, image: Any, what: str) -> torch.Tensor:
     """``image`` as the model's pixel values [1, C, H, W]: exactly one image, or an InputError
     naming the shape found and the one the model takes."""
-    from labkit.vision.pixels import as_images, image_shape, pixel_values
+    from labkit.vision.pixels import image_shape, model_images, pixel_values
 
     c, h, w = image_shape(model)
     takes = f"{model.name!r} takes one image of {h}x{w} with {c} channel(s)"
-    if isinstance(image, list | tuple):  # nested lists (a dataset's image column): an array
-        try:
-            numeric = np.asarray(image)
-        except (ValueError, TypeError):
-            numeric = None
-        if numeric is not None and numeric.dtype.kind in "biuf":
-            image = numeric
-    try:
-        arrays = as_images(image, what=what)
+    try:  # nested lists (a dataset row's image) read as the array they spell
+        arrays = model_images(model, image, what=what)
     except InputError as exc:
         raise InputError(f"{exc} {takes}.") from None
     if len(arrays) != 1:

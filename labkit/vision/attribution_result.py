@@ -50,6 +50,9 @@ class ImageAttribution:
     model_name: str = ""
     scale: float | None = None
     model: Model | None = field(default=None, repr=False)
+    # the image as given (before the processor resized or cropped it): what explaining another
+    # label starts from, so the new scores sit on the same pixels as these
+    given: np.ndarray | None = field(default=None, repr=False)
 
     @property
     def predicted(self) -> str:

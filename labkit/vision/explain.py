@@ -156,11 +156,14 @@ def explain_image(
 
     model.require_task("image-classification", "labkit.explain on an image")
     name = _method(method)
-    grid, patch = patch_layout(model)
+    grid, patch = patch_layout(model, blocks=7)  # a model without patches: 7x7 blocks
     opts = _options(name, options, patch)
     hf = model.hf
     dtype = next(hf.parameters()).dtype
     pixels = one_image_pixels(model, image, "image").to(dtype)
+    from labkit.vision.pixels import model_images
+
+    given = model_images(model, image, what="image")[0]
     base = _baseline(model, pixels, opts["baseline"])
     was_training = hf.training
     hf.eval()
@@ -212,6 +215,7 @@ def explain_image(
         options=opts,
         model_name=model.name,
         model=model,
+        given=given,
     )
 
 

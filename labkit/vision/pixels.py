@@ -177,13 +177,32 @@ def pixel_values(model: Model, images: Any, *, what: str = "images") -> torch.Te
     return pixel_batch(model, images, what=what).to(model.device)
 
 
+def model_images(model: Model, images: Any, *, what: str = "images") -> list[np.ndarray]:
+    """:func:`as_images`, knowing the model: a numpy [C, H, W] in the model's own channel count
+    (3 for RGB) is one image, not C grayscale ones."""
+    import numpy as np
+
+    channels = image_shape(model)[0]
+    shape = getattr(images, "shape", None)
+    if (
+        shape is not None
+        and not hasattr(images, "detach")  # a tensor [C, H, W] is one image already
+        and len(shape) == 3
+        and shape[0] == channels
+        and channels in (1, 3)
+        and shape[-1] not in _CHANNELS
+    ):
+        images = np.moveaxis(np.asarray(images), 0, -1)
+    return as_images(images, what=what)
+
+
 def pixel_batch(model: Model, images: Any, *, what: str = "images") -> torch.Tensor:
     """As :func:`pixel_values`, on the CPU: what a training collator makes (the trainer moves
     batches to the device, and pins CPU memory for a GPU)."""
     import numpy as np
 
-    arrays = as_images(images, what=what)
     channels, h, w = image_shape(model)
+    arrays = model_images(model, images, what=what)
     fixed = []
     for arr in arrays:
         if arr.shape[-1] != channels:

@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 __all__ = ["evaluate", "logits", "predict"]
 
 
-def _arrays(images: Any) -> list[np.ndarray]:
+def _arrays(model: Model, images: Any) -> list[np.ndarray]:
     """Images as uint8 [H, W, C] arrays; an ImageData split (a Dataset with an ``image``
     column) is read as one block."""
-    from labkit.vision.pixels import as_images
+    from labkit.vision.pixels import as_images, model_images
 
     features = getattr(images, "features", None)
     if features is not None and "image" in features:
@@ -32,7 +32,7 @@ def _arrays(images: Any) -> list[np.ndarray]:
         if type(features["image"]).__name__ == "Array3D":
             return list(image_block(images))
         return as_images(list(images["image"]))
-    return as_images(images)
+    return model_images(model, images)
 
 
 def _scores(model: Model, arrays: list[np.ndarray], batch_size: int) -> torch.Tensor:
@@ -65,7 +65,7 @@ def logits(model: Model, images: Any, *, batch_size: int = 32) -> torch.Tensor:
 
     Raises ``InputError`` when an image cannot become what the model takes (wrong channels, a
     size the processor does not resize)."""
-    return _scores(model, _arrays(images), batch_size)
+    return _scores(model, _arrays(model, images), batch_size)
 
 
 def predict(model: Model, images: Any, *, batch_size: int = 32) -> list[Prediction]:
@@ -74,7 +74,7 @@ def predict(model: Model, images: Any, *, batch_size: int = 32) -> list[Predicti
     (28x28)"``)."""
     from labkit.prediction import Prediction
 
-    arrays = _arrays(images)
+    arrays = _arrays(model, images)
     probs = _scores(model, arrays, batch_size).softmax(-1).tolist()
     out = []
     for i, (im, row) in enumerate(zip(arrays, probs)):
