@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import json
 import re
+import time
 
 import pytest
 
@@ -60,6 +61,10 @@ def test_ctrl_c_stops_cleanly_prints_what_it_has_and_exits_130(tiny_lm_dirs, mon
             seen.append(piece)
             if len(seen) == 3:
                 _thread.interrupt_main()  # what Ctrl+C does to the waiting main thread
+                # a person presses Ctrl+C mid-generation: hold this token until the main
+                # thread has taken it (a tiny model could otherwise finish all 120 tokens
+                # before the interrupt is handled: a race on a fast machine)
+                time.sleep(1.0)
 
         s.subscribe(press_ctrl_c)
         return s

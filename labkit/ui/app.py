@@ -513,7 +513,7 @@ class App(W.VBox):
         )
         self.model_labels = W.Text(
             value=TEXT_LABELS,
-            placeholder="label names, comma-separated (empty: the checkpoint's own)",
+            placeholder="empty: the model's own labels",
         )
         self.model_load = _button("Load model", button_style="primary", icon="download")
         self.model_info = W.HTML()
