@@ -5,6 +5,7 @@ from __future__ import annotations
 import _thread
 import json
 import re
+import signal
 import time
 
 import pytest
@@ -71,9 +72,15 @@ def test_ctrl_c_stops_cleanly_prints_what_it_has_and_exits_130(tiny_lm_dirs, mon
 
     monkeypatch.setattr(model, "stream", stream)
     monkeypatch.setattr(cli, "_load", lambda args: model)
-    code = main(["generate", "--max-new-tokens", "120", "--no-chat", "the worst film"])
+    # Ctrl+C's own handler, whatever an earlier test or library left installed for SIGINT
+    # (interrupt_main calls the Python-level handler: another one would swallow it)
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = main(["generate", "--max-new-tokens", "120", "--no-chat", "the worst film"])
+    finally:
+        signal.signal(signal.SIGINT, previous)
     out, err = capsys.readouterr()
-    assert code == 130
+    assert code == 130, (previous, seen[:5], err[-300:])
     assert "labkit generate: stopped" in err and "cancelled" in err and "Traceback" not in err
     assert out.endswith("\n") and out.startswith("".join(seen[:3]))
     tokens = int(err.split("[", 1)[1].split(" tokens", 1)[0])
