@@ -90,10 +90,14 @@ class MLMCollator:
     ) -> None:
         from transformers import DataCollatorForLanguageModeling
 
+        from labkit.lm.train import CausalLMCollator
+
         self.pad_id = int(tokenizer.pad_token_id)
         self.mask_id = int(tokenizer.mask_token_id)
         self.special = sorted(set(tokenizer.all_special_ids))
-        self.multiple = pad_to_multiple_of
+        # rows whose masks are fixed (the evaluation's) carry their labels: only padded, as a
+        # causal LM's rows are
+        self.fixed = CausalLMCollator(self.pad_id, pad_to_multiple_of)
         self.train = DataCollatorForLanguageModeling(
             tokenizer,
             mlm=True,
@@ -103,25 +107,12 @@ class MLMCollator:
         )
 
     def __call__(self, rows: Sequence[dict[str, Any]]) -> dict[str, torch.Tensor]:
-        import torch
-
         if "labels" not in rows[0]:
             batch = dict(self.train([{"input_ids": r["input_ids"]} for r in rows]))
             if not (batch["labels"] != IGNORE_INDEX).any():
                 self._mask_one(batch)
             return batch
-        width = max(len(r["input_ids"]) for r in rows)
-        if self.multiple:
-            width = -(-width // self.multiple) * self.multiple
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        labels = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, r in enumerate(rows):
-            n = len(r["input_ids"])
-            ids[i, :n] = torch.as_tensor(r["input_ids"], dtype=torch.long)
-            labels[i, :n] = torch.as_tensor(r["labels"], dtype=torch.long)
-            mask[i, :n] = 1
-        return {"input_ids": ids, "attention_mask": mask, "labels": labels}
+        return self.fixed(rows)
 
     def _mask_one(self, batch: dict[str, Any]) -> None:
         """Mask one ordinary token of a batch in which chance masked none: a loss over zero
