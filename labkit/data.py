@@ -21,6 +21,7 @@ from labkit._utils.labels import (  # noqa: F401 - label_ids is labkit.data.labe
     _label_names,
     label_ids,
 )
+from labkit._utils.splits import Splits
 from labkit._utils.text import clean_text, path_kind, short
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ _FILE_BUILDERS = {
 
 
 @dataclass(eq=False)
-class TextData:
+class TextData(Splits):
     """Labelled text in splits: each split has a ``text`` (str) and a ``label`` (ClassLabel id)
     column; ``labels`` are the class names in id order.
 
@@ -57,20 +58,8 @@ class TextData:
     labels: tuple[str, ...]
     source: str = ""
 
-    @property
-    def train(self) -> Dataset:
-        return self.splits["train"]
-
-    @property
-    def validation(self) -> Dataset:
-        return self.splits["validation"]
-
-    @property
-    def test(self) -> Dataset | None:
-        return self.splits.get("test")
-
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.splits.items())
+        sizes = self.split_sizes()
         return f"TextData({self.source!r}, labels={list(self.labels)}, {sizes})"
 
     def _repr_html_(self) -> str:

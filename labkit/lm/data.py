@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from labkit._errors import DataError
+from labkit._utils.splits import Splits
 from labkit._utils.text import clean_text
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ KINDS: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(eq=False)
-class LMData:
+class LMData(Splits):
     """Text for a causal LM in splits (``datasets.DatasetDict``).
 
     ``kind`` is ``"text"`` (each split has a ``text`` column: language modelling) or
@@ -50,20 +51,8 @@ class LMData:
         """The columns every split holds: ``("text",)`` or ``("prompt", "response")``."""
         return KINDS[self.kind]
 
-    @property
-    def train(self) -> Dataset:
-        return self.splits["train"]
-
-    @property
-    def validation(self) -> Dataset:
-        return self.splits["validation"]
-
-    @property
-    def test(self) -> Dataset | None:
-        return self.splits.get("test")
-
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.splits.items())
+        sizes = self.split_sizes()
         return f"LMData({self.source!r}, kind={self.kind!r}, {sizes})"
 
     def _repr_html_(self) -> str:

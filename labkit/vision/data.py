@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from labkit._errors import InputError
+from labkit._utils.splits import Splits
 
 if TYPE_CHECKING:
     import numpy as np
@@ -22,7 +23,7 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".t
 
 
 @dataclass(eq=False)
-class ImageData:
+class ImageData(Splits):
     """Labelled images in splits: each split is a ``datasets.Dataset`` with an ``image`` column
     (uint8 arrays [H, W, C]) and a ``label`` column (ClassLabel ids); ``labels`` are the class
     names in id order, ``image_size`` (height, width) and ``channels`` what every image has.
@@ -57,20 +58,8 @@ class ImageData:
             )
         return dataclasses.replace(self, shift=shift)
 
-    @property
-    def train(self) -> Dataset:
-        return self.splits["train"]
-
-    @property
-    def validation(self) -> Dataset:
-        return self.splits["validation"]
-
-    @property
-    def test(self) -> Dataset | None:
-        return self.splits.get("test")
-
     def __repr__(self) -> str:
-        sizes = ", ".join(f"{k}={len(v):,}" for k, v in self.splits.items())
+        sizes = self.split_sizes()
         h, w = self.image_size
         shift = f", shift={self.shift}" if self.shift else ""
         return (
