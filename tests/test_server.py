@@ -541,3 +541,46 @@ def test_the_spark_keeps_the_whole_run_in_64_means():
     for _ in range(3):
         huge.add(1e308)  # the sum of a bucket overflows: read as missing, never inf
     json.dumps(huge.values(), allow_nan=False)
+
+
+# -- immediate discovery and the folder POST ------------------------------------------------------
+
+
+async def test_a_run_registered_after_a_listing_is_in_the_next_one(jp_fetch, tmp_path, index):
+    index.rescan_s = 3600.0  # no walk, no timed re-read: only the registry's stat finds it
+    first = await get(jp_fetch, "runs", since=0)
+    elsewhere = tmp_path / "elsewhere" / "new"
+    write_run(elsewhere, name="just started").close()
+    registry.register(elsewhere)
+    nxt = await get(jp_fetch, "runs", since=first["version"])
+    assert not nxt["full"] and [r["name"] for r in nxt["runs"]] == ["just started"]
+    assert nxt["runs"][0]["where"] == "machine"
+
+
+async def test_the_folder_post_refuses_what_is_not_the_panels_run(
+    jp_fetch, jp_root_dir, tmp_path, index
+):
+    writer = write_run(jp_root_dir / "live")
+    outside = tmp_path / "out"
+    write_run(outside).close()
+    (jp_root_dir / "link").symlink_to(outside, target_is_directory=True)
+    good = writer.header["run_id"]
+    cases = [
+        ({"folder": "live", "run_id": good}, 400),  # relative
+        ({"folder": str(outside), "run_id": good}, 404),  # outside, not registered
+        ({"folder": str(jp_root_dir / "link"), "run_id": good}, 404),  # a link out
+        ({"folder": str(jp_root_dir / "live"), "run_id": "another"}, 404),  # another run
+    ]
+    for body, code in cases:
+        call = jp_fetch(
+            "labkit", "run", "control", method="POST", body=json.dumps({**body, "action": "stop"})
+        )
+        assert await refused(call) == code, body
+    assert not (jp_root_dir / "live" / "control.json").exists()
+    assert not (outside / "control.json").exists()
+    answer = await post(
+        jp_fetch, {"folder": str(jp_root_dir / "live"), "run_id": good, "action": "stop"}
+    )
+    assert answer["id"] == "live" and answer["status"] == "stopping"
+    assert json.loads((jp_root_dir / "live" / "control.json").read_text())["stop"] is True
+    writer.close()

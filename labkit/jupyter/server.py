@@ -13,8 +13,10 @@ Three handlers under ``{base_url}labkit/`` serve the "labkit runs" sidebar:
 Cost: the index (:class:`RunIndex`) lives on one worker thread of its own, so Jupyter's event
 loop is never held by a read. A listing stats each known record (plus, for a run that has not
 ended, its control file and its process) and reads only new bytes; the root is walked again at
-most every 5 s. Records found but not read yet are read for at most ~0.5 s per listing
-(``loading`` counts the rest, which come in later listings as changed runs).
+most every 5 s; the registry of this machine's runs is stat'ed at each listing and read again
+when it changed, so a run started here is listed at the next poll. Records found but not read
+yet are read for at most ~0.5 s per listing (``loading`` counts the rest, which come in later
+listings as changed runs).
 
 Security model
 --------------
@@ -39,11 +41,11 @@ Security model
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -55,7 +57,7 @@ __all__ = ["AUTH_RESOURCE", "BUDGET_S", "DEPTH", "RESCAN_S", "RunIndex", "load",
 
 AUTH_RESOURCE = "labkit"  # the jupyter_server authorization resource of every handler
 DEPTH = 4  # folders below the root searched for records
-RESCAN_S = 5.0  # the least seconds between two walks of the root (and reads of the registry)
+RESCAN_S = 5.0  # the least seconds between two walks of the root (the registry: each listing)
 MAX_DIRS = 20_000  # the most folders one walk visits: a huge root costs a bounded scan
 BUDGET_S = 0.5  # the most seconds a listing spends reading records it has not read yet
 GONE_KEPT = 1_000  # ids of vanished runs remembered for incremental listings
@@ -111,6 +113,7 @@ class RunIndex:
         self._base = time.time_ns() // 1000
         self.version = self._base
         self._scanned = float("-inf")
+        self._registry_seen: tuple[int, int, int] | None = None  # the registry file's stat
 
     # -- ids --------------------------------------------------------------------------------
     def _confined(self, folder: Path) -> Path | None:
@@ -245,24 +248,12 @@ class RunIndex:
 
     def scan(self) -> None:
         """Walk the root and read the registry: add new runs, drop the vanished."""
-        from labkit.runs.registry import registered
-
         self._scanned = time.monotonic()
+        self._registry_changed()  # the registry is read below: note its state
         wanted: dict[str, Path] = {self._root_id(real): real for real in self._walk()}
         self._machine = {}
-        for raw in registered():
-            try:
-                real = Path(raw).resolve()
-            except (OSError, RuntimeError):
-                continue
-            if real == self.root or self.root in real.parents:
-                # a registry run under the root has its root id (and its rules)
-                with contextlib.suppress(RunRefused):
-                    wanted.setdefault(self._root_id(real), self.folder_of(self._root_id(real)))
-                continue
-            run_id = _machine_id(os.fspath(real))
-            self._machine[run_id] = real
-            wanted[run_id] = real
+        for run_id, folder in self._registered():
+            wanted.setdefault(run_id, folder)
         for run_id in [r for r in self._entries if r not in wanted]:
             if not self._still_served(run_id):
                 self._drop(run_id)
@@ -284,6 +275,51 @@ class RunIndex:
     def _scan_if_due(self) -> None:
         if time.monotonic() - self._scanned >= self.rescan_s:
             self.scan()
+        elif self._registry_changed():
+            self._add_registered()
+
+    def _registry_changed(self) -> bool:
+        """One stat of the registry file: a run started on this machine appends to it, so a
+        new run is listed at the next listing rather than at the next walk of the root."""
+        from labkit.runs.registry import state_dir
+
+        try:
+            st = os.stat(state_dir() / "runs.jsonl")
+            stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
+        except OSError:
+            stamp = (0, 0, 0)
+        if stamp == self._registry_seen:
+            return False
+        self._registry_seen = stamp
+        return True
+
+    def _add_registered(self) -> None:
+        """Add the registry's new runs (none is dropped here: the next walk does that)."""
+        for run_id, folder in self._registered():
+            if run_id not in self._entries:
+                self._add(run_id, folder)
+
+    def _registered(self) -> Iterator[tuple[str, Path]]:
+        """The registry's runs as (id, folder); a run under the root has its root id (and its
+        rules), one elsewhere a machine id, noted in ``_machine``."""
+        from labkit.runs.registry import registered
+
+        for raw in registered():
+            try:
+                real = Path(raw).resolve()
+            except (OSError, RuntimeError):
+                continue
+            if real == self.root or self.root in real.parents:
+                run_id = self._root_id(real)
+                try:
+                    folder = self.folder_of(run_id)
+                except RunRefused:
+                    continue
+                yield run_id, folder
+                continue
+            run_id = _machine_id(os.fspath(real))
+            self._machine[run_id] = real
+            yield run_id, real
 
     def refresh(self) -> None:
         """Rescan when the last walk is ``rescan_s`` old; read what every listed run appended,
