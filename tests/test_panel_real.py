@@ -50,3 +50,32 @@ def test_stop_from_the_panel_saves_and_stops(tiny_model, toy_data, tmp_path: pat
     assert "already ended" in panel.notice
     assert run.status == "stopped" and run.checkpoints
     assert panel.checkpoints == run.checkpoints
+
+
+def test_a_panel_on_a_loaded_record_follows_it_and_its_stop_ends_the_run(
+    tiny_model, toy_data, tmp_path: pathlib.Path
+) -> None:
+    """``view_for_run(load_run(folder))``: the panel of a run read from its record grows with
+    the record, and its Stop goes through the folder's control file to the training."""
+    run = labkit.finetune(
+        tiny_model, toy_data, max_steps=100_000, batch_size=8, output_dir=tmp_path
+    )
+    try:
+        wait_for(lambda: run.step >= 1, timeout=60, what="the first step")
+        loaded = labkit.load_run(tmp_path)
+        panel = view_for_run(loaded)
+        tap = WireTap(panel)
+        client = Client(tap)
+        client.sync()
+        first = panel.rows
+        wait_for(lambda: panel.rows >= first + 3, timeout=60, what="the panel to grow")
+        tap.from_front_end({"type": "control", "action": "stop"})
+        run.wait(timeout=60)
+    finally:
+        run.stop()
+    assert run.status == "stopped" and run.checkpoints
+    wait_for(lambda: panel.status == "stopped", timeout=30, what="the panel to show stopped")
+    wait_for(lambda: panel._thread is None, timeout=30, what="the panel to see the end")
+    client.pump()
+    assert client.steps == [float(s) for s in run.history.column("step")]
+    assert panel.checkpoints == run.checkpoints == loaded.checkpoints

@@ -330,7 +330,7 @@ class RecordedRun:
 
         self.refresh()
         if not self.done:
-            self.follow()
+            self.follow()  # the final static output waits for the record's end
         ipython_display(self)
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:

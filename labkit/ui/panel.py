@@ -418,7 +418,11 @@ _PANELS: weakref.WeakKeyDictionary[Any, RunPanel] = weakref.WeakKeyDictionary()
 
 
 def view_for_run(run: Any) -> RunPanel:
-    """The live panel of ``run`` (shared by every display of the same run)."""
+    """The live panel of ``run`` (shared by every display of the same run). A run read from
+    its record (``lk.load_run``) keeps reading it while it lasts, so its panel grows."""
+    follow = getattr(run, "follow", None)
+    if callable(follow) and not run.done:
+        follow()
     panel = None
     with contextlib.suppress(TypeError):
         panel = _PANELS.get(run)
