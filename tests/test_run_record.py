@@ -70,6 +70,10 @@ def test_a_finished_run_reads_back_as_the_live_run_showed_it(finished):
     assert loaded.config.metric == "accuracy" and loaded.config["max_steps"] == 4
     assert not loaded.alive and loaded.done
     assert loaded.run_id and len(loaded.run_id) == 32
+    # the first line is the header: the config and the labkit version that wrote the record
+    first = json.loads((Path(live.output_dir) / RECORD).read_text().splitlines()[0])
+    assert first["labkit"] == lk.__version__ and first["config"]["max_steps"] == 4
+    assert first["run_id"] == loaded.run_id
 
 
 def test_a_recorded_run_renders_its_snapshot_with_the_name_as_text(finished):
