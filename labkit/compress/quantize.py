@@ -7,7 +7,7 @@ copy's ``backend`` is ``"torch-int8"``: it predicts, evaluates and shows attenti
 float model (its hooks and eager attention are the same modules), but its packed weights have
 no gradients, so finetune, explain and head importance refuse it (``Model.require_backend``).
 
-Why torch.ao, measured on these machines (2 CPU cores shared with other jobs, 2026-12-02;
+Why torch.ao, measured on these machines (2 CPU cores, 2026-12-03, quiet;
 ``benchmarks/bench_quantize.py``: the finetuned all-MiniLM-L6-v2, ``Model.logits`` on
 rotten-tomatoes test texts, medians of interleaved runs; speed-ups over torch fp32, except the
 onnxruntime int8 row, which is over onnxruntime's own fp32 graph):
@@ -15,20 +15,25 @@ onnxruntime int8 row, which is over onnxruntime's own fp32 graph):
 ===================================  ===============  ==========  ====================
 implementation                       batch 1 (1 thr)  batch 32    test accuracy change
 ===================================  ===============  ==========  ====================
-torch.ao dynamic int8 (this module)  1.7-1.8x         1.36-1.49x  -2.9 points (28/486)
-... ``keep=`` first 2 layers' FFN    1.4-1.45x        1.25-1.31x  -0.6 points (15/486)
-onnxruntime ``quantize_dynamic``     1.6-1.8x         1.34-1.48x  -3.3 points (30/486)
+torch.ao dynamic int8 (this module)  1.86x (2.0x)     1.99x       -0.6 points (13/486)
+... ``keep=`` first 2 layers' FFN    1.53x (1.65x)    1.59x       +0.2 points (5/486)
+onnxruntime ``quantize_dynamic``     1.82x            1.99x       -2.9 points (30/486)
 torchao 0.18 (no torch.compile)      0.07x / 0.60x (random weights, offline-assets.md)
 ===================================  ===============  ==========  ====================
 
-Both int8 paths cost the same accuracy: the error comes from quantizing each activation tensor
-with one run-time scale (the batch size barely changes it), and 10% of this model's texts have
-a logit margin under 0.5. Sensitivity on the validation split: the
-feed-forward blocks of layers 0 and 1 make most of it, hence ``keep=``. Per-channel weight
-scales move the logits a third less than per-tensor ones (mean change 0.16 vs 0.25) at the same
-speed, so they are used. onnxruntime is 2-6x faster than torch eager at batch 1 (no Python per
-module) whatever the precision, but an onnxruntime model only predicts and evaluates (no
-attention, no App inspection) and needs an export and the onnx extra: ``labkit.export_onnx`` is
+The accuracy cost comes from quantizing each activation tensor with one run-time scale, and
+10% of this model's texts have a logit margin under 0.5. torch.ao's default gives activations
+7 bits (``reduce_range``: CPUs without VNNI sum pairs of u8 x s8 products in 16 bits, which can
+saturate); on a VNNI CPU this module uses all 8 (``_full_range_activations``), which took the
+change from -1.4 points (25 predictions) to -0.6 (13) at the same speed. Sensitivity on the
+validation split: the feed-forward blocks of layers 0 and 1 make most of the rest, hence
+``keep=``. Per-channel weight scales move the logits a third less than per-tensor ones (mean
+change 0.16 vs 0.25) at the same speed, so they are used. Also measured and not taken: the
+onednn engine (-0.8 points, 1.1x at batch 1, 1.8x at 32), SmoothQuant (alpha 0.7: +-0 points but
+an extra multiply per Linear, 1.2x); 7-bit weights with 8-bit activations (+-0 points, 10
+changed) is within 3 predictions of this module's choice. onnxruntime is 2-6x faster than torch eager at batch 1 (no Python per module)
+whatever the precision, but an onnxruntime model only predicts and evaluates (no attention, no
+App inspection) and needs an export and the onnx extra: ``labkit.export_onnx`` is
 that road. torch 2.13 marks torch.ao.quantization deprecated: its DeprecationWarning and the
 ``quantize_per_tensor`` UserWarning are silenced where ``quantize`` calls it; inference on the
 copy emits neither. At batch 1 with two threads on a busy machine torch waits on its own
