@@ -126,11 +126,13 @@ class MetricHistory:
         for name in losses:
             if name not in c:
                 c[name] = [None] * (rows - 1)
-        for name in self._parts:
+        for name in self.loss_parts:
             c[name].append(_num(losses.get(name)))
 
     @property
-    def _parts(self) -> list[str]:
+    def loss_parts(self) -> list[str]:
+        """The columns of the parts a composite loss is made of (``StepEnd.losses``:
+        ``soft_loss`` and ``hard_loss`` in a distillation); empty for a plain finetune."""
         return [name for name in self._cols if name not in _STEP_COLUMNS]
 
     def subscribe(self, fn: Callable[[Event], None]) -> Callable[[], None]:

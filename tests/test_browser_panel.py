@@ -179,6 +179,9 @@ def test_badge_says_the_kernels_words_and_buttons_that_can_do_nothing_are_off(pa
     widget_page(page, "run_panel", STATE)
     assert _buttons(page) == {"stop": False, "pause": False, "save": False}
     assert "ETA 1m 35s" in page.inner_text(".labkit-facts")
+    assert "soft loss" not in page.inner_text(".labkit-facts")  # a plain finetune has no parts
+    page.evaluate("window.__model.set('loss_parts', {soft_loss: 0.2512, hard_loss: 0.5})")
+    assert "soft loss 0.2512 · hard loss 0.5" in page.inner_text(".labkit-facts")
     page.evaluate(
         "window.__model.set('status', 'stopping'); window.__model.set('status_label', 'stopping…')"
     )

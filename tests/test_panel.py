@@ -457,6 +457,26 @@ def test_nan_losses_travel_as_nan(run: Run) -> None:
     assert loss[0] != loss[0]  # NaN: a gap in the chart, not a zero
 
 
+def test_a_distillations_loss_parts_reach_the_view(run: Run) -> None:
+    """The facts line shows a composite loss's parts (a distillation's soft and hard loss) as
+    the last step reported them; a plain finetune has none."""
+    panel = RunPanel(run, interval=3600)
+    run.status = "running"
+    run.history.record(StepEnd(step=1, epoch=0, loss=0.7, lr=0.1))
+    panel.flush()
+    assert panel.loss_parts == {}
+    parts = {"soft_loss": 0.25, "hard_loss": float("nan")}
+    run.history.record(StepEnd(step=2, epoch=0, loss=0.6, lr=0.1, losses=parts))
+    panel.flush()
+    assert panel.loss_parts == {"soft_loss": 0.25}  # a NaN part is left out, not sent as null
+    run.history.record(
+        StepEnd(step=3, epoch=0, loss=0.5, lr=0.1, losses={"soft_loss": 0.2, "hard_loss": 0.9})
+    )
+    panel.flush()
+    assert panel.loss_parts == {"soft_loss": 0.2, "hard_loss": 0.9}
+    panel.close()
+
+
 def test_front_end_module_is_self_contained_and_escapes() -> None:
     js = (WIDGETS / "run_panel.js").read_text()
     assert "import " not in js.replace("import(", "")  # blob: URLs cannot resolve imports

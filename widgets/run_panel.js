@@ -523,8 +523,8 @@ class PanelView {
     root.append(this.top);
     this.requested = new Set();
     const names = ["status", "status_label", "ended", "step", "total_steps", "epoch",
-      "samples_per_s", "eta_s", "device", "gpu_memory", "metrics", "checkpoints", "error",
-      "notice", "title"];
+      "samples_per_s", "eta_s", "device", "gpu_memory", "loss_parts", "metrics", "checkpoints",
+      "error", "notice", "title"];
     for (const n of names) model.on(`change:${n}`, () => this.update(n));
     this.update();
   }
@@ -599,6 +599,10 @@ class PanelView {
     if (sps > 0 && (status === "running" || ended)) facts.push(`${sps >= 100 ? Math.round(sps) : sps.toFixed(1)} samples/s`);
     const eta = m.get("eta_s"); // MetricHistory.eta, as the console bar shows it; -1 unless running
     if (eta >= 0 && status === "running") facts.push(`ETA ${duration(eta)}`);
+    // the parts of a composite loss, as the step reported them (a distillation: soft, hard)
+    for (const [name, v] of Object.entries(m.get("loss_parts") || {})) {
+      if (Number.isFinite(v)) facts.push(`${name.replace(/_/g, " ")} ${fmt(v)}`);
+    }
     if (m.get("device")) facts.push(m.get("device"));
     if (m.get("gpu_memory")) facts.push(`GPU memory ${m.get("gpu_memory")}`);
     this.facts.textContent = facts.join(" · ");

@@ -255,6 +255,9 @@ class RunPanel(LossChart):
     eta_s = t.Float(-1.0, help="seconds left; -1 while unknown").tag(sync=True)
     device = t.Unicode("").tag(sync=True)
     gpu_memory = t.Unicode("", help="memory in use on the run's GPU; '' off GPU").tag(sync=True)
+    loss_parts = t.Dict(
+        help="the last step's loss parts (a distillation's soft_loss, hard_loss)"
+    ).tag(sync=True)
     metrics = t.Dict(help="last evaluation").tag(sync=True)
     checkpoints = t.List(t.Unicode()).tag(sync=True)
     error = t.Unicode("").tag(sync=True)
@@ -337,6 +340,12 @@ class RunPanel(LossChart):
         if last:
             self.epoch = float(last["epoch"] or 0.0)
             self.samples_per_s = float(last["samples_per_s"] or 0.0)
+            parts = {name: last.get(name) for name in history.loss_parts}
+            self.loss_parts = {
+                k: float(v)
+                for k, v in parts.items()
+                if isinstance(v, int | float) and math.isfinite(v)
+            }
         eta = history.eta(int(total)) if status == "running" else None
         self.eta_s = -1.0 if eta is None else eta
         ev = history.last_eval
