@@ -26,6 +26,7 @@ import pytest
 from tests import _tiny
 from tests._browser import screenshot
 from tests._jupyter import app_missing, jupyter_server, kernel_env
+from tests.test_panel import wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -73,7 +74,7 @@ def _training(root: Path, out: str | Path = RUN) -> Iterator[subprocess.Popen[by
     log = root / "train.log"
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            cmd, cwd=root, env={**os.environ, **kernel_env()}, stdout=out, stderr=out
+            cmd, cwd=root, env={**os.environ, **_env(root)}, stdout=out, stderr=out
         )
     try:
         yield proc
@@ -81,6 +82,12 @@ def _training(root: Path, out: str | Path = RUN) -> Iterator[subprocess.Popen[by
         if proc.poll() is None:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def _env(root: Path) -> dict[str, str]:
+    """The kernel environment with a registry of this test's own: the sidebar lists this
+    test's runs, not every run the test session started."""
+    return {**kernel_env(), "LABKIT_STATE_DIR": str(root / "labkit-state")}
 
 
 def _open(chromium: Any, url: str) -> Any:
@@ -128,7 +135,7 @@ def _wait_stopped(
 def test_jupyterlab_launcher_card_sidebar_chart_and_stop(chromium, tmp_path: Path) -> None:
     if app_missing("lab"):
         pytest.fail(f"JupyterLab is missing (make install-dev installs it): {app_missing('lab')}")
-    with _training(tmp_path) as proc, jupyter_server(tmp_path, env=kernel_env()) as server:
+    with _training(tmp_path) as proc, jupyter_server(tmp_path, env=_env(tmp_path)) as server:
         page = _open(chromium, f"{server.url}/lab?token={server.token}")
         row = _row(RUN)
 
@@ -196,8 +203,32 @@ def test_jupyterlab_launcher_card_sidebar_chart_and_stop(chromium, tmp_path: Pat
         page.wait_for_timeout(500)  # the theme's stylesheet swaps in after the attribute
         shots.append(screenshot(page, "sidebar-lab-dark"))
 
-        # the chart's Stop ends the run: stopped, with a checkpoint written
-        page.click(".labkit-run-view .labkit-stop")
+        # the chart's Pause holds the terminal's run, Save writes a checkpoint while it waits,
+        # Resume lets it go on; then Stop ends it: stopped, with a checkpoint written
+        view = ".labkit-run-view"
+        page.click(f"{view} .labkit-pause")
+        page.wait_for_selector(f'{row}[data-status="paused"]', timeout=60_000)
+        page.wait_for_selector(f'{view} .labkit-status[data-status="paused"]', timeout=30_000)
+        assert page.inner_text(f"{view} .labkit-pause") == "Resume"
+        page.wait_for_timeout(1500)  # the chart reads the last rows written before the hold
+        held = _points(page)
+        saved = set((tmp_path / RUN).glob("checkpoint-*/config.json"))
+        page.click(f"{view} .labkit-save")
+        wait_for(
+            lambda: set((tmp_path / RUN).glob("checkpoint-*/config.json")) - saved,
+            timeout=60,
+            what="the checkpoint Save asked for",
+        )
+        page.wait_for_timeout(1500)  # a paused run takes no step, however often the chart reads
+        assert _points(page) == held
+        page.click(f"{view} .labkit-pause")  # now "Resume"
+        page.wait_for_selector(f'{row}[data-status="running"]', timeout=60_000)
+        page.wait_for_function(
+            f"(n) => Number(document.querySelector('{POINTS}').dataset.points) > n",
+            arg=held,
+            timeout=60_000,
+        )
+        page.click(f"{view} .labkit-stop")
         _wait_stopped(page, row, proc, tmp_path / RUN, tmp_path / "train.log")
         page.wait_for_selector(
             '.labkit-run-view .labkit-status[data-status="stopped"]', timeout=30_000
@@ -219,7 +250,7 @@ def test_notebook7_sidebar_shows_a_run_from_elsewhere_on_this_machine(
     row = _row("machine/" + hashlib.sha1(str(folder).encode()).hexdigest()[:16])
     with (
         _training(tmp_path, folder) as proc,
-        jupyter_server(root, app="notebook", env=kernel_env()) as server,
+        jupyter_server(root, app="notebook", env=_env(tmp_path)) as server,
     ):
         page = _open(chromium, f"{server.url}/tree?token={server.token}")
         # the sidebar is there on the tree page (a folded side panel until shown)

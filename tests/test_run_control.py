@@ -158,23 +158,30 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# two CPU processes on this machine, as each launcher spells it
+LAUNCHERS = {
+    "torchrun": ["torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
+                 "--master_addr", "127.0.0.1", "--master_port", "{port}"],
+    # accelerate's --cpu runs one process (several need mpirun); --multi_gpu on a machine with
+    # no GPU starts the two ranks of torch's launcher, on the CPU
+    "accelerate": ["accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--main_process_ip", "127.0.0.1",
+                   "--main_process_port", "{port}", "--mixed_precision", "no",
+                   "--dynamo_backend", "no"],
+}  # fmt: skip
+
+
 @pytest.mark.slow
-def test_two_ranks_under_torchrun_stop_at_the_same_step_with_one_checkpoint(
-    bert, toy_csv, tmp_path
-):
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_ranks_stop_at_the_same_step_with_one_checkpoint(bert, toy_csv, tmp_path, launcher):
+    """``torchrun`` and ``accelerate launch`` alike: Stop from another process ends both ranks
+    at one step, with one checkpoint and one record."""
     out, summary = tmp_path / "run", tmp_path / "summary.json"
+    port = str(_free_port())
     cmd = [
         sys.executable,
         "-m",
-        "torch.distributed.run",
-        "--nnodes",
-        "1",
-        "--nproc_per_node",
-        "2",
-        "--master_addr",
-        "127.0.0.1",
-        "--master_port",
-        str(_free_port()),
+        *(a.replace("{port}", port) for a in LAUNCHERS[launcher]),
         "-m",
         "labkit.cli",
         *_args(bert, toy_csv, out, "--summary", str(summary)),
