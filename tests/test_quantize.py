@@ -206,8 +206,8 @@ def test_the_app_takes_the_int8_copy(tiny_model, toy_data, tmp_path):
     assert "int8 copy" in app.status.message and "Unexpected" not in app.status.message
 
 
-def test_on_a_vnni_cpu_activations_keep_all_8_bits(tiny_model, monkeypatch):
-    """torch.ao quantizes activations to 7 bits by default; on a CPU with VNNI the copy uses
+def test_on_an_avx512_vnni_cpu_activations_keep_all_8_bits(tiny_model, monkeypatch):
+    """torch.ao quantizes activations to 7 bits by default; on an AVX-512 VNNI CPU the copy uses
     all 8 (no 16-bit saturation there): its logits are closer to the float model's, and a copy
     of the copy keeps the choice. Elsewhere the copy keeps torch's 7 bits."""
     from labkit.compress import quantize as q_module
@@ -230,4 +230,4 @@ def test_on_a_vnni_cpu_activations_keep_all_8_bits(tiny_model, monkeypatch):
     assert bound(seven) == 0
     errors = [(q.logits(texts) - ref).abs().mean().item() for q in (default, seven)]
     # measured 1.35e-4 against 1.73e-4: the weights' share of the error is the same in both
-    assert 0 < errors[0] < 0.85 * errors[1], errors
+    assert 0 < errors[0] < 0.9 * errors[1], errors

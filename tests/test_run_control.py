@@ -18,7 +18,8 @@ from labkit.runs.record import RECORD, read_chunk
 from tests import _tiny
 
 REPO = Path(__file__).resolve().parents[1]
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+# CPU processes: two ranks on a machine with one GPU would both ask for it
+ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "CUDA_VISIBLE_DEVICES": ""}
 
 
 @pytest.fixture(scope="module")
@@ -162,8 +163,8 @@ def _free_port() -> int:
 LAUNCHERS = {
     "torchrun": ["torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
                  "--master_addr", "127.0.0.1", "--master_port", "{port}"],
-    # accelerate's --cpu runs one process (several need mpirun); --multi_gpu on a machine with
-    # no GPU starts the two ranks of torch's launcher, on the CPU
+    # accelerate's --cpu runs one process (several need mpirun); --multi_gpu with no GPU visible
+    # (ENV hides them) starts the two ranks of torch's launcher, on the CPU
     "accelerate": ["accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
                    "--num_machines", "1", "--main_process_ip", "127.0.0.1",
                    "--main_process_port", "{port}", "--mixed_precision", "no",

@@ -23,10 +23,11 @@ torchao 0.18 (no torch.compile)      0.07x / 0.60x (random weights, offline-asse
 
 The accuracy cost comes from quantizing each activation tensor with one run-time scale, and
 10% of this model's texts have a logit margin under 0.5. torch.ao's default gives activations
-7 bits (``reduce_range``: CPUs without VNNI sum pairs of u8 x s8 products in 16 bits, which can
-saturate); on a VNNI CPU this module uses all 8 (``_full_range_activations``), which took the
-change from -1.4 points (25 predictions) to -0.6 (13) at the same speed. Sensitivity on the
-validation split: the feed-forward blocks of layers 0 and 1 make most of the rest, hence
+7 bits (``reduce_range``: fbgemm's AVX2 kernels sum pairs of u8 x s8 products in 16 bits,
+which can saturate); on an AVX-512 VNNI CPU this module uses all 8
+(``_full_range_activations``), which took the change from -1.4 points (25 predictions) to -0.6
+(13) at the same speed. Sensitivity on the validation split: the feed-forward blocks of layers
+0 and 1 make most of the rest, hence
 ``keep=``. Per-channel weight scales move the logits a third less than per-tensor ones (mean
 change 0.16 vs 0.25) at the same speed, so they are used. Also measured and not taken: the
 onednn engine (-0.8 points, 1.1x at batch 1, 1.8x at 32), SmoothQuant (alpha 0.7: +-0 points but
@@ -245,18 +246,20 @@ def _int8(hf: Any, model: Model, keep: list[re.Pattern[str]]) -> Any:
 def _full_range_activations() -> bool:
     """Whether this CPU multiplies int8 exactly with all 8 bits of the activations.
 
-    torch.ao quantizes activations to 7 bits (``reduce_range=True``) because CPUs without VNNI
-    sum pairs of u8 x s8 products in 16 bits, which can saturate. With VNNI (``avx512_vnni``,
-    ``avx_vnni``: every recent Intel and AMD server) the sums are 32-bit, and the eighth bit
-    halves the activations' rounding error: on the finetuned default it changed 9 test
-    predictions instead of 25 (``benchmarks/bench_quantize.py``), at the same speed.
+    torch.ao quantizes activations to 7 bits (``reduce_range=True``) because fbgemm's AVX2
+    kernels sum pairs of u8 x s8 products in 16 bits, which can saturate. Its AVX-512 VNNI
+    kernels (``avx512_vnni``: Intel server CPUs since Cascade Lake, AMD since Zen 4) sum in 32
+    bits, and the eighth bit halves the activations' rounding error: on the finetuned default
+    it changed 13 test predictions instead of 25 (``benchmarks/bench_quantize.py``), at the
+    same speed. ``avx_vnni`` alone (client CPUs without AVX-512) is not enough: fbgemm runs its
+    AVX2 kernels there.
     """
     try:
         with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
             flags = f.read()
     except OSError:  # not Linux: keep torch's safe default
         return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags
+    return "avx512_vnni" in flags
 
 
 def _linear_8bit_activations(self: Any, x: Any) -> Any:

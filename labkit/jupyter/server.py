@@ -280,7 +280,8 @@ class RunIndex:
 
     def _registry_changed(self) -> bool:
         """One stat of the registry file: a run started on this machine appends to it, so a
-        new run is listed at the next listing rather than at the next walk of the root."""
+        new run is listed at the next listing rather than at the next walk of the root (a run
+        the registry's compaction dropped at once waits for the walk, if under the root)."""
         from labkit.runs.registry import state_dir
 
         try:
