@@ -27,14 +27,14 @@ The accuracy cost comes from quantizing each activation tensor with one run-time
 which can saturate); on an AVX-512 VNNI CPU this module uses all 8
 (``_full_range_activations``), which took the change from -1.4 points (25 predictions) to -0.6
 (13) at the same speed. Sensitivity on the validation split: the feed-forward blocks of layers
-0 and 1 make most of the rest, hence
-``keep=``. Per-channel weight scales move the logits a third less than per-tensor ones (mean
-change 0.16 vs 0.25) at the same speed, so they are used. Also measured and not taken: the
-onednn engine (-0.8 points, 1.1x at batch 1, 1.8x at 32), SmoothQuant (alpha 0.7: +-0 points but
-an extra multiply per Linear, 1.2x); 7-bit weights with 8-bit activations (+-0 points, 10
-changed) is within 3 predictions of this module's choice. onnxruntime is 2-6x faster than torch eager at batch 1 (no Python per module)
-whatever the precision, but an onnxruntime model only predicts and evaluates (no attention, no
-App inspection) and needs an export and the onnx extra: ``labkit.export_onnx`` is
+0 and 1 make most of the rest, hence ``keep=``. Per-channel weight scales move the logits a
+third less than per-tensor ones (mean change 0.16 vs 0.25) at the same speed, so they are used.
+Also measured and not taken: the onednn engine (-0.8 points, 1.1x at batch 1, 1.8x at 32),
+SmoothQuant (alpha 0.7: +-0 points but an extra multiply per Linear, 1.2x); 7-bit weights with
+8-bit activations (+-0 points, 10 changed) is within 3 predictions of this module's choice.
+onnxruntime is 2-6x faster than torch eager at batch 1 (no Python per module) whatever the
+precision, but an onnxruntime model only predicts and evaluates (no attention, no App
+inspection) and needs an export and the onnx extra: ``labkit.export_onnx`` is
 that road. torch 2.13 marks torch.ao.quantization deprecated: its DeprecationWarning and the
 ``quantize_per_tensor`` UserWarning are silenced where ``quantize`` calls it; inference on the
 copy emits neither. At batch 1 with two threads on a busy machine torch waits on its own
@@ -47,6 +47,7 @@ threads (fp32 70-300 ms against 40-70 ms on one), which hides most of the int8 g
 from __future__ import annotations
 
 import copy
+import functools
 import re
 import types
 import warnings
@@ -243,6 +244,7 @@ def _int8(hf: Any, model: Model, keep: list[re.Pattern[str]]) -> Any:
     return hf
 
 
+@functools.cache
 def _full_range_activations() -> bool:
     """Whether this CPU multiplies int8 exactly with all 8 bits of the activations.
 

@@ -282,10 +282,10 @@ class RunIndex:
         """One stat of the registry file: a run started on this machine appends to it, so a
         new run is listed at the next listing rather than at the next walk of the root (a run
         the registry's compaction dropped at once waits for the walk, if under the root)."""
-        from labkit.runs.registry import state_dir
+        from labkit.runs.registry import registry_file
 
         try:
-            st = os.stat(state_dir() / "runs.jsonl")
+            st = os.stat(registry_file())
             stamp = (st.st_mtime_ns, st.st_size, st.st_ino)
         except OSError:
             stamp = (0, 0, 0)

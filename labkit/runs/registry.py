@@ -16,7 +16,7 @@ from pathlib import Path
 
 from labkit.runs.record import RECORD
 
-__all__ = ["KEEP", "register", "registered", "state_dir"]
+__all__ = ["KEEP", "register", "registered", "registry_file", "state_dir"]
 
 KEEP = 200  # the newest entries read back; older ones are dropped when the file is rewritten
 
@@ -31,7 +31,8 @@ def state_dir() -> Path:
     return Path(base) / "labkit"
 
 
-def _file() -> Path:
+def registry_file() -> Path:
+    """The registry itself: ``runs.jsonl`` in :func:`state_dir`."""
     return state_dir() / "runs.jsonl"
 
 
@@ -40,7 +41,7 @@ def register(folder: str | os.PathLike[str]) -> None:
     means the sidebar finds the run under its root alone)."""
     line = json.dumps({"path": os.path.abspath(folder), "time": time.time()}) + "\n"
     with contextlib.suppress(OSError):
-        path = _file()
+        path = registry_file()
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "a", encoding="utf-8") as f:
             f.write(line)
@@ -72,4 +73,6 @@ def _entries(path: Path) -> list[tuple[str, float]]:
 
 def registered() -> list[str]:
     """Folders of the runs started on this machine that still hold a record, newest last."""
-    return [p for p, _ in _entries(_file())[-KEEP:] if os.path.isfile(os.path.join(p, RECORD))]
+    return [
+        p for p, _ in _entries(registry_file())[-KEEP:] if os.path.isfile(os.path.join(p, RECORD))
+    ]

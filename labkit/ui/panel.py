@@ -340,11 +340,9 @@ class RunPanel(LossChart):
         if last:
             self.epoch = float(last["epoch"] or 0.0)
             self.samples_per_s = float(last["samples_per_s"] or 0.0)
-            parts = {name: last.get(name) for name in history.loss_parts}
+            # a part's missing or non-finite value is recorded as None
             self.loss_parts = {
-                k: float(v)
-                for k, v in parts.items()
-                if isinstance(v, int | float) and math.isfinite(v)
+                k: float(last[k]) for k in history.loss_parts if last.get(k) is not None
             }
         eta = history.eta(int(total)) if status == "running" else None
         self.eta_s = -1.0 if eta is None else eta
